@@ -1,0 +1,95 @@
+//! What this node knows of the other nodes: addresses, liveness, and what each side owes the
+//! other so that no update stays lost.
+
+use std::collections::BTreeMap;
+
+use smol_str::SmolStr;
+
+use crate::time::{Span, Time};
+use crate::tree::NodeId;
+use crate::wire::{NodeInfo, PeerAddr};
+
+/// Whether a peer's files are in the tree.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Liveness {
+    /// Answering; its files are in the tree.
+    Alive,
+    /// Timed out; its files were removed. Still pinged, so that it comes back on its own when
+    /// the network heals.
+    Lost { since: Time },
+}
+
+/// The position of an update in a sender's stream.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct StreamPos {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub name: SmolStr,
+    pub id: NodeId,
+    pub public_addr: PeerAddr,
+    pub mgmt_addr: PeerAddr,
+    pub liveness: Liveness,
+    pub last_alive: Time,
+    pub last_update_pushed: Option<Time>,
+    pub last_update_received: Option<Time>,
+    pub last_full_update_received: Option<Time>,
+    /// It missed an update of ours: push a full one at the next contact, and no incremental
+    /// ones until then.
+    pub owes_full: bool,
+    /// Its view here is incomplete (never had a full update, or a gap was seen).
+    pub wants_full: bool,
+    /// When we last asked it for a full update.
+    pub full_requested_at: Option<Time>,
+    /// The last update applied from it, when it numbers its updates.
+    pub stream: Option<StreamPos>,
+}
+
+impl Peer {
+    pub fn new(name: SmolStr, id: NodeId, public_addr: PeerAddr, mgmt_addr: PeerAddr, now: Time) -> Peer {
+        Peer {
+            name,
+            id,
+            public_addr,
+            mgmt_addr,
+            liveness: Liveness::Alive,
+            last_alive: now,
+            last_update_pushed: None,
+            last_update_received: None,
+            last_full_update_received: None,
+            owes_full: false,
+            wants_full: true,
+            full_requested_at: None,
+            stream: None,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.liveness == Liveness::Alive
+    }
+
+    /// Whether to ask for a full update now: we need one and have not asked recently (a large
+    /// one can take a while to arrive, and asking again would only send it twice).
+    pub fn should_request_full(&self, now: Time, patience: Span) -> bool {
+        self.wants_full && self.full_requested_at.is_none_or(|t| now.since(t) >= patience)
+    }
+
+    pub fn info(&self) -> NodeInfo {
+        let secs = |t: Option<Time>| t.map_or(0, Time::unix_secs);
+        NodeInfo {
+            name: self.name.clone(),
+            public_addr: self.public_addr.to_string(),
+            mgmt_addr: self.mgmt_addr.to_string(),
+            last_alive: self.last_alive.unix_secs(),
+            last_update_pushed: secs(self.last_update_pushed),
+            last_update_received: secs(self.last_update_received),
+            last_full_update_received: secs(self.last_full_update_received),
+        }
+    }
+}
+
+/// Peers by name. A BTreeMap, so that every walk over it is in the same order everywhere.
+pub type Peers = BTreeMap<SmolStr, Peer>;

@@ -1,0 +1,634 @@
+//! The node: `handle(now, event) -> actions`. Every rule of the cluster lives here; the shell
+//! only turns I/O into events and actions into I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use smol_str::SmolStr;
+
+use crate::membership::{Liveness, Peer, Peers, StreamPos};
+use crate::path::DfsPath;
+use crate::snapshot::{file_info, Snapshot, UpdateHeader};
+use crate::time::{Span, Time};
+use crate::tree::{Change, Meta, NodeId, Tree};
+use crate::wire::{Announcement, ClusterInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update};
+
+/// Above this many changes at once, peers get a full update instead of an incremental one: it
+/// is streamed, where an incremental body is built whole.
+pub const MAX_INCREMENTAL_FILES: usize = 10_000;
+
+/// What a node is and how often it does things.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub name: SmolStr,
+    pub cluster: SmolStr,
+    pub public_addr: PeerAddr,
+    pub mgmt_addr: PeerAddr,
+    /// This incarnation of the node; must differ between restarts (the shell uses its start time).
+    pub epoch: u64,
+    /// How often every peer is greeted, to see that it is alive and to resync.
+    pub ping_interval: Span,
+    /// A peer silent for this long is removed with its files.
+    pub peer_timeout: Span,
+    /// How often every peer gets a full update.
+    pub full_update_interval: Span,
+    /// How often to announce on multicast; `None` when discovery is off.
+    pub announce_interval: Option<Span>,
+    /// How long a lost peer keeps being pinged before it is forgotten.
+    pub forget_after: Span,
+}
+
+impl Config {
+    /// A config with the daemon's default intervals.
+    pub fn new(name: &str, cluster: &str, public_addr: PeerAddr, mgmt_addr: PeerAddr, epoch: u64) -> Config {
+        Config {
+            name: name.into(),
+            cluster: cluster.into(),
+            public_addr,
+            mgmt_addr,
+            epoch,
+            ping_interval: Span::from_secs(10),
+            peer_timeout: Span::from_secs(30),
+            full_update_interval: Span::from_secs(3600),
+            announce_interval: Some(Span::from_secs(55)),
+            forget_after: Span::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Something that happened. Times come with [`Node::handle`].
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A complete scan of the local tree: replaces the local view.
+    LocalScan(Vec<(DfsPath, Meta)>),
+    /// Some local paths changed (watcher, or a rescan's differences).
+    LocalChanges(Vec<Change>),
+    /// `POST /cluster/` arrived. `from_host` is the connection's peer address, used when the
+    /// greeting leaves the host of an address empty.
+    GreetingReceived { greeting: Greeting, from_host: Option<SmolStr> },
+    /// A greeting we sent was answered with the peer's cluster table.
+    GreetingAnswered { to: PeerAddr, reply: ClusterInfo },
+    /// `POST /update/` arrived and parsed.
+    UpdateReceived(Update),
+    /// An update we sent was accepted.
+    UpdateDelivered { to: SmolStr, full: bool },
+    /// A multicast announcement arrived from `from_host`.
+    AnnouncementReceived { announcement: Announcement, from_host: Option<SmolStr> },
+    /// `POST /join/` or `--join`: greet these addresses.
+    JoinRequested(Vec<PeerAddr>),
+    /// A request we were asked to send failed.
+    RequestFailed { request: Request, reason: String },
+    /// A wake-up asked for by [`Action::WakeAt`] (or any time: timers are checked on every event).
+    Timer,
+}
+
+/// A request the shell sends for the node, named when it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Greet(PeerAddr),
+    Update { to: SmolStr, full: bool },
+}
+
+/// Something the shell must do, or may log.
+#[derive(Clone)]
+pub enum Action {
+    /// `POST /cluster/` to `to`; answer with [`Event::GreetingAnswered`] or
+    /// [`Event::RequestFailed`].
+    Greet { to: PeerAddr, greeting: Greeting },
+    /// `POST /update/` with this body; answer with `UpdateDelivered` or `RequestFailed`.
+    /// Updates to one peer must be sent in the order given.
+    SendUpdate { to: SmolStr, addr: PeerAddr, update: Arc<Update> },
+    /// `POST /update/` with a full update streamed from `snapshot`
+    /// ([`Snapshot::full_update_body`]).
+    SendFullUpdate { to: SmolStr, addr: PeerAddr, snapshot: Box<Snapshot>, header: UpdateHeader },
+    /// Send this multicast packet.
+    Announce(Announcement),
+    /// The reply to the request that caused this event is a refusal, for this reason.
+    Refuse(String),
+    /// Nothing to do; worth a log line.
+    Notice(Notice),
+    /// Call `handle(_, Event::Timer)` at this time. Replaces any earlier wake-up.
+    WakeAt(Time),
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Greet { to, greeting } => {
+                write!(f, "Greet({to}, full={})", greeting.request_full_update)
+            }
+            Action::SendUpdate { to, update, .. } => {
+                write!(f, "SendUpdate({to}, {} files, seq {:?})", update.files.len(), update.seq)
+            }
+            Action::SendFullUpdate { to, header, .. } => write!(f, "SendFullUpdate({to}, seq {})", header.seq),
+            Action::Announce(_) => write!(f, "Announce"),
+            Action::Refuse(r) => write!(f, "Refuse({r})"),
+            Action::Notice(n) => write!(f, "{n:?}"),
+            Action::WakeAt(t) => write!(f, "WakeAt({t:?})"),
+        }
+    }
+}
+
+/// What happened, for the logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    PeerJoined { name: SmolStr, mgmt_addr: PeerAddr },
+    PeerReturned { name: SmolStr },
+    PeerLost { name: SmolStr, files_removed: usize },
+    PeerForgotten { name: SmolStr },
+    UpdateApplied { from: SmolStr, full: bool, files: usize, changed: usize, rejected: usize },
+    UpdateIgnored { from: SmolStr, reason: String },
+    GapDetected { from: SmolStr, expected: Option<StreamPos>, got: StreamPos },
+    LocalChanged { changes: usize },
+    AnnouncementIgnored { reason: String },
+}
+
+/// The state machine of one dftp node.
+pub struct Node {
+    cfg: Config,
+    tree: Tree,
+    me: NodeId,
+    peers: Peers,
+    /// Addresses to greet until they answer once (`--join`, `POST /join/`, announcements).
+    seeds: BTreeSet<PeerAddr>,
+    /// Greetings sent and not yet answered, by address, with whether they asked for a full
+    /// update.
+    greeting: BTreeMap<PeerAddr, bool>,
+    /// Incremental updates sent in this epoch.
+    seq: u64,
+    started: Time,
+    next_ping: Time,
+    next_full: Time,
+    next_announce: Option<Time>,
+}
+
+impl Node {
+    pub fn new(cfg: Config, now: Time) -> Node {
+        let mut tree = Tree::new();
+        let me = tree.intern(&cfg.name);
+        let next_announce = cfg.announce_interval.map(|_| now);
+        Node {
+            me,
+            tree,
+            peers: Peers::new(),
+            seeds: BTreeSet::new(),
+            greeting: BTreeMap::new(),
+            seq: 0,
+            started: now,
+            next_ping: now + cfg.ping_interval,
+            next_full: now + cfg.full_update_interval,
+            next_announce,
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// Feeds one event in; returns what to do, ending with the next wake-up.
+    pub fn handle(&mut self, now: Time, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::LocalScan(files) => {
+                let changes = self.tree.replace_view(self.me, files);
+                self.local_changed(now, changes, &mut out);
+            }
+            Event::LocalChanges(changes) => {
+                let mut applied = Vec::with_capacity(changes.len());
+                for change in changes {
+                    let done = match &change {
+                        Change::Upsert(p, m) => self.tree.upsert(self.me, p.clone(), *m),
+                        Change::Remove(p) => self.tree.remove(self.me, p),
+                    };
+                    if done {
+                        applied.push(change);
+                    }
+                }
+                self.local_changed(now, applied, &mut out);
+            }
+            Event::GreetingReceived { greeting, from_host } => self.on_greeting(now, greeting, from_host, &mut out),
+            Event::GreetingAnswered { to, reply } => self.on_answer(now, to, reply, &mut out),
+            Event::UpdateReceived(update) => self.on_update(now, update, &mut out),
+            Event::UpdateDelivered { to, .. } => {
+                if let Some(p) = self.peers.get_mut(&to) {
+                    p.last_update_pushed = Some(now);
+                }
+            }
+            Event::AnnouncementReceived { announcement, from_host } => {
+                self.on_announcement(now, announcement, from_host, &mut out)
+            }
+            Event::JoinRequested(addrs) => {
+                for addr in addrs {
+                    self.seeds.insert(addr.clone());
+                    self.greet(addr, true, &mut out);
+                }
+            }
+            Event::RequestFailed { request, .. } => match request {
+                Request::Greet(addr) => {
+                    self.greeting.remove(&addr);
+                }
+                Request::Update { to, .. } => {
+                    if let Some(p) = self.peers.get_mut(&to) {
+                        p.owes_full = true;
+                    }
+                }
+            },
+            Event::Timer => {}
+        }
+        self.run_timers(now, &mut out);
+        out.push(Action::WakeAt(self.next_wake()));
+        out
+    }
+
+    /// A read-only view as of now, for readers.
+    pub fn snapshot(&self, now: Time) -> Snapshot {
+        let public_addrs =
+            self.peers.values().filter(|p| p.is_alive()).map(|p| (p.name.clone(), p.public_addr.clone())).collect();
+        Snapshot {
+            tree: self.tree.clone(),
+            me: self.me,
+            me_name: self.cfg.name.clone(),
+            cluster: Arc::new(self.cluster_info(now)),
+            public_addrs: Arc::new(public_addrs),
+        }
+    }
+
+    /// The table of `GET /cluster/`: this node and its live peers.
+    pub fn cluster_info(&self, now: Time) -> ClusterInfo {
+        let me = NodeInfo {
+            name: self.cfg.name.clone(),
+            public_addr: self.cfg.public_addr.to_string(),
+            mgmt_addr: self.cfg.mgmt_addr.to_string(),
+            last_alive: now.unix_secs(),
+            last_update_pushed: 0,
+            last_update_received: 0,
+            last_full_update_received: 0,
+        };
+        let peers = self.peers.values().filter(|p| p.is_alive()).map(|p| (p.name.clone(), p.info())).collect();
+        ClusterInfo { name: self.cfg.cluster.clone(), me, peers }
+    }
+
+    // ---- local changes ----------------------------------------------------------------------
+
+    fn local_changed(&mut self, now: Time, changes: Vec<Change>, out: &mut Vec<Action>) {
+        if changes.is_empty() {
+            return;
+        }
+        out.push(Action::Notice(Notice::LocalChanged { changes: changes.len() }));
+        self.seq += 1;
+        if changes.len() > MAX_INCREMENTAL_FILES {
+            // Too big to build whole: a full update carries the same news, streamed.
+            let names: Vec<SmolStr> = self.peers.values().filter(|p| p.is_alive()).map(|p| p.name.clone()).collect();
+            for name in names {
+                self.push_full(now, &name, out);
+            }
+            return;
+        }
+        let files = changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert(p, m) => file_info(p, *m, &self.cfg.name, false),
+                Change::Remove(p) => {
+                    let none = Meta { mode: FileMode(0), size: 0, modified: 0, info_updated: 0 };
+                    file_info(p, none, &self.cfg.name, true)
+                }
+            })
+            .collect();
+        let update = Arc::new(Update {
+            files,
+            update_time: now.unix_secs(),
+            full: false,
+            sender_node_name: self.cfg.name.clone(),
+            epoch: Some(self.cfg.epoch),
+            seq: Some(self.seq),
+        });
+        for p in self.peers.values().filter(|p| p.is_alive() && !p.owes_full) {
+            out.push(Action::SendUpdate { to: p.name.clone(), addr: p.mgmt_addr.clone(), update: update.clone() });
+        }
+    }
+
+    fn push_full(&mut self, now: Time, to: &SmolStr, out: &mut Vec<Action>) {
+        let header = UpdateHeader { update_time: now.unix_secs(), epoch: self.cfg.epoch, seq: self.seq };
+        let snapshot = Box::new(self.snapshot(now));
+        if let Some(p) = self.peers.get_mut(to) {
+            p.owes_full = false;
+            out.push(Action::SendFullUpdate { to: p.name.clone(), addr: p.mgmt_addr.clone(), snapshot, header });
+        }
+    }
+
+    // ---- greetings ----------------------------------------------------------------------------
+
+    fn greeting_for(&self, request_full_update: bool) -> Greeting {
+        Greeting {
+            name: self.cfg.name.clone(),
+            public_addr: self.cfg.public_addr.clone(),
+            mgmt_addr: self.cfg.mgmt_addr.clone(),
+            request_full_update,
+        }
+    }
+
+    /// Greets `addr` unless a greeting to it is already under way.
+    fn greet(&mut self, addr: PeerAddr, request_full: bool, out: &mut Vec<Action>) {
+        if self.greeting.contains_key(&addr) {
+            return;
+        }
+        self.greeting.insert(addr.clone(), request_full);
+        out.push(Action::Greet { to: addr, greeting: self.greeting_for(request_full) });
+    }
+
+    /// Greets a known peer, asking for a full update when its view here needs one.
+    fn greet_peer(&mut self, now: Time, name: &SmolStr, out: &mut Vec<Action>) {
+        let patience = self.cfg.peer_timeout;
+        let Some(p) = self.peers.get_mut(name) else { return };
+        let request_full = p.should_request_full(now, patience);
+        let addr = p.mgmt_addr.clone();
+        if self.greeting.contains_key(&addr) {
+            return;
+        }
+        if request_full {
+            p.full_requested_at = Some(now);
+        }
+        self.greet(addr, request_full, out);
+    }
+
+    /// Registers that `name` is alive at these addresses. Returns whether it is new or back.
+    fn saw_peer(&mut self, now: Time, name: &SmolStr, public: PeerAddr, mgmt: PeerAddr, out: &mut Vec<Action>) -> bool {
+        match self.peers.get_mut(name) {
+            Some(p) => {
+                p.public_addr = public;
+                p.mgmt_addr = mgmt;
+                p.last_alive = now;
+                if let Liveness::Lost { .. } = p.liveness {
+                    p.liveness = Liveness::Alive;
+                    p.wants_full = true;
+                    p.full_requested_at = None;
+                    p.stream = None;
+                    // Whatever it had of ours is stale after the time apart.
+                    p.owes_full = true;
+                    out.push(Action::Notice(Notice::PeerReturned { name: name.clone() }));
+                    return true;
+                }
+                false
+            }
+            None => {
+                let id = self.tree.intern(name);
+                self.seeds.remove(&mgmt);
+                out.push(Action::Notice(Notice::PeerJoined { name: name.clone(), mgmt_addr: mgmt.clone() }));
+                self.peers.insert(name.clone(), Peer::new(name.clone(), id, public, mgmt, now));
+                true
+            }
+        }
+    }
+
+    fn on_greeting(&mut self, now: Time, g: Greeting, from_host: Option<SmolStr>, out: &mut Vec<Action>) {
+        if g.name == self.cfg.name {
+            out.push(Action::Refuse(format!("node name {:?} is this node's own name", g.name)));
+            return;
+        }
+        let host = from_host.as_deref();
+        let (public, mgmt) = (g.public_addr.or_host(host), g.mgmt_addr.or_host(host));
+        let fresh = self.saw_peer(now, &g.name, public, mgmt, out);
+        let owes = self.peers.get(&g.name).is_some_and(|p| p.owes_full);
+        if g.request_full_update || owes {
+            self.push_full(now, &g.name, out);
+        }
+        if fresh {
+            self.greet_peer(now, &g.name, out);
+        }
+    }
+
+    fn on_answer(&mut self, now: Time, to: PeerAddr, reply: ClusterInfo, out: &mut Vec<Action>) {
+        let asked_full = self.greeting.remove(&to).unwrap_or(false);
+        self.seeds.remove(&to);
+        let host = Some(to.host());
+        let name = reply.me.name.clone();
+        if name == self.cfg.name || crate::wire::check_name(&name).is_err() {
+            return;
+        }
+        let (Ok(public), Ok(mgmt)) = (PeerAddr::parse(&reply.me.public_addr), PeerAddr::parse(&reply.me.mgmt_addr))
+        else {
+            out.push(Action::Notice(Notice::UpdateIgnored {
+                from: name,
+                reason: "its cluster table has an address without a port".into(),
+            }));
+            return;
+        };
+        self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out);
+        let patience = self.cfg.peer_timeout;
+        if let Some(p) = self.peers.get_mut(&name) {
+            if asked_full && p.wants_full {
+                p.full_requested_at.get_or_insert(now);
+            } else if p.should_request_full(now, patience) {
+                // Our greeting did not ask (a ping to a node that had been lost): ask now.
+                self.greet_peer(now, &name, out);
+            }
+        }
+        if self.peers.get(&name).is_some_and(|p| p.owes_full) {
+            self.push_full(now, &name, out);
+        }
+        // Meet the rest of the cluster.
+        for (other, info) in &reply.peers {
+            if *other == self.cfg.name || self.peers.get(other).is_some_and(Peer::is_alive) {
+                continue;
+            }
+            if let Ok(addr) = PeerAddr::parse(&info.mgmt_addr) {
+                self.greet(addr.or_host(host), true, out);
+            }
+        }
+    }
+
+    fn on_announcement(&mut self, now: Time, a: Announcement, from_host: Option<SmolStr>, out: &mut Vec<Action>) {
+        let _ = now;
+        if a.cluster_name != self.cfg.cluster {
+            out.push(Action::Notice(Notice::AnnouncementIgnored {
+                reason: format!("{} is in cluster {:?}, not ours", a.node_name, a.cluster_name),
+            }));
+            return;
+        }
+        if a.node_name == self.cfg.name || self.peers.get(&a.node_name).is_some_and(Peer::is_alive) {
+            return;
+        }
+        match PeerAddr::parse(&a.mgmt_addr) {
+            Ok(addr) => self.greet(addr.or_host(from_host.as_deref()), true, out),
+            Err(e) => out.push(Action::Notice(Notice::AnnouncementIgnored { reason: e.to_string() })),
+        }
+    }
+
+    // ---- updates ------------------------------------------------------------------------------
+
+    fn on_update(&mut self, now: Time, u: Update, out: &mut Vec<Action>) {
+        let from = u.sender_node_name.clone();
+        let ignore = |reason: &str| Action::Notice(Notice::UpdateIgnored { from: from.clone(), reason: reason.into() });
+        let Some(peer) = self.peers.get_mut(&from) else {
+            out.push(ignore("the sender is not a known peer"));
+            return;
+        };
+        peer.last_alive = now;
+        let pos = match (u.epoch, u.seq) {
+            (Some(epoch), Some(seq)) => Some(StreamPos { epoch, seq }),
+            _ => None,
+        };
+        if !peer.is_alive() {
+            // It was removed and is talking again: start over with a full update.
+            let name = peer.name.clone();
+            let (public, mgmt) = (peer.public_addr.clone(), peer.mgmt_addr.clone());
+            self.saw_peer(now, &name, public, mgmt, out);
+            if !u.full {
+                out.push(ignore("an incremental update from a peer that had been lost"));
+                self.greet_peer(now, &name, out);
+                return;
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&from) else { return };
+        let id = peer.id;
+        let same_epoch_behind =
+            |last: Option<StreamPos>, pos: StreamPos, strict: bool| match last.filter(|l| l.epoch == pos.epoch) {
+                Some(l) => pos.seq < l.seq || (strict && pos.seq == l.seq),
+                None => false,
+            };
+        let mut gap = false;
+        if let Some(pos) = pos {
+            if same_epoch_behind(peer.stream, pos, !u.full) {
+                out.push(ignore("an older update than one already applied"));
+                return;
+            }
+            if !u.full {
+                let expected = peer.stream.map(|l| StreamPos { epoch: l.epoch, seq: l.seq + 1 });
+                if expected != Some(pos) {
+                    out.push(Action::Notice(Notice::GapDetected { from: from.clone(), expected, got: pos }));
+                    gap = true;
+                }
+            }
+            peer.stream = Some(pos);
+        }
+        peer.last_update_received = Some(now);
+        if u.full {
+            peer.last_full_update_received = Some(now);
+            peer.wants_full = false;
+            peer.full_requested_at = None;
+        } else if gap {
+            peer.wants_full = true;
+            peer.full_requested_at = None;
+        }
+
+        let total = u.files.len();
+        let mut rejected = 0;
+        let mut changed = 0;
+        let mut items: Vec<(DfsPath, Meta)> = Vec::with_capacity(if u.full { total } else { 0 });
+        for f in u.files {
+            // Only the sender's own files: the original let anyone claim anything.
+            if f.owner_node != from {
+                rejected += 1;
+                continue;
+            }
+            let Ok(path) = DfsPath::parse(&f.full_name) else {
+                rejected += 1;
+                continue;
+            };
+            let mode = if f.dir { FileMode(f.file_mode.0 | FileMode::DIR) } else { f.file_mode };
+            let meta =
+                Meta { mode, size: f.size_in_bytes, modified: f.last_modified, info_updated: f.last_info_updated };
+            if u.full {
+                if !f.deletion {
+                    items.push((path, meta));
+                }
+            } else if f.deletion {
+                changed += usize::from(self.tree.remove(id, &path));
+            } else {
+                changed += usize::from(self.tree.upsert(id, path, meta));
+            }
+        }
+        if u.full {
+            changed = self.tree.replace_view(id, items).len();
+        }
+        out.push(Action::Notice(Notice::UpdateApplied {
+            from: from.clone(),
+            full: u.full,
+            files: total,
+            changed,
+            rejected,
+        }));
+        if gap {
+            self.greet_peer(now, &from, out);
+        }
+    }
+
+    // ---- timers -------------------------------------------------------------------------------
+
+    fn next_wake(&self) -> Time {
+        let mut t = self.next_ping.min(self.next_full);
+        if let Some(a) = self.next_announce {
+            t = t.min(a);
+        }
+        t
+    }
+
+    fn run_timers(&mut self, now: Time, out: &mut Vec<Action>) {
+        if let (Some(at), Some(every)) = (self.next_announce, self.cfg.announce_interval) {
+            if now >= at {
+                out.push(Action::Announce(Announcement::ping(&self.cfg.cluster, &self.cfg.name, &self.cfg.mgmt_addr)));
+                self.next_announce = Some(now + every);
+            }
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + self.cfg.ping_interval;
+            self.ping_all(now, out);
+        }
+        if now >= self.next_full {
+            self.next_full = now + self.cfg.full_update_interval;
+            let names: Vec<SmolStr> = self.peers.values().filter(|p| p.is_alive()).map(|p| p.name.clone()).collect();
+            for name in names {
+                self.push_full(now, &name, out);
+            }
+        }
+    }
+
+    fn ping_all(&mut self, now: Time, out: &mut Vec<Action>) {
+        let mut lost = Vec::new();
+        let mut forgotten = Vec::new();
+        for p in self.peers.values() {
+            match p.liveness {
+                Liveness::Alive if now.since(p.last_alive) > self.cfg.peer_timeout => lost.push(p.name.clone()),
+                Liveness::Lost { since } if now.since(since) > self.cfg.forget_after => forgotten.push(p.name.clone()),
+                _ => {}
+            }
+        }
+        for name in lost {
+            let Some(p) = self.peers.get_mut(&name) else { continue };
+            p.liveness = Liveness::Lost { since: now };
+            p.stream = None;
+            p.wants_full = true;
+            p.full_requested_at = None;
+            let id = p.id;
+            let files_removed = self.tree.drop_node(id);
+            out.push(Action::Notice(Notice::PeerLost { name, files_removed }));
+        }
+        for name in forgotten {
+            self.peers.remove(&name);
+            out.push(Action::Notice(Notice::PeerForgotten { name }));
+        }
+        let names: Vec<SmolStr> = self.peers.keys().cloned().collect();
+        for name in names {
+            self.greet_peer(now, &name, out);
+        }
+        let seeds: Vec<PeerAddr> = self.seeds.iter().cloned().collect();
+        for addr in seeds {
+            self.greet(addr, true, out);
+        }
+    }
+
+    /// How long this node has been up.
+    pub fn uptime(&self, now: Time) -> Span {
+        now.since(self.started)
+    }
+
+    /// Each peer's last applied stream position, for tests and diagnostics.
+    pub fn streams(&self) -> BTreeMap<SmolStr, Option<StreamPos>> {
+        self.peers.iter().map(|(n, p)| (n.clone(), p.stream)).collect()
+    }
+}

@@ -1,0 +1,573 @@
+//! The merged tree: for every path, every node that holds it, ranked by the conflict rule.
+//!
+//! One persistent map holds all holders of a path together, winner first, instead of one map per
+//! peer plus a merged map: a file is then stored once (the path string is shared, the record is
+//! 32 bytes), and when the winner drops a path the next holder is right there. A peer's view is
+//! the set of paths it holds here ([`Tree::view`]).
+//!
+//! Directories are derived. A second, much smaller map keeps, for every directory that has
+//! something below it, how many entries lie below and how many of the files below each node
+//! wins; that gives a directory's owner without walking its subtree.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use smallvec::SmallVec;
+use smol_str::SmolStr;
+
+use crate::path::DfsPath;
+use crate::wire::FileMode;
+
+/// A node, as an index into the tree's name table. Ids are local to one process: compare names,
+/// not ids, across nodes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What a holder says about a path.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Meta {
+    pub mode: FileMode,
+    pub size: u64,
+    /// Unix seconds.
+    pub modified: i64,
+    /// Unix seconds; the conflict rule's first key (a local entry's ctime).
+    pub info_updated: i64,
+}
+
+impl Meta {
+    pub fn is_dir(&self) -> bool {
+        self.mode.is_dir()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Holder {
+    node: NodeId,
+    meta: Meta,
+}
+
+/// Holders of one path, best first. Almost always exactly one, which stays inline.
+type Holders = SmallVec<[Holder; 1]>;
+
+/// What lies below one directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct DirSummary {
+    /// Entries (files and announced directories) strictly below.
+    below: u32,
+    /// For files strictly below: how many each node wins. Sorted by id, counts > 0.
+    file_owners: SmallVec<[(NodeId, u32); 1]>,
+}
+
+impl DirSummary {
+    fn add_owner(&mut self, node: NodeId) {
+        match self.file_owners.binary_search_by_key(&node, |(n, _)| *n) {
+            Ok(i) => self.file_owners[i].1 += 1,
+            Err(i) => self.file_owners.insert(i, (node, 1)),
+        }
+    }
+
+    fn sub_owner(&mut self, node: NodeId) {
+        if let Ok(i) = self.file_owners.binary_search_by_key(&node, |(n, _)| *n) {
+            self.file_owners[i].1 -= 1;
+            if self.file_owners[i].1 == 0 {
+                self.file_owners.remove(i);
+            }
+        }
+    }
+}
+
+/// Who a path belongs to, as listings show it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Owner {
+    Node(SmolStr),
+    /// A directory whose files come from several nodes.
+    Multiple,
+}
+
+impl Owner {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Owner::Node(n) => n,
+            Owner::Multiple => "(multiple)",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// One path as readers see it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Entry {
+    pub path: DfsPath,
+    pub kind: Kind,
+    pub owner: Owner,
+    /// The winner's record; `None` for a directory that exists only because of what is below it.
+    pub meta: Option<Meta>,
+}
+
+impl Entry {
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+
+    pub fn size(&self) -> u64 {
+        match (self.kind, self.meta) {
+            (Kind::File, Some(m)) => m.size,
+            _ => 0,
+        }
+    }
+}
+
+/// A change to one node's view, as an incremental update carries it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Change {
+    Upsert(DfsPath, Meta),
+    Remove(DfsPath),
+}
+
+/// The merged tree. Cloning is O(1); clones are independent afterwards.
+#[derive(Clone, Default)]
+pub struct Tree {
+    entries: OrdMap<DfsPath, Holders>,
+    dirs: OrdMap<DfsPath, DirSummary>,
+    /// Node names by id. Shared with snapshots; ids are never reused.
+    names: Arc<Vec<SmolStr>>,
+    /// How many paths each node holds, by id.
+    counts: Vec<usize>,
+}
+
+impl Tree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of a node name, adding it when new.
+    pub fn intern(&mut self, name: &str) -> NodeId {
+        if let Some(id) = self.id_of(name) {
+            return id;
+        }
+        let names = Arc::make_mut(&mut self.names);
+        names.push(SmolStr::new(name));
+        self.counts.push(0);
+        NodeId((names.len() - 1) as u32)
+    }
+
+    /// The id of a known node name.
+    pub fn id_of(&self, name: &str) -> Option<NodeId> {
+        // Node counts are in the hundreds at most; a scan beats keeping a second index.
+        self.names.iter().position(|n| n == name).map(|i| NodeId(i as u32))
+    }
+
+    pub fn name(&self, id: NodeId) -> &SmolStr {
+        &self.names[id.index()]
+    }
+
+    /// How many paths `node` holds.
+    pub fn count_of(&self, node: NodeId) -> usize {
+        self.counts.get(node.index()).copied().unwrap_or(0)
+    }
+
+    /// How many distinct paths have at least one holder (directories that exist only because of
+    /// their contents are not counted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Ranks two holders: the greater `(info_updated, node name)` wins.
+    fn rank(&self, a: &Holder, b: &Holder) -> Ordering {
+        a.meta.info_updated.cmp(&b.meta.info_updated).then_with(|| self.name(a.node).cmp(self.name(b.node)))
+    }
+
+    /// Records that `node` holds `path` with `meta`. Returns whether its view changed.
+    pub fn upsert(&mut self, node: NodeId, path: DfsPath, meta: Meta) -> bool {
+        debug_assert!(!path.is_root());
+        let new = Holder { node, meta };
+        let (old_winner, new_winner, changed) = match self.entries.get(path.as_str()) {
+            None => {
+                self.entries.insert(path.clone(), SmallVec::from_buf([new]));
+                self.counts[node.index()] += 1;
+                (None, new, true)
+            }
+            Some(current) => {
+                if current.iter().any(|h| *h == new) {
+                    return false;
+                }
+                let mut holders = current.clone();
+                let old_winner = holders[0];
+                match holders.iter().position(|h| h.node == node) {
+                    Some(i) => {
+                        holders.remove(i);
+                    }
+                    None => self.counts[node.index()] += 1,
+                }
+                let at = holders.iter().position(|h| self.rank(&new, h) == Ordering::Greater).unwrap_or(holders.len());
+                holders.insert(at, new);
+                let new_winner = holders[0];
+                self.entries.insert(path.clone(), holders);
+                (Some(old_winner), new_winner, true)
+            }
+        };
+        self.winner_changed(&path, old_winner, Some(new_winner));
+        changed
+    }
+
+    /// Records that `node` no longer holds `path`. Returns whether its view changed.
+    pub fn remove(&mut self, node: NodeId, path: &DfsPath) -> bool {
+        let Some(current) = self.entries.get(path.as_str()) else {
+            return false;
+        };
+        let Some(i) = current.iter().position(|h| h.node == node) else {
+            return false;
+        };
+        let old_winner = current[0];
+        self.counts[node.index()] -= 1;
+        let new_winner = if current.len() == 1 {
+            self.entries.remove(path.as_str());
+            None
+        } else {
+            let mut holders = current.clone();
+            holders.remove(i);
+            let w = holders[0];
+            self.entries.insert(path.clone(), holders);
+            Some(w)
+        };
+        self.winner_changed(path, Some(old_winner), new_winner);
+        true
+    }
+
+    /// Replaces `node`'s whole view (a full update or a full local scan): paths it no longer
+    /// lists are dropped. Returns the changes against the previous view. Later duplicates of a
+    /// path win.
+    pub fn replace_view(&mut self, node: NodeId, mut items: Vec<(DfsPath, Meta)>) -> Vec<Change> {
+        // Stable sort keeps duplicates in arrival order; keep the last of each run.
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.reverse();
+        items.dedup_by(|later, earlier| later.0 == earlier.0);
+        items.reverse();
+        let mut changes = Vec::new();
+        for (path, meta) in &items {
+            if self.upsert(node, path.clone(), *meta) {
+                changes.push(Change::Upsert(path.clone(), *meta));
+            }
+        }
+        if self.count_of(node) > items.len() {
+            let stale: Vec<DfsPath> = self
+                .view(node)
+                .filter(|(p, _)| items.binary_search_by(|(q, _)| q.cmp(p)).is_err())
+                .map(|(p, _)| p.clone())
+                .collect();
+            for path in stale {
+                self.remove(node, &path);
+                changes.push(Change::Remove(path));
+            }
+        }
+        changes
+    }
+
+    /// Drops everything `node` holds; paths others hold too switch to their next holder.
+    pub fn drop_node(&mut self, node: NodeId) -> usize {
+        if self.count_of(node) == 0 {
+            return 0;
+        }
+        let held: Vec<DfsPath> = self.view(node).map(|(p, _)| p.clone()).collect();
+        for path in &held {
+            self.remove(node, path);
+        }
+        held.len()
+    }
+
+    /// Everything `node` holds, in path order. O(size of the tree).
+    pub fn view(&self, node: NodeId) -> impl Iterator<Item = (&DfsPath, Meta)> + '_ {
+        self.entries.iter().filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta)))
+    }
+
+    /// Keeps the directory summaries in step with a change of a path's winner.
+    fn winner_changed(&mut self, path: &DfsPath, old: Option<Holder>, new: Option<Holder>) {
+        let file_owner = |h: Option<Holder>| h.filter(|h| !h.meta.is_dir()).map(|h| h.node);
+        let (old_owner, new_owner) = (file_owner(old), file_owner(new));
+        let below_delta: i64 = match (old.is_some(), new.is_some()) {
+            (false, true) => 1,
+            (true, false) => -1,
+            _ => 0,
+        };
+        if below_delta == 0 && old_owner == new_owner {
+            return;
+        }
+        for dir in path.ancestors() {
+            let summary = match self.dirs.get_mut(dir) {
+                Some(s) => s,
+                None => {
+                    let p = DfsPath::parse(dir).expect("an ancestor of a valid path is valid");
+                    self.dirs.entry(p).or_default()
+                }
+            };
+            summary.below = (summary.below as i64 + below_delta) as u32;
+            if let Some(o) = old_owner {
+                summary.sub_owner(o);
+            }
+            if let Some(n) = new_owner {
+                summary.add_owner(n);
+            }
+            if summary.below == 0 {
+                self.dirs.remove(dir);
+            }
+        }
+    }
+
+    // ---- queries -------------------------------------------------------------------------
+
+    /// The entry at `path`, if any. A path with anything below it is a directory, whatever its
+    /// own winner says.
+    pub fn lookup(&self, path: &DfsPath) -> Option<Entry> {
+        if path.is_root() {
+            return Some(Entry { path: DfsPath::root(), kind: Kind::Dir, owner: Owner::Multiple, meta: None });
+        }
+        let winner = self.entries.get(path.as_str()).map(|hs| hs[0]);
+        if let Some(summary) = self.dirs.get(path.as_str()) {
+            let owner = match summary.file_owners.as_slice() {
+                [(only, _)] => Owner::Node(self.name(*only).clone()),
+                [] => match winner {
+                    Some(w) => Owner::Node(self.name(w.node).clone()),
+                    None => Owner::Multiple,
+                },
+                _ => Owner::Multiple,
+            };
+            return Some(Entry { path: path.clone(), kind: Kind::Dir, owner, meta: winner.map(|w| w.meta) });
+        }
+        let w = winner?;
+        Some(Entry {
+            path: path.clone(),
+            kind: if w.meta.is_dir() { Kind::Dir } else { Kind::File },
+            owner: Owner::Node(self.name(w.node).clone()),
+            meta: Some(w.meta),
+        })
+    }
+
+    /// The children of a directory: directories first, then files, each bytewise by name.
+    /// `None` when `dir` is not a directory.
+    pub fn list(&self, dir: &DfsPath) -> Option<Vec<Entry>> {
+        if !self.lookup(dir)?.is_dir() {
+            return None;
+        }
+        let prefix = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };
+        let mut names: Vec<&str> = Vec::new();
+        let mut cursor = prefix.clone();
+        // Visit each child once: after a child directory, skip its whole subtree by jumping to
+        // the first key past `name/` (`0` is the byte after `/`).
+        while let Some((key, _)) =
+            self.entries.range::<_, str>((Bound::Included(cursor.as_str()), Bound::Unbounded)).next()
+        {
+            let Some(rest) = key.as_str().strip_prefix(prefix.as_str()) else { break };
+            match rest.find('/') {
+                Some(i) => {
+                    names.push(&rest[..i]);
+                    cursor.truncate(prefix.len());
+                    cursor.push_str(&rest[..i]);
+                    cursor.push('0');
+                }
+                None => {
+                    names.push(rest);
+                    cursor.clear();
+                    cursor.push_str(key.as_str());
+                    cursor.push('\0');
+                }
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        let mut out: Vec<Entry> =
+            names.into_iter().filter_map(|n| dir.join(n).ok()).filter_map(|p| self.lookup(&p)).collect();
+        out.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.path.name().cmp(b.path.name())));
+        Some(out)
+    }
+
+    /// Every path (files and directories) that starts with `prefix`, bytewise sorted.
+    pub fn find<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a DfsPath> + 'a {
+        let files = self
+            .entries
+            .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(move |k| k.as_str().starts_with(prefix));
+        let dirs = self
+            .dirs
+            .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(move |k| k.as_str().starts_with(prefix));
+        MergeSorted { a: files.peekable(), b: dirs.peekable() }
+    }
+
+    /// Checks the derived data against a recomputation from the holders. For tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut fresh = Tree { names: self.names.clone(), counts: vec![0; self.names.len()], ..Tree::default() };
+        for (path, holders) in &self.entries {
+            if holders.is_empty() {
+                return Err(format!("{path:?} has no holders"));
+            }
+            for pair in holders.windows(2) {
+                if self.rank(&pair[0], &pair[1]) != Ordering::Greater {
+                    return Err(format!("{path:?}: holders out of order"));
+                }
+            }
+            for h in holders {
+                fresh.upsert(h.node, path.clone(), h.meta);
+            }
+        }
+        if fresh.counts != self.counts {
+            return Err(format!("counts {:?} != recomputed {:?}", self.counts, fresh.counts));
+        }
+        if fresh.dirs != self.dirs {
+            return Err("directory summaries differ from a recomputation".into());
+        }
+        Ok(())
+    }
+}
+
+/// Merges two sorted iterators, dropping a key that appears in both.
+struct MergeSorted<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'a, A, B> Iterator for MergeSorted<A, B>
+where
+    A: Iterator<Item = &'a DfsPath>,
+    B: Iterator<Item = &'a DfsPath>,
+{
+    type Item = &'a DfsPath;
+
+    fn next(&mut self) -> Option<&'a DfsPath> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) => match x.cmp(y) {
+                Ordering::Less => self.a.next(),
+                Ordering::Greater => self.b.next(),
+                Ordering::Equal => {
+                    self.b.next();
+                    self.a.next()
+                }
+            },
+            (Some(_), None) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> DfsPath {
+        DfsPath::parse(s).unwrap()
+    }
+
+    fn file(t: i64) -> Meta {
+        Meta { mode: FileMode::file(0o644), size: 10, modified: t, info_updated: t }
+    }
+
+    fn dir(t: i64) -> Meta {
+        Meta { mode: FileMode::dir(0o755), size: 0, modified: t, info_updated: t }
+    }
+
+    #[test]
+    fn newest_wins_then_name_and_next_holder_takes_over() {
+        let mut t = Tree::new();
+        let (a, b, c) = (t.intern("a"), t.intern("b"), t.intern("c"));
+        t.upsert(a, p("x"), file(5));
+        t.upsert(b, p("x"), file(7));
+        t.upsert(c, p("x"), file(7));
+        assert_eq!(t.lookup(&p("x")).unwrap().owner, Owner::Node("c".into()));
+        t.remove(c, &p("x"));
+        assert_eq!(t.lookup(&p("x")).unwrap().owner, Owner::Node("b".into()));
+        t.remove(b, &p("x"));
+        assert_eq!(t.lookup(&p("x")).unwrap().owner, Owner::Node("a".into()));
+        t.remove(a, &p("x"));
+        assert_eq!(t.lookup(&p("x")), None);
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn deleting_a_nested_file_keeps_its_directory() {
+        let mut t = Tree::new();
+        let a = t.intern("a");
+        t.upsert(a, p("somedir"), dir(1));
+        t.upsert(a, p("somedir/a.txt"), file(1));
+        t.upsert(a, p("somedir/g.gif"), file(1));
+        t.remove(a, &p("somedir/a.txt"));
+        let listed: Vec<_> = t.list(&p("somedir")).unwrap().into_iter().map(|e| e.path).collect();
+        assert_eq!(listed, vec![p("somedir/g.gif")]);
+        assert!(t.lookup(&p("somedir")).unwrap().is_dir());
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn directory_owner_is_common_owner_or_multiple() {
+        let mut t = Tree::new();
+        let (a, b) = (t.intern("a"), t.intern("b"));
+        t.upsert(a, p("d/x"), file(1));
+        t.upsert(a, p("d/sub/y"), file(1));
+        t.upsert(b, p("empty"), dir(1));
+        assert_eq!(t.lookup(&p("d")).unwrap().owner, Owner::Node("a".into()));
+        assert_eq!(t.lookup(&p("empty")).unwrap().owner, Owner::Node("b".into()));
+        t.upsert(b, p("d/sub/z"), file(1));
+        assert_eq!(t.lookup(&p("d")).unwrap().owner, Owner::Multiple);
+        assert_eq!(t.lookup(&p("d/sub")).unwrap().owner, Owner::Multiple);
+        t.remove(b, &p("d/sub/z"));
+        assert_eq!(t.lookup(&p("d")).unwrap().owner, Owner::Node("a".into()));
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn listing_skips_subtrees_and_orders_dirs_first() {
+        let mut t = Tree::new();
+        let a = t.intern("a");
+        for f in ["r/x", "r/x.txt", "r/x/deep/1", "r/x/deep/2", "r/b", "r/a/1", "r/z", "r-other", "r/x-y"] {
+            t.upsert(a, p(f), file(1));
+        }
+        let names: Vec<_> = t.list(&p("r")).unwrap().into_iter().map(|e| e.path.name().to_string()).collect();
+        assert_eq!(names, vec!["a", "x", "b", "x-y", "x.txt", "z"]);
+        let root: Vec<_> = t.list(&DfsPath::root()).unwrap().into_iter().map(|e| e.path).collect();
+        assert_eq!(root, vec![p("r"), p("r-other")]);
+        assert_eq!(t.list(&p("r/b")), None, "a file is not listable");
+        assert_eq!(t.list(&p("nope")), None);
+    }
+
+    #[test]
+    fn find_merges_files_and_derived_dirs_sorted() {
+        let mut t = Tree::new();
+        let a = t.intern("a");
+        for f in ["a.txt", "a/b", "a/c/d", "b"] {
+            t.upsert(a, p(f), file(1));
+        }
+        let all: Vec<_> = t.find("").map(|p| p.as_str()).collect();
+        assert_eq!(all, vec!["a", "a.txt", "a/b", "a/c", "a/c/d", "b"]);
+        let some: Vec<_> = t.find("a/").map(|p| p.as_str()).collect();
+        assert_eq!(some, vec!["a/b", "a/c", "a/c/d"]);
+    }
+
+    #[test]
+    fn replace_view_prunes_and_reports_changes() {
+        let mut t = Tree::new();
+        let a = t.intern("a");
+        t.replace_view(a, vec![(p("x"), file(1)), (p("y"), file(1))]);
+        let changes = t.replace_view(a, vec![(p("y"), file(1)), (p("z"), file(2)), (p("z"), file(3))]);
+        assert_eq!(changes, vec![Change::Upsert(p("z"), file(3)), Change::Remove(p("x"))]);
+        assert_eq!(t.count_of(a), 2);
+        t.check_invariants().unwrap();
+    }
+}

@@ -1,0 +1,1 @@
+//! Cluster simulator on turmoil: filled by the simulator issue.
