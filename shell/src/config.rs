@@ -1,0 +1,173 @@
+//! Command-line flags. The original's flags keep their names and defaults, and its single-dash
+//! spelling (`-dfsroot=/x`) still works, so existing scripts keep running.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// dftp: one distributed file tree over HTTP and FTP, projected from directories that already
+/// exist on several machines. Every node runs this daemon; nodes find each other by multicast or
+/// by --join, and serve any file of the cluster by fetching it from the node that owns it.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "dftp", version, about, long_about = None)]
+pub struct Cli {
+    /// Local directory whose tree this node serves (made absolute; must exist).
+    #[arg(long, default_value = ".")]
+    pub dfsroot: PathBuf,
+
+    /// Path inside the cluster tree where the local tree appears (empty: at the root).
+    #[arg(long, default_value = "")]
+    pub dfsmount: String,
+
+    /// This node's name in the cluster (default: the hostname). Must be unique in the cluster.
+    #[arg(long)]
+    pub node_name: Option<String>,
+
+    /// host:port of the public HTTP interface (an empty host listens on every interface).
+    #[arg(long, default_value = ":7040")]
+    pub http_listen: String,
+
+    /// host:port of the cluster management HTTP interface (peers talk to it).
+    #[arg(long, default_value = ":7041")]
+    pub http_mgmt_listen: String,
+
+    /// host:port of the public FTP interface.
+    #[arg(long, default_value = ":2121")]
+    pub ftp_listen: String,
+
+    /// Multicast group host:port for peer discovery; an empty value disables discovery.
+    #[arg(long, default_value = "224.0.0.9:7041")]
+    pub multicast_discovery_addr: String,
+
+    /// IPv4 address of the interface to send and receive multicast on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub multicast_interface: std::net::Ipv4Addr,
+
+    /// Cluster name; nodes ignore announcements of other clusters on the same multicast group.
+    #[arg(long, default_value = "dftp")]
+    pub cluster_name: String,
+
+    /// Management address (host:port) of a node to greet at start; repeatable. Retried until it
+    /// answers.
+    #[arg(long = "join", value_name = "HOST:PORT")]
+    pub join: Vec<String>,
+
+    /// How often to announce this node on the multicast group.
+    #[arg(long, default_value = "55s", value_parser = parse_duration)]
+    pub announce_interval: Duration,
+
+    /// How often to greet every peer, to check it is alive and resynchronise.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A peer that has not answered for this long is removed with its files.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// How often every peer gets a full update of this node's files.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub full_update_interval: Duration,
+
+    /// Address to advertise to peers for the public HTTP interface (default: derived from
+    /// --http-listen; an empty host lets each peer use the address it sees us from).
+    #[arg(long)]
+    pub advertise_http: Option<String>,
+
+    /// Address to advertise to peers for the management interface (default: from
+    /// --http-mgmt-listen).
+    #[arg(long)]
+    pub advertise_mgmt: Option<String>,
+
+    /// Largest accepted POST /update/ body, in bytes (a full update of 1M files is ~250 MB).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_update_bytes: u64,
+}
+
+/// Flags the original spelled with one dash, which we accept for compatibility.
+const LONG_FLAGS: &[&str] = &[
+    "dfsroot",
+    "dfsmount",
+    "node-name",
+    "http-listen",
+    "http-mgmt-listen",
+    "ftp-listen",
+    "multicast-discovery-addr",
+    "multicast-interface",
+    "cluster-name",
+    "join",
+    "announce-interval",
+    "ping-interval",
+    "peer-timeout",
+    "full-update-interval",
+    "advertise-http",
+    "advertise-mgmt",
+    "max-update-bytes",
+    "help",
+    "version",
+];
+
+/// Rewrites `-dfsroot=/x` and `-dfsroot /x` to their double-dash form.
+pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 0 || a.starts_with("--") || !a.starts_with('-') {
+                return a;
+            }
+            let name = a[1..].split('=').next().unwrap_or("");
+            if LONG_FLAGS.contains(&name) {
+                format!("-{a}")
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h`, `1d`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 10s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn single_dash_flags() {
+        let args =
+            normalize_args(["dftp", "-dfsroot=/x", "-node-name", "a", "--http-listen=:1", "-x"].map(String::from));
+        assert_eq!(args, vec!["dftp", "--dfsroot=/x", "--node-name", "a", "--http-listen=:1", "-x"]);
+        let cli =
+            Cli::try_parse_from(normalize_args(["dftp", "-dfsroot=/srv", "-join=h:1"].map(String::from))).unwrap();
+        assert_eq!(cli.dfsroot, PathBuf::from("/srv"));
+        assert_eq!(cli.join, vec!["h:1"]);
+    }
+}

@@ -1,0 +1,256 @@
+//! The one loop that owns the core [`Node`]: it feeds events in, carries actions out, and
+//! publishes a fresh snapshot after each event for the readers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dftp_core::{Action, Event, Node, Notice, PeerAddr, Request, Snapshot, Time, Update, UpdateHeader};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use smol_str::SmolStr;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::net::Datagram;
+use crate::peers::{full_body, Body, PeerClient};
+
+/// Size of the chunks a full update is streamed in.
+const FULL_UPDATE_CHUNK: usize = 256 << 10;
+
+/// Wall-clock time derived from the runtime's monotonic clock, so that it moves with
+/// `tokio::time` (which the simulator controls) and never jumps backwards.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    start: tokio::time::Instant,
+    start_unix_ms: u64,
+}
+
+impl Clock {
+    pub fn new(start_unix_ms: u64) -> Clock {
+        Clock { start: tokio::time::Instant::now(), start_unix_ms }
+    }
+
+    pub fn now(&self) -> Time {
+        Time(self.start_unix_ms + self.start.elapsed().as_millis() as u64)
+    }
+
+    fn instant_of(&self, t: Time) -> tokio::time::Instant {
+        self.start + Duration::from_millis(t.0.saturating_sub(self.start_unix_ms))
+    }
+}
+
+/// The outcome of an event that a request waits for.
+pub struct Answer {
+    pub refused: Option<String>,
+    pub snapshot: Snapshot,
+}
+
+enum Input {
+    Event(Event),
+    Ask(Event, oneshot::Sender<Answer>),
+}
+
+/// What the servers hold: a way to send events, and the latest snapshot.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Input>,
+    snapshot: watch::Receiver<Snapshot>,
+}
+
+impl Handle {
+    /// The latest snapshot. O(1).
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Queues an event.
+    pub async fn send(&self, event: Event) {
+        let _ = self.tx.send(Input::Event(event)).await;
+    }
+
+    /// Feeds an event and waits until it has been applied.
+    pub async fn ask(&self, event: Event) -> Option<Answer> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Input::Ask(event, tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+enum Job {
+    Incremental(PeerAddr, Arc<Update>),
+    Full(PeerAddr, Box<Snapshot>, UpdateHeader),
+}
+
+pub struct Driver {
+    node: Node,
+    clock: Clock,
+    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
+    snapshot: watch::Sender<Snapshot>,
+    client: PeerClient,
+    /// One ordered queue per peer: updates to a peer must arrive in the order they were made.
+    queues: HashMap<SmolStr, mpsc::UnboundedSender<Job>>,
+    multicast: Option<Arc<dyn Datagram>>,
+    wake: Time,
+}
+
+impl Driver {
+    pub fn new(node: Node, clock: Clock, client: PeerClient, multicast: Option<Arc<dyn Datagram>>) -> (Driver, Handle) {
+        let (tx, rx) = mpsc::channel(1024);
+        let (snap_tx, snap_rx) = watch::channel(node.snapshot(clock.now()));
+        let wake = clock.now();
+        let driver = Driver {
+            node,
+            clock,
+            rx,
+            tx: tx.clone(),
+            snapshot: snap_tx,
+            client,
+            queues: HashMap::new(),
+            multicast,
+            wake,
+        };
+        (driver, Handle { tx, snapshot: snap_rx })
+    }
+
+    /// Runs until every handle is dropped or `shutdown` fires.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        self.step(Event::Timer, None);
+        loop {
+            let wake = self.clock.instant_of(self.wake);
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(Input::Event(e)) => self.step(e, None),
+                    Some(Input::Ask(e, reply)) => self.step(e, Some(reply)),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake) => self.step(Event::Timer, None),
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    fn step(&mut self, event: Event, reply: Option<oneshot::Sender<Answer>>) {
+        let now = self.clock.now();
+        let actions = self.node.handle(now, event);
+        let snapshot = self.node.snapshot(now);
+        self.snapshot.send_replace(snapshot.clone());
+        let mut refused = None;
+        for action in actions {
+            match action {
+                Action::Greet { to, greeting } => {
+                    let (client, tx) = (self.client.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let event = match client.greet(&to, &greeting).await {
+                            Ok(reply) => Event::GreetingAnswered { to, reply },
+                            Err(reason) => {
+                                tracing::debug!("{reason}");
+                                Event::RequestFailed { request: Request::Greet(to), reason }
+                            }
+                        };
+                        let _ = tx.send(Input::Event(event)).await;
+                    });
+                }
+                Action::SendUpdate { to, addr, update } => self.enqueue(to, Job::Incremental(addr, update)),
+                Action::SendFullUpdate { to, addr, snapshot, header } => {
+                    self.enqueue(to, Job::Full(addr, snapshot, header))
+                }
+                Action::Announce(a) => {
+                    if let Some(socket) = self.multicast.clone() {
+                        tokio::spawn(async move {
+                            if let Err(e) = socket.send(a.to_json()).await {
+                                tracing::warn!("multicast announcement failed: {e}");
+                            }
+                        });
+                    }
+                }
+                Action::Refuse(reason) => refused = Some(reason),
+                Action::Notice(n) => log_notice(&n),
+                Action::WakeAt(t) => self.wake = t,
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(Answer { refused, snapshot });
+        }
+    }
+
+    fn enqueue(&mut self, to: SmolStr, job: Job) {
+        let queue = self.queues.entry(to.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(peer_worker(to, rx, self.client.clone(), self.tx.clone()));
+            tx
+        });
+        let _ = queue.send(job);
+    }
+}
+
+/// Sends one peer's updates in order, and reports each outcome back to the node.
+async fn peer_worker(
+    name: SmolStr,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    client: PeerClient,
+    tx: mpsc::Sender<Input>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let (full, result) = match job {
+            Job::Incremental(addr, update) => {
+                (false, client.send_update(&addr, full_body(update.to_json()), false).await)
+            }
+            Job::Full(addr, snapshot, header) => {
+                let files = snapshot.local_count();
+                let started = std::time::Instant::now();
+                let r = client.send_update(&addr, stream_full_update(*snapshot, header), true).await;
+                if r.is_ok() {
+                    tracing::info!("full update of {files} file(s) sent to {name} in {:.1?}", started.elapsed());
+                }
+                (true, r)
+            }
+        };
+        let event = match result {
+            Ok(()) => Event::UpdateDelivered { to: name.clone(), full },
+            Err(reason) => {
+                tracing::warn!("{reason}");
+                Event::RequestFailed { request: Request::Update { to: name.clone(), full }, reason }
+            }
+        };
+        if tx.send(Input::Event(event)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A full update body produced chunk by chunk on a blocking thread, never whole in memory.
+fn stream_full_update(snapshot: Snapshot, header: UpdateHeader) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, crate::peers::BoxError>>(4);
+    tokio::task::spawn_blocking(move || {
+        for chunk in snapshot.full_update_body(header, FULL_UPDATE_CHUNK) {
+            if tx.blocking_send(Ok(Frame::data(Bytes::from(chunk)))).is_err() {
+                return; // the request was dropped
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+fn log_notice(n: &Notice) {
+    match n {
+        Notice::PeerJoined { name, mgmt_addr } => tracing::info!("peer {name} joined (management at {mgmt_addr})"),
+        Notice::PeerReturned { name } => tracing::info!("peer {name} is back"),
+        Notice::PeerLost { name, files_removed } => {
+            tracing::warn!("peer {name} stopped answering: removed with its {files_removed} path(s)")
+        }
+        Notice::PeerForgotten { name } => tracing::info!("peer {name} forgotten after a long absence"),
+        Notice::UpdateApplied { from, full, files, changed, rejected } => {
+            let kind = if *full { "full" } else { "incremental" };
+            tracing::info!("{kind} update from {from}: {files} record(s), {changed} change(s), {rejected} rejected");
+        }
+        Notice::UpdateIgnored { from, reason } => tracing::warn!("update from {from} ignored: {reason}"),
+        Notice::GapDetected { from, expected, got } => {
+            tracing::warn!("missed an update from {from} (expected {expected:?}, got {got:?}): asking for a full one")
+        }
+        Notice::LocalChanged { changes } => tracing::info!("{changes} local change(s)"),
+        Notice::AnnouncementIgnored { reason } => tracing::debug!("announcement ignored: {reason}"),
+    }
+}

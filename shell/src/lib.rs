@@ -1,0 +1,146 @@
+//! The dftp daemon: turns sockets, files and the clock into core events, and core actions into
+//! I/O. It holds no rule of the cluster; those live in `dftp-core`.
+
+pub mod config;
+pub mod discovery;
+pub mod driver;
+pub mod localfs;
+pub mod mgmt;
+pub mod net;
+pub mod peers;
+pub mod public;
+pub mod respond;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dftp_core::{Config, DfsPath, Event, Meta, Mount, Node, PeerAddr, Span};
+use tokio::sync::watch;
+
+use crate::config::Cli;
+use crate::driver::{Clock, Driver};
+use crate::localfs::LocalFs;
+use crate::net::Net;
+use crate::peers::PeerClient;
+
+/// The address peers should use for a listener: the configured one, or the host given in the
+/// listen flag (empty for every interface, so that peers fill in the address they see us from)
+/// with the port actually bound.
+fn advertised(explicit: Option<&str>, listen: &str, bound: SocketAddr) -> Result<PeerAddr, String> {
+    if let Some(a) = explicit {
+        return PeerAddr::parse(a).map_err(|e| e.to_string());
+    }
+    let host = listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+    let host = if host == "0.0.0.0" || host == "[::]" { "" } else { host };
+    PeerAddr::parse(&format!("{host}:{}", bound.port())).map_err(|e| e.to_string())
+}
+
+/// Everything a running node needs from outside.
+pub struct Env {
+    pub net: Arc<dyn Net>,
+    pub fs: Arc<dyn LocalFs>,
+    /// Wall-clock milliseconds at start (the clock then moves with `tokio::time`).
+    pub start_unix_ms: u64,
+}
+
+/// Runs a node until `shutdown` fires.
+pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    let name = match &cli.node_name {
+        Some(n) => n.clone(),
+        None => gethostname::gethostname().to_string_lossy().into_owned(),
+    };
+    dftp_core::wire::check_name(&name).map_err(|e| format!("--node-name: {e}"))?;
+    let cluster = dftp_core::wire::check_name(&cli.cluster_name).map_err(|e| format!("--cluster-name: {e}"))?;
+    let mount = Mount::parse(&cli.dfsmount).map_err(|e| format!("--dfsmount {:?}: {e}", cli.dfsmount))?;
+    let http_addr = net::parse_listen(&cli.http_listen).map_err(|e| format!("--http-listen: {e}"))?;
+    let mgmt_addr = net::parse_listen(&cli.http_mgmt_listen).map_err(|e| format!("--http-mgmt-listen: {e}"))?;
+    let joins = cli
+        .join
+        .iter()
+        .map(|j| PeerAddr::parse(j).map_err(|e| format!("--join: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Scan before serving, as the original does: a node answers with its whole tree or not at all.
+    let started = Instant::now();
+    let fs = env.fs.clone();
+    let report = tokio::task::spawn_blocking(move || fs.scan())
+        .await
+        .map_err(|e| format!("scan: {e}"))?
+        .map_err(|e| format!("scan: {e}"))?;
+    tracing::info!(
+        "local scan finished, {} file(s) found in {:.2?} ({} entries; {} symlink(s) not followed, {} non-UTF-8 name(s) and {} error(s) skipped)",
+        report.files,
+        started.elapsed(),
+        report.entries.len(),
+        report.skipped_symlinks,
+        report.skipped_non_utf8,
+        report.errors
+    );
+    let local: Vec<(DfsPath, Meta)> =
+        report.entries.into_iter().filter_map(|(p, m)| mount.to_cluster(&p).ok().map(|p| (p, m))).collect();
+
+    let http_listener =
+        env.net.bind(http_addr).await.map_err(|e| format!("cannot listen on {http_addr} (--http-listen): {e}"))?;
+    let mgmt_listener =
+        env.net.bind(mgmt_addr).await.map_err(|e| format!("cannot listen on {mgmt_addr} (--http-mgmt-listen): {e}"))?;
+    let public_bound = http_listener.local_addr().map_err(|e| e.to_string())?;
+    let mgmt_bound = mgmt_listener.local_addr().map_err(|e| e.to_string())?;
+    let public_addr = advertised(cli.advertise_http.as_deref(), &cli.http_listen, public_bound)?;
+    let mgmt_pub = advertised(cli.advertise_mgmt.as_deref(), &cli.http_mgmt_listen, mgmt_bound)?;
+
+    let multicast = if cli.multicast_discovery_addr.is_empty() {
+        None
+    } else {
+        let group: SocketAddr = cli
+            .multicast_discovery_addr
+            .parse()
+            .map_err(|e| format!("--multicast-discovery-addr {:?}: {e}", cli.multicast_discovery_addr))?;
+        match env.net.multicast(group, cli.multicast_interface).await {
+            Ok(s) => {
+                tracing::info!("multicast discovery on {group}");
+                Some(s)
+            }
+            Err(e) => return Err(format!("--multicast-discovery-addr {group}: {e} (pass '' to disable discovery)")),
+        }
+    };
+
+    let mut cfg = Config::new(&name, &cluster, public_addr.clone(), mgmt_pub.clone(), env.start_unix_ms);
+    let ms = |d: std::time::Duration| Span::from_millis(d.as_millis() as u64);
+    cfg.ping_interval = ms(cli.ping_interval);
+    cfg.peer_timeout = ms(cli.peer_timeout);
+    cfg.full_update_interval = ms(cli.full_update_interval);
+    cfg.announce_interval = multicast.as_ref().map(|_| ms(cli.announce_interval));
+
+    let clock = Clock::new(env.start_unix_ms);
+    let node = Node::new(cfg, clock.now());
+    let client = PeerClient::new(env.net.clone());
+    let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone());
+    let driver_task = tokio::spawn(driver.run(shutdown.clone()));
+    handle.send(Event::LocalScan(local)).await;
+
+    tracing::info!("node {name} of cluster {cluster}: public at {public_addr}, management at {mgmt_pub}");
+    tracing::info!("HTTP public interface listening on {public_bound}...");
+    tracing::info!("HTTP mgmt interface listening on {mgmt_bound}...");
+    let public = public::Public::new(handle.clone(), env.fs.clone(), mount, client).handler();
+    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
+    let servers = [
+        tokio::spawn(server::serve("public HTTP", http_listener, public, shutdown.clone())),
+        tokio::spawn(server::serve("management HTTP", mgmt_listener, mgmt, shutdown.clone())),
+    ];
+    let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone())));
+    if !joins.is_empty() {
+        handle.send(Event::JoinRequested(joins)).await;
+    }
+    drop(handle);
+    for s in servers {
+        let _ = s.await;
+    }
+    if let Some(d) = discovery {
+        d.abort();
+    }
+    let _ = driver_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}

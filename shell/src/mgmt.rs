@@ -1,0 +1,160 @@
+//! The management interface peers talk to: `/join/`, `/cluster/`, `/update/`, as the original
+//! nodes speak it, with bounded bodies and a 400 with the reason for bad input.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dftp_core::{parse_join_form, Event, Greeting, Update};
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use smol_str::SmolStr;
+
+use crate::driver::Handle;
+use crate::peers::Body;
+use crate::respond::{method_not_allowed, text, with_type};
+use crate::server::Handler;
+
+/// Forms are tiny; anything larger is not from a dftp node.
+const MAX_FORM: usize = 64 << 10;
+
+pub fn handler(handle: Handle, max_update_bytes: u64) -> Handler {
+    Arc::new(move |req, peer| {
+        let handle = handle.clone();
+        Box::pin(async move { route(handle, max_update_bytes, req, peer).await })
+    })
+}
+
+/// The host part of a connection's address, as it goes into a `host:port` string.
+pub fn host_of(peer: SocketAddr) -> SmolStr {
+    match peer {
+        SocketAddr::V4(a) => a.ip().to_string().into(),
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => v4.to_string().into(),
+            None => format!("[{}]", a.ip()).into(),
+        },
+    }
+}
+
+async fn route(handle: Handle, max_update: u64, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    match req.uri().path() {
+        "/join/" | "/join" => join(handle, req).await,
+        "/cluster/" | "/cluster" => cluster(handle, req, peer).await,
+        "/update/" | "/update" => update(handle, max_update, req).await,
+        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/ and /update/"),
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes.
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if len > limit as u64 {
+            return Err(too_large(limit));
+        }
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Err(e) => Err(text(StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))),
+    }
+}
+
+fn too_large(limit: usize) -> Response<Body> {
+    text(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"))
+}
+
+/// Form fields from the query string and the body together, as Go's `FormValue` sees them.
+async fn form(req: Request<Incoming>) -> Result<Vec<u8>, Response<Body>> {
+    let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
+    let body = read_body(req, MAX_FORM).await?;
+    let mut all = body.to_vec();
+    if !query.is_empty() {
+        if !all.is_empty() {
+            all.push(b'&');
+        }
+        all.extend_from_slice(&query);
+    }
+    Ok(all)
+}
+
+async fn join(handle: Handle, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST", "Use POST /join/?peer=ip:port");
+    }
+    let form = match form(req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match parse_join_form(&form) {
+        Ok(peers) => {
+            let listed = peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            tracing::info!("asked to join {listed}");
+            handle.send(Event::JoinRequested(peers)).await;
+            text(StatusCode::OK, "ok")
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+fn cluster_json(snapshot: &dftp_core::Snapshot) -> Response<Body> {
+    with_type(StatusCode::OK, "application/json", snapshot.cluster().to_json())
+}
+
+async fn cluster(handle: Handle, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    // Like the original, any method but POST reads the table.
+    if req.method() != Method::POST {
+        return cluster_json(&handle.snapshot());
+    }
+    let form = match form(req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let greeting = match Greeting::from_form(&form) {
+        Ok(g) => g,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let event = Event::GreetingReceived { greeting, from_host: Some(host_of(peer)) };
+    match handle.ask(event).await {
+        Some(answer) => match answer.refused {
+            Some(reason) => text(StatusCode::BAD_REQUEST, reason),
+            None => cluster_json(&answer.snapshot),
+        },
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}
+
+/// `application/json`, with or without parameters.
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST", "Use POST /update/");
+    }
+    if !is_json(&req) {
+        return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
+    }
+    let limit = usize::try_from(max_update).unwrap_or(usize::MAX);
+    let body = match read_body(req, limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // A full update of a large tree is hundreds of megabytes of JSON: parse it off the async
+    // threads.
+    let parsed = tokio::task::spawn_blocking(move || Update::from_json(&body)).await;
+    let update = match parsed {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed"),
+    };
+    match handle.ask(Event::UpdateReceived(update)).await {
+        Some(_) => text(StatusCode::OK, "ok"),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}

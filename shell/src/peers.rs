@@ -1,0 +1,188 @@
+//! HTTP client to the other nodes: greetings, updates, and file fetches for the proxy.
+//!
+//! One hyper client with a keep-alive pool per peer (the original opened a new connection for
+//! many proxied requests), over whatever [`Net`] the daemon runs on.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dftp_core::{ClusterInfo, Greeting, PeerAddr};
+use futures_util::future::BoxFuture;
+use http::{header, Method, Request, Response, Uri};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::net::{BoxConn, Net};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Largest cluster table we read from a peer.
+const MAX_CLUSTER_REPLY: usize = 16 << 20;
+const GREET_TIMEOUT: Duration = Duration::from_secs(10);
+const UPDATE_TIMEOUT: Duration = Duration::from_secs(60);
+const FULL_UPDATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Until the response headers of a proxied file arrive.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Connects through a [`Net`].
+#[derive(Clone)]
+pub struct Connector(pub Arc<dyn Net>);
+
+pub struct NetIo(TokioIo<BoxConn>);
+
+impl hyper::rt::Read for NetIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for NetIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for NetIo {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl tower::Service<Uri> for Connector {
+    type Response = NetIo;
+    type Error = io::Error;
+    type Future = BoxFuture<'static, io::Result<NetIo>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let net = self.0.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host"))?.to_owned();
+            let port = uri.port_u16().unwrap_or(80);
+            let conn = tokio::time::timeout(GREET_TIMEOUT, net.connect(host, port))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            Ok(NetIo(TokioIo::new(conn)))
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct PeerClient {
+    client: Client<Connector, Body>,
+}
+
+async fn timed<T>(limit: Duration, what: &str, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| Err(format!("{what} timed out after {limit:?}")))
+}
+
+impl PeerClient {
+    pub fn new(net: Arc<dyn Net>) -> PeerClient {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(32)
+            .build(Connector(net));
+        PeerClient { client }
+    }
+
+    fn url(addr: &PeerAddr, path_and_query: &str) -> Result<Uri, String> {
+        format!("http://{addr}{path_and_query}").parse().map_err(|e| format!("bad URL for {addr}: {e}"))
+    }
+
+    /// `POST /cluster/`: greets a node and returns its cluster table.
+    pub async fn greet(&self, to: &PeerAddr, greeting: &Greeting) -> Result<ClusterInfo, String> {
+        let req = Request::post(Self::url(to, "/cluster/")?)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(full_body(greeting.to_form()))
+            .map_err(|e| e.to_string())?;
+        timed(GREET_TIMEOUT, "greeting", async {
+            let resp = self.client.request(req).await.map_err(|e| format!("greeting {to}: {e}"))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_CLUSTER_REPLY)
+                .collect()
+                .await
+                .map_err(|e| format!("greeting {to}: reading the reply: {e}"))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!("greeting {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
+            }
+            ClusterInfo::from_json(&body).map_err(|e| format!("greeting {to}: {e}"))
+        })
+        .await
+    }
+
+    /// `POST /update/`.
+    pub async fn send_update(&self, to: &PeerAddr, body: Body, full: bool) -> Result<(), String> {
+        let req = Request::post(Self::url(to, "/update/")?)
+            // Exactly this: the original refuses anything else, parameters included.
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        let limit = if full { FULL_UPDATE_TIMEOUT } else { UPDATE_TIMEOUT };
+        timed(limit, "update", async {
+            let resp = self.client.request(req).await.map_err(|e| format!("update to {to}: {e}"))?;
+            let status = resp.status();
+            let body =
+                Limited::new(resp.into_body(), 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if !status.is_success() {
+                return Err(format!("update to {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Fetches `path_and_query` from a peer's public interface, passing the given headers on.
+    pub async fn fetch(
+        &self,
+        to: &PeerAddr,
+        method: Method,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Response<Incoming>, String> {
+        let mut req = Request::builder().method(method).uri(Self::url(to, path_and_query)?);
+        for name in [
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+        ] {
+            if let Some(v) = headers.get(&name) {
+                req = req.header(name, v);
+            }
+        }
+        let req = req.body(full_body(Bytes::new())).map_err(|e| e.to_string())?;
+        timed(FETCH_TIMEOUT, "fetch", async {
+            self.client.request(req).await.map_err(|e| format!("fetching from {to}: {e}"))
+        })
+        .await
+    }
+}

@@ -1,0 +1,154 @@
+//! Directory listings: nginx-like HTML (name, date, size or `[DIR]`, owner) and the same as JSON.
+
+use dftp_core::{DfsPath, Entry};
+use http::{Response, StatusCode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::peers::Body;
+use crate::respond::with_type;
+
+/// Bytes escaped in one path segment of a URL: everything but unreserved characters and a few
+/// harmless sub-delimiters.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'&')
+    .add(b'\'')
+    .add(b';')
+    .add(b'=')
+    .add(b'+');
+
+pub fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// A relative path, each segment percent-encoded, joined by `/`.
+pub fn encode_path(p: &DfsPath) -> String {
+    p.as_str().split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn date(secs: Option<i64>) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "-".repeat(16))
+}
+
+/// Width of the name column, as in the original's listing.
+const NAME_COLUMN: usize = 54;
+/// Longer names are cut to this many characters (the last one an ellipsis).
+const NAME_MAX: usize = 50;
+
+pub fn html(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
+    let title = html_escape(&if dir.is_root() { "/".to_string() } else { format!("{dir}/") });
+    let mut page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\
+         <body><h1>Index of {title}</h1><hr/><pre>"
+    );
+    if !dir.is_root() {
+        page.push_str("<a href=\"../\">../</a>\n");
+    }
+    for e in children {
+        let name = e.path.name();
+        let (href, mut shown) = if e.is_dir() {
+            (format!("{}/", encode_segment(name)), format!("{name}/"))
+        } else {
+            (encode_segment(name), name.to_string())
+        };
+        if shown.chars().count() > NAME_MAX {
+            shown = shown.chars().take(NAME_MAX - 1).collect::<String>() + "…";
+        }
+        let pad = NAME_COLUMN.saturating_sub(shown.chars().count());
+        page.push_str(&format!("<a href=\"{href}\">{}</a>{}", html_escape(&shown), " ".repeat(pad)));
+        page.push_str(&date(e.meta.map(|m| m.modified)));
+        if e.is_dir() {
+            page.push_str(&format!("{:>20}       ", "[DIR]"));
+        } else {
+            page.push_str(&format!(
+                "{:>20} <a href=\"{href}?format=txt\" title=\"view as plain text\">txt</a>   ",
+                e.size()
+            ));
+        }
+        page.push_str(&html_escape(e.owner.as_str()));
+        page.push('\n');
+    }
+    page.push_str("</pre><hr/></body></html>");
+    with_type(StatusCode::OK, "text/html; charset=utf-8", page)
+}
+
+#[derive(serde::Serialize)]
+struct JsonEntry<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    size: u64,
+    /// Unix seconds; absent for a directory known only from its contents.
+    modified: Option<i64>,
+    owner: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonListing<'a> {
+    path: String,
+    entries: Vec<JsonEntry<'a>>,
+}
+
+pub fn json(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
+    let listing = JsonListing {
+        path: if dir.is_root() { "/".into() } else { format!("{dir}/") },
+        entries: children
+            .iter()
+            .map(|e| JsonEntry {
+                name: e.path.name(),
+                kind: if e.is_dir() { "dir" } else { "file" },
+                size: e.size(),
+                modified: e.meta.map(|m| m.modified),
+                owner: e.owner.as_str(),
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec(&listing).unwrap_or_default();
+    with_type(StatusCode::OK, "application/json", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
+        assert_eq!(encode_segment("a b#?&%.txt"), "a%20b%23%3F%26%25.txt");
+        assert_eq!(encode_path(&DfsPath::parse("a b/ü").unwrap()), "a%20b/%C3%BC");
+        assert_eq!(date(Some(1477174081)), "2016-10-22 22:08");
+    }
+}
