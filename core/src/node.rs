@@ -63,6 +63,10 @@ pub enum Event {
     LocalScan(Vec<(DfsPath, Meta)>),
     /// Some local paths changed (watcher, or a rescan's differences).
     LocalChanges(Vec<Change>),
+    /// Rescans of local directories (or files) and everything below them: what the disk holds
+    /// there now, per rescanned root. Local entries there that are not listed are gone; an empty
+    /// list means the root itself is gone.
+    LocalSubtrees(Vec<(DfsPath, Vec<(DfsPath, Meta)>)>),
     /// `POST /cluster/` arrived. `from_host` is the connection's peer address, used when the
     /// greeting leaves the host of an address empty.
     GreetingReceived { greeting: Greeting, from_host: Option<SmolStr> },
@@ -210,6 +214,13 @@ impl Node {
                     }
                 }
                 self.local_changed(now, applied, &mut out);
+            }
+            Event::LocalSubtrees(subtrees) => {
+                let mut changes = Vec::new();
+                for (root, entries) in subtrees {
+                    changes.extend(self.tree.replace_subtree(self.me, &root, entries));
+                }
+                self.local_changed(now, changes, &mut out);
             }
             Event::GreetingReceived { greeting, from_host } => self.on_greeting(now, greeting, from_host, &mut out),
             Event::GreetingAnswered { to, reply } => self.on_answer(now, to, reply, &mut out),

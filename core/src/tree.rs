@@ -297,6 +297,43 @@ impl Tree {
         self.entries.iter().filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta)))
     }
 
+    /// What `node` holds at `dir` and below it, in path order. O(size of that subtree).
+    pub fn view_below<'a>(&'a self, node: NodeId, dir: &'a DfsPath) -> impl Iterator<Item = (&'a DfsPath, Meta)> + 'a {
+        let prefix = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };
+        let at = self.entries.get(dir.as_str()).filter(|_| !dir.is_root()).map(|hs| (dir, hs));
+        let below = self
+            .entries
+            .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .take_while(move |(k, _)| k.as_str().starts_with(prefix.as_str()));
+        at.into_iter().chain(below).filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta)))
+    }
+
+    /// Replaces what `node` holds at `dir` and below with `items` (a rescan of one subtree):
+    /// paths there that `items` does not list are dropped. Returns the changes.
+    pub fn replace_subtree(&mut self, node: NodeId, dir: &DfsPath, mut items: Vec<(DfsPath, Meta)>) -> Vec<Change> {
+        items.retain(|(p, _)| p.is_within(dir));
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.reverse();
+        items.dedup_by(|later, earlier| later.0 == earlier.0);
+        items.reverse();
+        let stale: Vec<DfsPath> = self
+            .view_below(node, dir)
+            .filter(|(p, _)| items.binary_search_by(|(q, _)| q.cmp(p)).is_err())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut changes = Vec::new();
+        for path in stale {
+            self.remove(node, &path);
+            changes.push(Change::Remove(path));
+        }
+        for (path, meta) in items {
+            if self.upsert(node, path.clone(), meta) {
+                changes.push(Change::Upsert(path, meta));
+            }
+        }
+        changes
+    }
+
     /// Keeps the directory summaries in step with a change of a path's winner.
     fn winner_changed(&mut self, path: &DfsPath, old: Option<Holder>, new: Option<Holder>) {
         let file_owner = |h: Option<Holder>| h.filter(|h| !h.meta.is_dir()).map(|h| h.node);
@@ -558,6 +595,30 @@ mod tests {
         assert_eq!(all, vec!["a", "a.txt", "a/b", "a/c", "a/c/d", "b"]);
         let some: Vec<_> = t.find("a/").map(|p| p.as_str()).collect();
         assert_eq!(some, vec!["a/b", "a/c", "a/c/d"]);
+    }
+
+    #[test]
+    fn replace_subtree_touches_only_that_subtree() {
+        let mut t = Tree::new();
+        let (a, b) = (t.intern("a"), t.intern("b"));
+        for f in ["d/x", "d/sub/y", "d.txt", "dd/z"] {
+            t.upsert(a, p(f), file(1));
+        }
+        t.upsert(b, p("d/x"), file(1));
+        let changes = t.replace_subtree(a, &p("d"), vec![(p("d/new"), file(2)), (p("elsewhere"), file(2))]);
+        assert_eq!(
+            changes,
+            vec![Change::Remove(p("d/sub/y")), Change::Remove(p("d/x")), Change::Upsert(p("d/new"), file(2))]
+        );
+        let mine: Vec<_> = t.view(a).map(|(p, _)| p.as_str().to_string()).collect();
+        assert_eq!(mine, vec!["d.txt", "d/new", "dd/z"]);
+        assert_eq!(t.lookup(&p("d/x")).unwrap().owner, Owner::Node("b".into()), "other holders stay");
+        // A vanished directory: everything of ours at and below it goes.
+        t.upsert(a, p("gone"), dir(1));
+        t.upsert(a, p("gone/f"), file(1));
+        assert_eq!(t.replace_subtree(a, &p("gone"), vec![]).len(), 2);
+        assert_eq!(t.lookup(&p("gone")), None);
+        t.check_invariants().unwrap();
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub struct Cli {
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub full_update_interval: Duration,
 
+    /// How often to rescan the whole local tree when changes cannot be watched (e.g. the
+    /// inotify watch limit was reached).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub rescan_interval: Duration,
+
     /// Address to advertise to peers for the public HTTP interface (default: derived from
     /// --http-listen; an empty host lets each peer use the address it sees us from).
     #[arg(long)]
@@ -100,6 +105,7 @@ const LONG_FLAGS: &[&str] = &[
     "ping-interval",
     "peer-timeout",
     "full-update-interval",
+    "rescan-interval",
     "advertise-http",
     "advertise-mgmt",
     "max-update-bytes",

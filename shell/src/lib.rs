@@ -11,6 +11,7 @@ pub mod peers;
 pub mod public;
 pub mod respond;
 pub mod server;
+pub mod watcher;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,6 +124,13 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!("node {name} of cluster {cluster}: public at {public_addr}, management at {mgmt_pub}");
     tracing::info!("HTTP public interface listening on {public_bound}...");
     tracing::info!("HTTP mgmt interface listening on {mgmt_bound}...");
+    let watch_task = tokio::spawn(watcher::run(
+        env.fs.clone(),
+        mount.clone(),
+        handle.clone(),
+        cli.rescan_interval,
+        shutdown.clone(),
+    ));
     let public = public::Public::new(handle.clone(), env.fs.clone(), mount, client).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let servers = [
@@ -140,6 +148,7 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     if let Some(d) = discovery {
         d.abort();
     }
+    let _ = watch_task.await;
     let _ = driver_task.await;
     tracing::info!("stopped");
     Ok(())

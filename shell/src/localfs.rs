@@ -36,9 +36,24 @@ pub struct FileMeta {
 pub trait ReadSeek: AsyncRead + AsyncSeek + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncSeek + Unpin + Send + Sync> ReadSeek for T {}
 
+/// What the watcher reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchMsg {
+    /// Something at this local path (relative to the root) changed: rescan it.
+    Changed(DfsPath),
+    /// Events were lost (queue overflow) or the root itself changed: rescan everything.
+    RescanAll,
+    /// Watching failed for good (e.g. the inotify watch limit): fall back to periodic rescans.
+    Failed(String),
+}
+
 pub trait LocalFs: Send + Sync + 'static {
     /// Walks the whole tree (blocking; run it off the async threads).
     fn scan(&self) -> io::Result<ScanReport>;
+    /// Walks one path and everything below it (blocking). A missing path gives no entries.
+    fn scan_below(&self, rel: &DfsPath) -> io::Result<Vec<(DfsPath, Meta)>>;
+    /// Starts reporting changes to `tx`; watching lasts as long as the returned guard.
+    fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>>;
     /// Opens a regular file for reading.
     fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>>;
     /// Stats a path.
@@ -93,12 +108,13 @@ pub fn meta_of(md: &std::fs::Metadata) -> Meta {
     }
 }
 
-impl LocalFs for StdFs {
-    fn scan(&self) -> io::Result<ScanReport> {
+impl StdFs {
+    /// Walks `start` (the root, or a path below it) without following symlinks.
+    fn walk(&self, start: &Path, min_depth: usize) -> ScanReport {
         let started = Instant::now();
         let mut report = ScanReport::default();
         let mut last_progress = Instant::now();
-        let mut walker = walkdir::WalkDir::new(&self.root).follow_links(false).min_depth(1).into_iter();
+        let mut walker = walkdir::WalkDir::new(start).follow_links(false).min_depth(min_depth).into_iter();
         while let Some(item) = walker.next() {
             let entry = match item {
                 Ok(e) => e,
@@ -150,7 +166,68 @@ impl LocalFs for StdFs {
                 tracing::info!("scan: {} entries so far ({:.0?})", report.entries.len(), started.elapsed());
             }
         }
-        Ok(report)
+        report
+    }
+}
+
+impl LocalFs for StdFs {
+    fn scan(&self) -> io::Result<ScanReport> {
+        Ok(self.walk(&self.root, 1))
+    }
+
+    fn scan_below(&self, rel: &DfsPath) -> io::Result<Vec<(DfsPath, Meta)>> {
+        if rel.is_root() {
+            return self.scan().map(|r| r.entries);
+        }
+        let start = self.root.join(rel.as_str());
+        match std::fs::symlink_metadata(&start) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+            Ok(md) if md.file_type().is_symlink() => Ok(Vec::new()),
+            // Its parent may have become a symlink since: then it is not inside the root.
+            Ok(_) if Self::resolve(&self.root, rel.as_str()).is_err() => Ok(Vec::new()),
+            Ok(_) => Ok(self.walk(&start, 0).entries),
+        }
+    }
+
+    fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let root = self.root.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => {
+                if matches!(event.kind, EventKind::Access(_)) {
+                    return;
+                }
+                if event.need_rescan() {
+                    let _ = tx.send(WatchMsg::RescanAll);
+                    return;
+                }
+                for path in &event.paths {
+                    let msg = match path.strip_prefix(&root) {
+                        Ok(rel) if rel.as_os_str().is_empty() => WatchMsg::RescanAll,
+                        Ok(rel) => match rel.to_str().map(DfsPath::parse) {
+                            Some(Ok(p)) => WatchMsg::Changed(p),
+                            _ => continue, // not UTF-8 or not a valid path: never listed either
+                        },
+                        Err(_) => continue,
+                    };
+                    let _ = tx.send(msg);
+                }
+            }
+            Err(e) => {
+                let msg = match e.kind {
+                    notify::ErrorKind::MaxFilesWatch => "the inotify watch limit was reached".to_string(),
+                    _ => e.to_string(),
+                };
+                let _ = tx.send(WatchMsg::Failed(msg));
+            }
+        })
+        .map_err(|e| io::Error::other(e.to_string()))?;
+        watcher.watch(&self.root, RecursiveMode::Recursive).map_err(|e| match e.kind {
+            notify::ErrorKind::MaxFilesWatch => io::Error::other("the inotify watch limit was reached"),
+            _ => io::Error::other(e.to_string()),
+        })?;
+        Ok(Box::new(watcher))
     }
 
     fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>> {

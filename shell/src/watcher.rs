@@ -1,0 +1,138 @@
+//! Turns local file-system changes into core events: watcher notifications are debounced, each
+//! changed path is rescanned (with what lies below it), and the node gets what the disk holds
+//! there now; it works out the differences itself. Without a watcher (the inotify limit, say),
+//! the whole tree is rescanned every `--rescan-interval` instead.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dftp_core::{DfsPath, Event, Meta, Mount};
+use tokio::sync::{mpsc, watch};
+
+use crate::driver::Handle;
+use crate::localfs::{LocalFs, WatchMsg};
+
+/// Longest a change waits before it is sent on.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+pub async fn run(
+    fs: Arc<dyn LocalFs>,
+    mount: Mount,
+    handle: Handle,
+    rescan_every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut guard = match fs.watch(tx) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            fallback_warning(&e.to_string(), rescan_every);
+            None
+        }
+    };
+    let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = rescan.tick(), if guard.is_none() => rescan_all(&fs, &mount, &handle).await,
+            msg = rx.recv(), if guard.is_some() => {
+                let Some(first) = msg else { guard = None; continue };
+                let mut batch = vec![first];
+                let deadline = tokio::time::Instant::now() + DEBOUNCE;
+                while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                    batch.push(m);
+                }
+                let mut paths = BTreeSet::new();
+                let mut all = false;
+                for m in batch {
+                    match m {
+                        WatchMsg::Changed(p) => {
+                            paths.insert(p);
+                        }
+                        WatchMsg::RescanAll => all = true,
+                        WatchMsg::Failed(why) => {
+                            fallback_warning(&why, rescan_every);
+                            guard = None;
+                            all = true;
+                        }
+                    }
+                }
+                if all {
+                    rescan_all(&fs, &mount, &handle).await;
+                } else {
+                    rescan_paths(&fs, &mount, &handle, paths).await;
+                }
+            }
+        }
+    }
+}
+
+fn fallback_warning(why: &str, every: Duration) {
+    tracing::warn!(
+        "cannot watch the local tree for changes ({why}); raise the limit with \
+         `sysctl fs.inotify.max_user_watches=1048576` and restart; until then the tree is rescanned every {every:?}"
+    );
+}
+
+/// Keeps only the outermost of nested paths: rescanning `a` covers `a/b`.
+fn outermost(paths: BTreeSet<DfsPath>) -> Vec<DfsPath> {
+    let mut out: Vec<DfsPath> = Vec::new();
+    for p in paths {
+        if !out.iter().any(|q| p.is_within(q)) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+async fn rescan_paths(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle, paths: BTreeSet<DfsPath>) {
+    let roots = outermost(paths);
+    let fs = fs.clone();
+    let mount = mount.clone();
+    let scanned = tokio::task::spawn_blocking(move || {
+        let mut subtrees = Vec::new();
+        for root in roots {
+            match fs.scan_below(&root) {
+                Ok(entries) => {
+                    let (Ok(croot), entries) = (mount.to_cluster(&root), to_cluster(&mount, entries)) else { continue };
+                    subtrees.push((croot, entries));
+                }
+                Err(e) => tracing::warn!("rescanning {root}: {e}"),
+            }
+        }
+        subtrees
+    })
+    .await;
+    if let Ok(subtrees) = scanned {
+        if !subtrees.is_empty() {
+            handle.send(Event::LocalSubtrees(subtrees)).await;
+        }
+    }
+}
+
+async fn rescan_all(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle) {
+    let fs = fs.clone();
+    match tokio::task::spawn_blocking(move || fs.scan()).await {
+        Ok(Ok(report)) => handle.send(Event::LocalScan(to_cluster(mount, report.entries))).await,
+        Ok(Err(e)) => tracing::warn!("rescan failed: {e}"),
+        Err(e) => tracing::warn!("rescan failed: {e}"),
+    }
+}
+
+pub fn to_cluster(mount: &Mount, entries: Vec<(DfsPath, Meta)>) -> Vec<(DfsPath, Meta)> {
+    entries.into_iter().filter_map(|(p, m)| mount.to_cluster(&p).ok().map(|p| (p, m))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_paths_collapse() {
+        let set: BTreeSet<DfsPath> =
+            ["a/b", "a", "ab", "c/d", "c/d/e"].iter().map(|s| DfsPath::parse(s).unwrap()).collect();
+        let got: Vec<_> = outermost(set).iter().map(|p| p.as_str().to_string()).collect();
+        assert_eq!(got, vec!["a", "ab", "c/d"]);
+    }
+}
