@@ -1,1 +1,646 @@
-//! Shared harness for the end-to-end tests in tests/tests/.
+//! Shared harness for the end-to-end tests in tests/tests/: builds the `dftp` binary once, starts
+//! real nodes on 127.0.0.1 with free ports (multicast off unless a test asks for it), talks HTTP
+//! to them, and lays out node roots with awkward names in temporary directories.
+//!
+//! Everything waits by polling with a generous deadline ([`WAIT`]) rather than sleeping for a
+//! fixed time, so the tests hold on a loaded two-core machine; nothing asserts on timing.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use serde_json::Value;
+
+/// How long anything may take to happen before a test gives up.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+// ---- the binary ---------------------------------------------------------------------------------
+
+/// The `dftp` executable, built once per test binary with the same profile as the tests.
+///
+/// Cargo only tells the `dftp` package's own tests where its binary is, so we run
+/// `cargo build -p dftp` and read the path from cargo's JSON messages (which also honours
+/// `CARGO_TARGET_DIR` or any configured target directory). `DFTP_BIN` overrides it.
+pub fn dftp_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("DFTP_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace");
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace).args([
+            "build",
+            "-p",
+            "dftp",
+            "--bin",
+            "dftp",
+            "--message-format=json-render-diagnostics",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
+        assert!(out.status.success(), "cargo build -p dftp failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let exe = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "dftp")
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .last()
+            .expect("cargo reported the dftp executable");
+        assert!(exe.exists(), "{} does not exist", exe.display());
+        exe
+    })
+}
+
+// ---- HTTP ---------------------------------------------------------------------------------------
+
+/// A whole HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            // 4xx and 5xx are answers to assert on, not errors.
+            .http_status_as_error(false)
+            // Redirects are asserted on, never followed.
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into()
+    })
+}
+
+/// One request; the whole body is read (any size).
+pub fn try_http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Resp, String> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let result = match body {
+        Some(b) => agent().run(req.body(b.to_vec()).map_err(|e| e.to_string())?),
+        None => agent().run(req.body(()).map_err(|e| e.to_string())?),
+    };
+    let mut resp = result.map_err(|e| format!("{method} {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        resp.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| format!("{method} {url}: {e}"))?
+    };
+    Ok(Resp { status, headers, body })
+}
+
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    try_http(method, url, headers, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn get(url: &str) -> Resp {
+    http("GET", url, &[], None)
+}
+
+/// `POST` of an `application/x-www-form-urlencoded` body.
+pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Resp {
+    let body = fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>();
+    http("POST", url, &[("Content-Type", "application/x-www-form-urlencoded")], Some(body.join("&").as_bytes()))
+}
+
+/// `POST` of a JSON body with `Content-Type: application/json`, as nodes send updates.
+pub fn post_json(url: &str, body: &[u8]) -> Resp {
+    http("POST", url, &[("Content-Type", "application/json")], Some(body))
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Percent-encodes every byte of a path segment that is not unreserved.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a relative `/`-separated path segment by segment.
+pub fn encode_path(rel: &str) -> String {
+    rel.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+}
+
+/// Sends `request` byte for byte (no client normalises it) and returns everything the server
+/// sends until it closes the connection. Add `Connection: close` to the request.
+pub fn raw_request(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The status code of a raw HTTP response.
+pub fn raw_status(resp: &[u8]) -> u16 {
+    let head = String::from_utf8_lossy(&resp[..resp.len().min(64)]).into_owned();
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line: {head:?}"))
+}
+
+// ---- waiting ------------------------------------------------------------------------------------
+
+/// Polls `f` until it gives `Some`, for at most `timeout`; panics naming `what` otherwise.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+// ---- nodes --------------------------------------------------------------------------------------
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeOpts {
+    pub name: String,
+    pub root: PathBuf,
+    /// Management addresses for `--join`.
+    pub join: Vec<String>,
+    /// `--multicast-discovery-addr`; empty (off) unless set.
+    pub multicast: String,
+    pub ping_interval: String,
+    /// Any further flags.
+    pub extra: Vec<String>,
+}
+
+impl NodeOpts {
+    pub fn new(name: &str, root: &Path) -> NodeOpts {
+        NodeOpts {
+            name: name.into(),
+            root: root.into(),
+            join: Vec::new(),
+            multicast: String::new(),
+            ping_interval: "300ms".into(),
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn join(mut self, mgmt: &str) -> NodeOpts {
+        self.join.push(mgmt.into());
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> NodeOpts {
+        self.extra.push(a.into());
+        self
+    }
+}
+
+/// A running `dftp` process, killed when dropped. When the test is failing, its log is printed.
+pub struct Node {
+    pub name: String,
+    pub root: PathBuf,
+    pub http: SocketAddr,
+    pub mgmt: SocketAddr,
+    child: Child,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+/// Why a start failed: a port taken in between (worth another try) or anything else.
+enum StartError {
+    PortTaken(String),
+    Other(String),
+}
+
+impl Node {
+    /// Starts a node and waits until both its HTTP interfaces answer.
+    pub fn start(opts: NodeOpts) -> Node {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Node::try_start(&opts) {
+                Ok(n) => return n,
+                Err(StartError::PortTaken(log)) => last = log,
+                Err(StartError::Other(log)) => panic!("node {} did not start:\n{log}", opts.name),
+            }
+        }
+        panic!("node {} could not bind its ports:\n{last}", opts.name)
+    }
+
+    fn try_start(opts: &NodeOpts) -> Result<Node, StartError> {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mgmt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let logdir = tempfile::Builder::new().prefix("dftp-e2e-log").tempdir().unwrap();
+        let log = logdir.path().join(format!("{}.log", opts.name));
+        let mut cmd = Command::new(dftp_bin());
+        cmd.arg("--dfsroot")
+            .arg(&opts.root)
+            .args(["--node-name", &opts.name])
+            .args(["--http-listen", &http.to_string()])
+            .args(["--http-mgmt-listen", &mgmt.to_string()])
+            .args(["--ftp-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--multicast-discovery-addr", &opts.multicast])
+            .args(["--ping-interval", &opts.ping_interval]);
+        for j in &opts.join {
+            cmd.args(["--join", j]);
+        }
+        cmd.args(&opts.extra);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", dftp_bin().display()));
+        let mut node =
+            Node { name: opts.name.clone(), root: opts.root.clone(), http, mgmt, child, log, _logdir: logdir };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                let log = format!("exited with {status}\n{}", node.log());
+                return Err(if log.contains("cannot listen") {
+                    StartError::PortTaken(log)
+                } else {
+                    StartError::Other(log)
+                });
+            }
+            let up = |url: String| try_http("GET", &url, &[], None).is_ok_and(|r| r.status == 200);
+            if up(node.url("/")) && up(node.mgmt_url("/cluster/")) {
+                return Ok(node);
+            }
+            if Instant::now() > deadline {
+                return Err(StartError::Other(format!("not answering after {WAIT:?}\n{}", node.log())));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `host:port` of the management interface, as given to `--join` and `POST /join/`.
+    pub fn mgmt_addr(&self) -> String {
+        self.mgmt.to_string()
+    }
+
+    /// A URL on the public interface; `path` starts with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// A URL on the management interface.
+    pub fn mgmt_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.mgmt)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        get(&self.url(path))
+    }
+
+    /// The body of `GET /find/`.
+    pub fn find(&self) -> String {
+        let r = self.get("/find/");
+        assert_eq!(r.status, 200, "GET /find/ on {}: {}", self.name, r.text());
+        r.text()
+    }
+
+    /// `GET /fs/<dir>/?format=json` (`dir` relative, "" for the root).
+    pub fn listing(&self, dir: &str) -> Value {
+        let path = if dir.is_empty() { "/fs/".to_string() } else { format!("/fs/{}/", encode_path(dir)) };
+        let r = self.get(&format!("{path}?format=json"));
+        assert_eq!(r.status, 200, "GET {path} on {}: {}", self.name, r.text());
+        r.json()
+    }
+
+    /// The owner shown for `name` in the JSON listing of `dir`.
+    pub fn owner_in_listing(&self, dir: &str, name: &str) -> Option<String> {
+        let listing = self.listing(dir);
+        listing["entries"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["owner"].as_str().map(String::from))
+    }
+
+    /// The names of the peers in this node's `GET /cluster/`.
+    pub fn peers(&self) -> BTreeSet<String> {
+        let r = get(&self.mgmt_url("/cluster/"));
+        assert_eq!(r.status, 200);
+        r.json()["Peers"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether the process is still running and answering.
+    pub fn is_up(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None)) && try_http("GET", &self.url("/"), &[], None).is_ok()
+    }
+
+    /// What the node has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- log of node {} -----\n{}----- end of log of {} -----", self.name, self.log(), self.name);
+        }
+    }
+}
+
+// ---- trees on disk ------------------------------------------------------------------------------
+
+/// A temporary directory whose own name is awkward (spaces, unicode, `#`, `?`, `&`), so that a
+/// leaked local path is easy to spot and paths with such names are exercised end to end.
+pub fn awkward_tempdir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("dftp e2e {label} ü#?&")).tempdir().unwrap()
+}
+
+/// Writes `content` at `rel` under `root`, creating directories.
+pub fn write_file(root: &Path, rel: &str, content: &[u8]) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, content).unwrap();
+}
+
+/// `len` bytes that differ from one file to the next (xorshift from `seed`).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Every file and directory under `root`, relative, `/`-separated; symlinks are neither
+/// followed nor listed (as the scanner does).
+pub fn walk(root: &Path) -> Vec<(String, bool)> {
+    fn go(root: &Path, dir: &Path, out: &mut Vec<(String, bool)>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            out.push((rel, ft.is_dir()));
+            if ft.is_dir() {
+                go(root, &e.path(), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(root, root, &mut out);
+    out
+}
+
+/// What `/find/` should answer for a cluster of these roots: every file and directory, each
+/// with a leading `/`, sorted bytewise, once.
+pub fn expected_find(roots: &[&Path]) -> String {
+    let all: BTreeSet<String> = roots.iter().flat_map(|r| walk(r)).map(|(p, _)| format!("/{p}")).collect();
+    all.into_iter().map(|p| p + "\n").collect()
+}
+
+/// The node that should own `rel` among these (name, root) pairs: the greatest
+/// (status-change time, node name).
+pub fn expected_owner(holders: &[(&str, &Path)], rel: &str) -> String {
+    holders
+        .iter()
+        .filter_map(|(name, root)| fs::symlink_metadata(root.join(rel)).ok().map(|m| (m.ctime(), name.to_string())))
+        .max()
+        .map(|(_, n)| n)
+        .expect("someone holds the path")
+}
+
+/// Waits until the current Unix second is past `t`.
+pub fn wait_for_second_after(t: i64) {
+    wait_until("the clock to pass a second", WAIT, || {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        (now > t).then_some(())
+    });
+}
+
+// ---- the three-node cluster -----------------------------------------------------------------
+
+/// Size of the big file in [`Fixture::big`].
+pub const BIG_LEN: usize = 32 << 20;
+
+/// Files of each node (relative path, content). `shared.txt` is on all three, `sub dir/` on
+/// alpha and beta.
+pub fn fixture_files(node: &str) -> Vec<(String, Vec<u8>)> {
+    let names: &[&str] = match node {
+        "alpha" => &[
+            "space name.txt",
+            "<b>.html",
+            "hash#tag.txt",
+            "what?.txt",
+            "a&b.txt",
+            "100% done.txt",
+            "ünïcødé/файл.txt",
+            "sub dir/alpha.txt",
+            ".hidden",
+        ],
+        "beta" => &[
+            "beta only/x.txt",
+            "sub dir/beta.txt",
+            "quote'and\"double.txt",
+            "semi;colon=plus+.txt",
+            "日本語.txt",
+            "empty.txt",
+        ],
+        "gamma" => &["gamma.txt", "sub dir2/nested/deep.txt", "x [brackets] {braces}.txt", "a+b c.txt"],
+        _ => &[],
+    };
+    names
+        .iter()
+        .map(|n| {
+            let content = if *n == "empty.txt" {
+                Vec::new()
+            } else if n.ends_with(".html") {
+                format!("<b>bold from {node}</b>\n").into_bytes()
+            } else {
+                format!("{n} from {node}\n").repeat(3).into_bytes()
+            };
+            (n.to_string(), content)
+        })
+        .collect()
+}
+
+/// Three roots with awkward names (and optionally a 32 MiB file), and three nodes serving them
+/// as one tree: beta joins alpha with `--join`, gamma is told to by `POST /join/`.
+pub struct Fixture {
+    pub nodes: Vec<Node>,
+    pub roots: Vec<tempfile::TempDir>,
+    /// The relative paths of every regular file, with the node whose copy wins.
+    pub files: Vec<(String, String)>,
+}
+
+pub const NODE_NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
+
+impl Fixture {
+    /// Lays out the roots and starts the nodes, then waits until every node's `/find/` shows
+    /// the whole tree.
+    pub fn start(big: bool) -> Fixture {
+        Fixture::start_with(big, |o| o)
+    }
+
+    /// As [`Fixture::start`], with a hook to change each node's options.
+    pub fn start_with(big: bool, tweak: impl Fn(NodeOpts) -> NodeOpts) -> Fixture {
+        let roots: Vec<tempfile::TempDir> = NODE_NAMES.iter().map(|n| awkward_tempdir(n)).collect();
+        for (name, root) in NODE_NAMES.iter().zip(&roots) {
+            for (rel, content) in fixture_files(name) {
+                write_file(root.path(), &rel, &content);
+            }
+        }
+        let alpha = roots[0].path();
+        fs::create_dir_all(alpha.join("emptydir")).unwrap();
+        // Links out of the root: never followed, listed or served.
+        std::os::unix::fs::symlink("/etc/passwd", alpha.join("passwd-link")).unwrap();
+        std::os::unix::fs::symlink("/etc", alpha.join("etc-link")).unwrap();
+        if big {
+            write_file(alpha, "big/32 MiB.bin", &pseudo_random(BIG_LEN, 7));
+        }
+        // shared.txt: beta's and gamma's copies first, alpha's a second later, so alpha's has
+        // the newest status-change time and wins although "gamma" > "alpha" by name.
+        for (i, root) in roots.iter().enumerate().skip(1) {
+            write_file(root.path(), "shared.txt", format!("shared from {}\n", NODE_NAMES[i]).as_bytes());
+        }
+        let newest =
+            roots[1..].iter().map(|r| fs::metadata(r.path().join("shared.txt")).unwrap().ctime()).max().unwrap();
+        wait_for_second_after(newest);
+        write_file(alpha, "shared.txt", b"shared from alpha\n");
+
+        let holders: Vec<(&str, &Path)> = NODE_NAMES.iter().copied().zip(roots.iter().map(|r| r.path())).collect();
+        let mut files: BTreeSet<(String, String)> = BTreeSet::new();
+        for (_, root) in &holders {
+            for (rel, is_dir) in walk(root) {
+                if !is_dir {
+                    let owner = expected_owner(&holders, &rel);
+                    files.insert((rel, owner));
+                }
+            }
+        }
+
+        let a = Node::start(tweak(NodeOpts::new("alpha", roots[0].path())));
+        let b = Node::start(tweak(NodeOpts::new("beta", roots[1].path()).join(&a.mgmt_addr())));
+        let c = Node::start(tweak(NodeOpts::new("gamma", roots[2].path())));
+        let r = post_form(&c.mgmt_url("/join/"), &[("peer", &a.mgmt_addr())]);
+        assert_eq!(r.status, 200, "POST /join/: {}", r.text());
+        let fixture = Fixture { nodes: vec![a, b, c], roots, files: files.into_iter().collect() };
+        fixture.wait_converged();
+        fixture
+    }
+
+    pub fn root_paths(&self) -> Vec<&Path> {
+        self.roots.iter().map(|r| r.path()).collect()
+    }
+
+    /// What every node's `/find/` should say.
+    pub fn expected_find(&self) -> String {
+        expected_find(&self.root_paths())
+    }
+
+    /// Waits until every node lists the whole tree and knows both other nodes.
+    pub fn wait_converged(&self) {
+        let want = self.expected_find();
+        for n in &self.nodes {
+            wait_until(&format!("{}'s /find/ to list every root", n.name), WAIT, || (n.find() == want).then_some(()));
+            wait_until(&format!("{} to know both peers", n.name), WAIT, || (n.peers().len() == 2).then_some(()));
+        }
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).expect("a node of the fixture")
+    }
+
+    /// The content of a file as the winning node has it on disk.
+    pub fn content(&self, rel: &str) -> Vec<u8> {
+        let owner = &self.files.iter().find(|(p, _)| p == rel).expect("a fixture file").1;
+        let i = NODE_NAMES.iter().position(|n| n == owner).unwrap();
+        fs::read(self.roots[i].path().join(rel)).unwrap()
+    }
+
+    /// Every local root path, as it must never appear in a response.
+    pub fn secrets(&self) -> Vec<String> {
+        self.roots.iter().map(|r| r.path().to_string_lossy().into_owned()).collect()
+    }
+}
+
+/// Asserts that a response body shows nothing from outside the roots and no local path.
+pub fn assert_contained(what: &str, body: &[u8], secrets: &[String]) {
+    let text = String::from_utf8_lossy(body);
+    assert!(!text.contains("root:x:0:0"), "{what}: served /etc/passwd:\n{text}");
+    for s in secrets {
+        assert!(!text.contains(s.as_str()), "{what}: leaked the local path {s}:\n{text}");
+    }
+    // The temporary directories' common parent is a local path too.
+    let tmp = std::env::temp_dir();
+    let tmp = tmp.to_string_lossy();
+    assert!(!text.contains(&format!("{}/dftp", tmp.trim_end_matches('/'))), "{what}: leaked a temp path:\n{text}");
+}
