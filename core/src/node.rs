@@ -158,6 +158,10 @@ pub struct Node {
     /// Greetings sent and not yet answered, by address, with whether they asked for a full
     /// update.
     greeting: BTreeMap<PeerAddr, bool>,
+    /// Full updates that arrived from a name we do not know yet while a greeting of ours that
+    /// asked for one was under way: the answer to that greeting (which names the sender) and
+    /// the update race each other, so the update waits here until the answer arrives.
+    early_full: BTreeMap<SmolStr, (Time, Update)>,
     /// Incremental updates sent in this epoch.
     seq: u64,
     started: Time,
@@ -177,6 +181,7 @@ impl Node {
             peers: Peers::new(),
             seeds: BTreeSet::new(),
             greeting: BTreeMap::new(),
+            early_full: BTreeMap::new(),
             seq: 0,
             started: now,
             next_ping: now + cfg.ping_interval,
@@ -430,6 +435,9 @@ impl Node {
             return;
         };
         self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out);
+        if let Some((_, early)) = self.early_full.remove(&name) {
+            self.on_update(now, early, out);
+        }
         let patience = self.cfg.peer_timeout;
         if let Some(p) = self.peers.get_mut(&name) {
             if asked_full && p.wants_full {
@@ -476,7 +484,11 @@ impl Node {
         let from = u.sender_node_name.clone();
         let ignore = |reason: &str| Action::Notice(Notice::UpdateIgnored { from: from.clone(), reason: reason.into() });
         let Some(peer) = self.peers.get_mut(&from) else {
-            out.push(ignore("the sender is not a known peer"));
+            if u.full && self.greeting.values().any(|asked_full| *asked_full) {
+                self.early_full.insert(from, (now, u));
+            } else {
+                out.push(ignore("the sender is not a known peer"));
+            }
             return;
         };
         peer.last_alive = now;
@@ -623,6 +635,14 @@ impl Node {
             self.peers.remove(&name);
             out.push(Action::Notice(Notice::PeerForgotten { name }));
         }
+        let timeout = self.cfg.peer_timeout;
+        let stale: Vec<SmolStr> =
+            self.early_full.iter().filter(|(_, (t, _))| now.since(*t) > timeout).map(|(n, _)| n.clone()).collect();
+        for name in stale {
+            self.early_full.remove(&name);
+            let reason = "a full update from a node that never answered our greeting".into();
+            out.push(Action::Notice(Notice::UpdateIgnored { from: name, reason }));
+        }
         let names: Vec<SmolStr> = self.peers.keys().cloned().collect();
         for name in names {
             self.greet_peer(now, &name, out);
@@ -641,5 +661,84 @@ impl Node {
     /// Each peer's last applied stream position, for tests and diagnostics.
     pub fn streams(&self) -> BTreeMap<SmolStr, Option<StreamPos>> {
         self.peers.iter().map(|(n, p)| (n.clone(), p.stream)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FileInfo;
+
+    fn addr(s: &str) -> PeerAddr {
+        PeerAddr::parse(s).unwrap()
+    }
+
+    fn node(name: &str, port: u16) -> Node {
+        let cfg =
+            Config::new(name, "dftp", addr(&format!("127.0.0.1:{port}")), addr(&format!("127.0.0.1:{}", port + 1)), 1);
+        Node::new(cfg, Time::from_secs(1000))
+    }
+
+    fn full_from(sender: &str, path: &str) -> Update {
+        Update {
+            files: vec![FileInfo {
+                full_name: path.into(),
+                basename: path.into(),
+                dir: false,
+                last_modified: 1,
+                last_info_updated: 1,
+                size_in_bytes: 3,
+                file_mode: FileMode::file(0o644),
+                owner_node: sender.into(),
+                deletion: false,
+            }],
+            update_time: 1,
+            full: true,
+            sender_node_name: sender.into(),
+            epoch: Some(7),
+            seq: Some(0),
+        }
+    }
+
+    fn cluster_of(name: &str, port: u16) -> ClusterInfo {
+        let me = NodeInfo {
+            name: name.into(),
+            public_addr: format!("127.0.0.1:{port}"),
+            mgmt_addr: format!("127.0.0.1:{}", port + 1),
+            last_alive: 0,
+            last_update_pushed: 0,
+            last_update_received: 0,
+            last_full_update_received: 0,
+        };
+        ClusterInfo { name: "dftp".into(), me, peers: BTreeMap::new() }
+    }
+
+    #[test]
+    fn a_full_update_that_overtakes_the_greeting_answer_is_kept_until_the_answer() {
+        let mut a = node("a", 100);
+        let t = Time::from_secs(1000);
+        let actions = a.handle(t, Event::JoinRequested(vec![addr("127.0.0.1:201")]));
+        assert!(actions.iter().any(|x| matches!(x, Action::Greet { greeting, .. } if greeting.request_full_update)));
+        // b pushes its full update before our request returns with b's name.
+        let actions = a.handle(t, Event::UpdateReceived(full_from("b", "x.txt")));
+        assert!(!actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateApplied { .. }))));
+        let path = DfsPath::parse("x.txt").unwrap();
+        assert!(a.snapshot(t).lookup(&path).is_none());
+        let actions = a.handle(t, Event::GreetingAnswered { to: addr("127.0.0.1:201"), reply: cluster_of("b", 200) });
+        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateApplied { full: true, .. }))));
+        assert_eq!(a.snapshot(t).lookup(&path).unwrap().owner.as_str(), "b");
+        assert!(!actions.iter().any(|x| matches!(x, Action::Greet { .. })), "no second request: {actions:?}");
+    }
+
+    #[test]
+    fn a_full_update_from_a_stranger_without_a_greeting_under_way_is_ignored() {
+        let mut a = node("a", 100);
+        let t = Time::from_secs(1000);
+        let actions = a.handle(t, Event::UpdateReceived(full_from("b", "x.txt")));
+        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateIgnored { .. }))));
+        // Even if b answers a greeting later, the old update is not applied.
+        a.handle(t, Event::JoinRequested(vec![addr("127.0.0.1:201")]));
+        a.handle(t, Event::GreetingAnswered { to: addr("127.0.0.1:201"), reply: cluster_of("b", 200) });
+        assert!(a.snapshot(t).lookup(&DfsPath::parse("x.txt").unwrap()).is_none());
     }
 }
