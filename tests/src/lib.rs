@@ -308,10 +308,13 @@ impl Node {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        // Plain logs: they are printed when a test fails.
+        cmd.env("NO_COLOR", "1");
+        let out = fs::File::create(&log).unwrap();
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", dftp_bin().display()));
         let mut node =
@@ -391,6 +394,11 @@ impl Node {
     /// Whether the process is still running and answering.
     pub fn is_up(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None)) && try_http("GET", &self.url("/"), &[], None).is_ok()
+    }
+
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What the node has logged so far.
