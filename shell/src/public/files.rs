@@ -90,6 +90,15 @@ impl Files {
             // Gone from disk since the last scan, or not a regular file inside the root.
             return text(StatusCode::NOT_FOUND, format!("not found: {}", entry.path));
         }
+        if resp.status() == StatusCode::PARTIAL_CONTENT
+            && resp.headers().get(header::CONTENT_RANGE).is_some_and(|v| v.as_bytes().ends_with(b"/0"))
+        {
+            // ServeDir answers a range of an empty file with 206 and `bytes 0-0/0`, a byte that
+            // does not exist: no range of an empty file is satisfiable.
+            let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "the file is empty");
+            r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes */0"));
+            return r;
+        }
         resp.map(|b| b.map_err(Into::into).boxed_unsync())
     }
 
