@@ -12,6 +12,7 @@ use hyper::body::Frame;
 use smol_str::SmolStr;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::blocking::Blocking;
 use crate::net::Datagram;
 use crate::peers::{full_body, Body, PeerClient};
 
@@ -56,12 +57,23 @@ enum Input {
 pub struct Handle {
     tx: mpsc::Sender<Input>,
     snapshot: watch::Receiver<Snapshot>,
+    blocking: Blocking,
 }
 
 impl Handle {
     /// The latest snapshot. O(1).
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot.borrow().clone()
+    }
+
+    /// The snapshots as they are published (the simulator reads each node's tree from this).
+    pub fn snapshots(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// Where blocking work runs.
+    pub fn blocking(&self) -> Blocking {
+        self.blocking
     }
 
     /// Queues an event.
@@ -93,10 +105,17 @@ pub struct Driver {
     queues: HashMap<SmolStr, mpsc::UnboundedSender<Job>>,
     multicast: Option<Arc<dyn Datagram>>,
     wake: Time,
+    blocking: Blocking,
 }
 
 impl Driver {
-    pub fn new(node: Node, clock: Clock, client: PeerClient, multicast: Option<Arc<dyn Datagram>>) -> (Driver, Handle) {
+    pub fn new(
+        node: Node,
+        clock: Clock,
+        client: PeerClient,
+        multicast: Option<Arc<dyn Datagram>>,
+        blocking: Blocking,
+    ) -> (Driver, Handle) {
         let (tx, rx) = mpsc::channel(1024);
         let (snap_tx, snap_rx) = watch::channel(node.snapshot(clock.now()));
         let wake = clock.now();
@@ -110,8 +129,9 @@ impl Driver {
             queues: HashMap::new(),
             multicast,
             wake,
+            blocking,
         };
-        (driver, Handle { tx, snapshot: snap_rx })
+        (driver, Handle { tx, snapshot: snap_rx, blocking })
     }
 
     /// Runs until every handle is dropped or `shutdown` fires.
@@ -119,14 +139,18 @@ impl Driver {
         self.step(Event::Timer, None);
         loop {
             let wake = self.clock.instant_of(self.wake);
+            // Biased: tokio picks the first ready branch at random otherwise, and the simulator
+            // needs the same choice every run. Timers first, so a flood of events cannot hold
+            // them up.
             tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep_until(wake) => self.step(Event::Timer, None),
                 input = self.rx.recv() => match input {
                     Some(Input::Event(e)) => self.step(e, None),
                     Some(Input::Ask(e, reply)) => self.step(e, Some(reply)),
                     None => break,
                 },
-                _ = tokio::time::sleep_until(wake) => self.step(Event::Timer, None),
-                _ = shutdown.changed() => break,
             }
         }
     }
@@ -178,7 +202,7 @@ impl Driver {
     fn enqueue(&mut self, to: SmolStr, job: Job) {
         let queue = self.queues.entry(to.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(peer_worker(to, rx, self.client.clone(), self.tx.clone()));
+            tokio::spawn(peer_worker(to, rx, self.client.clone(), self.tx.clone(), self.blocking));
             tx
         });
         let _ = queue.send(job);
@@ -191,6 +215,7 @@ async fn peer_worker(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     client: PeerClient,
     tx: mpsc::Sender<Input>,
+    blocking: Blocking,
 ) {
     while let Some(job) = jobs.recv().await {
         let (full, result) = match job {
@@ -200,7 +225,7 @@ async fn peer_worker(
             Job::Full(addr, snapshot, header) => {
                 let files = snapshot.local_count();
                 let started = std::time::Instant::now();
-                let r = client.send_update(&addr, stream_full_update(*snapshot, header), true).await;
+                let r = client.send_update(&addr, stream_full_update(*snapshot, header, blocking), true).await;
                 if r.is_ok() {
                     tracing::info!("full update of {files} file(s) sent to {name} in {:.1?}", started.elapsed());
                 }
@@ -220,8 +245,14 @@ async fn peer_worker(
     }
 }
 
-/// A full update body produced chunk by chunk on a blocking thread, never whole in memory.
-fn stream_full_update(snapshot: Snapshot, header: UpdateHeader) -> Body {
+/// A full update body produced chunk by chunk on a blocking thread, never whole in memory
+/// (inline and whole with [`Blocking::Inline`]).
+fn stream_full_update(snapshot: Snapshot, header: UpdateHeader, blocking: Blocking) -> Body {
+    if blocking == Blocking::Inline {
+        let chunks: Vec<_> = snapshot.full_update_body(header, FULL_UPDATE_CHUNK).collect();
+        let frames = chunks.into_iter().map(|c| Ok::<_, crate::peers::BoxError>(Frame::data(Bytes::from(c))));
+        return StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    }
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, crate::peers::BoxError>>(4);
     tokio::task::spawn_blocking(move || {
         for chunk in snapshot.full_update_body(header, FULL_UPDATE_CHUNK) {

@@ -1,6 +1,7 @@
 //! The dftp daemon: turns sockets, files and the clock into core events, and core actions into
 //! I/O. It holds no rule of the cluster; those live in `dftp-core`.
 
+pub mod blocking;
 pub mod config;
 pub mod discovery;
 pub mod driver;
@@ -20,8 +21,9 @@ use std::time::Instant;
 use dftp_core::{Config, DfsPath, Event, Meta, Mount, Node, PeerAddr, Span};
 use tokio::sync::watch;
 
+use crate::blocking::Blocking;
 use crate::config::Cli;
-use crate::driver::{Clock, Driver};
+use crate::driver::{Clock, Driver, Handle};
 use crate::localfs::LocalFs;
 use crate::net::Net;
 use crate::peers::PeerClient;
@@ -44,6 +46,18 @@ pub struct Env {
     pub fs: Arc<dyn LocalFs>,
     /// Wall-clock milliseconds at start (the clock then moves with `tokio::time`).
     pub start_unix_ms: u64,
+    /// Where blocking work runs: tokio's blocking threads, or inline in the simulator.
+    pub blocking: Blocking,
+    /// Called once the node is serving, with a handle to its driver (the simulator reads each
+    /// node's snapshots through it).
+    pub on_ready: Option<Box<dyn FnOnce(&Handle) + Send>>,
+}
+
+impl Env {
+    /// The environment of the daemon: blocking work on tokio's blocking threads, no hook.
+    pub fn new(net: Arc<dyn Net>, fs: Arc<dyn LocalFs>, start_unix_ms: u64) -> Env {
+        Env { net, fs, start_unix_ms, blocking: Blocking::Threads, on_ready: None }
+    }
 }
 
 /// Runs a node until `shutdown` fires.
@@ -66,7 +80,9 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     // Scan before serving, as the original does: a node answers with its whole tree or not at all.
     let started = Instant::now();
     let fs = env.fs.clone();
-    let report = tokio::task::spawn_blocking(move || fs.scan())
+    let report = env
+        .blocking
+        .run(move || fs.scan())
         .await
         .map_err(|e| format!("scan: {e}"))?
         .map_err(|e| format!("scan: {e}"))?;
@@ -117,7 +133,7 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     let clock = Clock::new(env.start_unix_ms);
     let node = Node::new(cfg, clock.now());
     let client = PeerClient::new(env.net.clone());
-    let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone());
+    let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone(), env.blocking);
     let driver_task = tokio::spawn(driver.run(shutdown.clone()));
     handle.send(Event::LocalScan(local)).await;
 
@@ -140,6 +156,9 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone())));
     if !joins.is_empty() {
         handle.send(Event::JoinRequested(joins)).await;
+    }
+    if let Some(hook) = env.on_ready {
+        hook(&handle);
     }
     drop(handle);
     for s in servers {

@@ -30,7 +30,7 @@ fn main() {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        let env = Env { net: Arc::new(TokioNet), fs: Arc::new(fs), start_unix_ms };
+        let env = Env::new(Arc::new(TokioNet), Arc::new(fs), start_unix_ms);
         dftp::run(cli, env, stop_rx).await
     });
     if let Err(e) = result {

@@ -147,7 +147,7 @@ async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Resp
     };
     // A full update of a large tree is hundreds of megabytes of JSON: parse it off the async
     // threads.
-    let parsed = tokio::task::spawn_blocking(move || Update::from_json(&body)).await;
+    let parsed = handle.blocking().run(move || Update::from_json(&body)).await;
     let update = match parsed {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),

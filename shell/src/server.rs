@@ -33,6 +33,8 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
+            biased; // the same choice every run, for the simulator
+            _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((conn, peer)) => {
                     let h = handler.clone();
@@ -57,7 +59,6 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = shutdown.changed() => break,
         }
     }
     drop(listener);

@@ -34,6 +34,7 @@ pub async fn run(
     let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
     loop {
         tokio::select! {
+            biased; // the same choice every run, for the simulator
             _ = stop.changed() => return,
             _ = rescan.tick(), if guard.is_none() => rescan_all(&fs, &mount, &handle).await,
             msg = rx.recv(), if guard.is_some() => {
@@ -90,7 +91,7 @@ async fn rescan_paths(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle, pat
     let roots = outermost(paths);
     let fs = fs.clone();
     let mount = mount.clone();
-    let scanned = tokio::task::spawn_blocking(move || {
+    let scanned = handle.blocking().run(move || {
         let mut subtrees = Vec::new();
         for root in roots {
             match fs.scan_below(&root) {
@@ -113,7 +114,7 @@ async fn rescan_paths(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle, pat
 
 async fn rescan_all(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle) {
     let fs = fs.clone();
-    match tokio::task::spawn_blocking(move || fs.scan()).await {
+    match handle.blocking().run(move || fs.scan()).await {
         Ok(Ok(report)) => handle.send(Event::LocalScan(to_cluster(mount, report.entries))).await,
         Ok(Err(e)) => tracing::warn!("rescan failed: {e}"),
         Err(e) => tracing::warn!("rescan failed: {e}"),

@@ -8,34 +8,29 @@ use hyper::body::Frame;
 use tokio::sync::mpsc;
 
 use super::Query;
+use crate::blocking::Blocking;
 use crate::peers::{full_body, Body, BoxError};
 
 const CHUNK: usize = 64 << 10;
 
-pub fn find(snapshot: Snapshot, query: &Query, head_only: bool) -> Response<Body> {
+pub fn find(snapshot: Snapshot, query: &Query, head_only: bool, blocking: Blocking) -> Response<Body> {
     let prefix = query.prefix.clone().unwrap_or_default();
     let prefix = prefix.strip_prefix('/').map(str::to_owned).unwrap_or(prefix);
     let body = if head_only {
         full_body(Bytes::new())
+    } else if blocking == Blocking::Inline {
+        let mut chunks = Vec::new();
+        format_paths(&snapshot, &prefix, |chunk| {
+            chunks.push(Ok::<_, BoxError>(Frame::data(Bytes::from(chunk))));
+            true
+        });
+        StreamBody::new(futures_util::stream::iter(chunks)).boxed_unsync()
     } else {
         let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
         // Off the async threads: a million paths take a while to format.
         tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(CHUNK + 4096);
-            for path in snapshot.find(&prefix) {
-                buf.push(b'/');
-                buf.extend_from_slice(path.as_str().as_bytes());
-                buf.push(b'\n');
-                if buf.len() >= CHUNK {
-                    let chunk = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
-                    if tx.blocking_send(Ok(Frame::data(Bytes::from(chunk)))).is_err() {
-                        return; // the client went away
-                    }
-                }
-            }
-            if !buf.is_empty() {
-                let _ = tx.blocking_send(Ok(Frame::data(Bytes::from(buf))));
-            }
+            // Stops when the client went away.
+            format_paths(&snapshot, &prefix, |chunk| tx.blocking_send(Ok(Frame::data(Bytes::from(chunk)))).is_ok());
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
         StreamBody::new(stream).boxed_unsync()
@@ -44,4 +39,24 @@ pub fn find(snapshot: Snapshot, query: &Query, head_only: bool) -> Response<Body
     *r.status_mut() = StatusCode::OK;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+/// Formats the paths under `prefix` as `/path` lines, in chunks of about [`CHUNK`] bytes, until
+/// `emit` returns false.
+fn format_paths(snapshot: &Snapshot, prefix: &str, mut emit: impl FnMut(Vec<u8>) -> bool) {
+    let mut buf = Vec::with_capacity(CHUNK + 4096);
+    for path in snapshot.find(prefix) {
+        buf.push(b'/');
+        buf.extend_from_slice(path.as_str().as_bytes());
+        buf.push(b'\n');
+        if buf.len() >= CHUNK {
+            let chunk = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
+            if !emit(chunk) {
+                return;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        emit(buf);
+    }
 }

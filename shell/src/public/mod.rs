@@ -48,7 +48,9 @@ impl Public {
         match path.as_str() {
             "/" => self.greeting(),
             "/fs" => redirect("/fs/"),
-            "/find/" | "/find" => find::find(self.handle.snapshot(), &query, req.method() == Method::HEAD),
+            "/find/" | "/find" => {
+                find::find(self.handle.snapshot(), &query, req.method() == Method::HEAD, self.handle.blocking())
+            }
             p if p.starts_with("/fs/") => self.fs(req, &p["/fs".len()..], &query).await,
             _ => text(StatusCode::NOT_FOUND, "not found: try /fs/ or /find/"),
         }
