@@ -652,3 +652,111 @@ pub fn assert_contained(what: &str, body: &[u8], secrets: &[String]) {
     let tmp = tmp.to_string_lossy();
     assert!(!text.contains(&format!("{}/dftp", tmp.trim_end_matches('/'))), "{what}: leaked a temp path:\n{text}");
 }
+
+// ---- a fake peer ----------------------------------------------------------------------------
+
+/// A request as a [`FakeServer`] received it.
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a [`FakeServer`] answers: status, Content-Type, body.
+pub type Reply = (u16, String, Vec<u8>);
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and answers with a handler:
+/// enough to play a peer (for example a node of the original implementation) in a test. One
+/// request per connection.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Req>>>,
+}
+
+impl FakeServer {
+    pub fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, handler) = (requests.clone(), std::sync::Arc::new(handler));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (log, handler) = (log.clone(), handler.clone());
+                std::thread::spawn(move || {
+                    conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                    let Some(req) = read_request(&mut conn) else { return };
+                    let (status, ctype, body) = handler(&req);
+                    log.lock().unwrap().push(req);
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&body));
+                });
+            }
+        });
+        FakeServer { addr, requests }
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Req> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits for a request that matches.
+    pub fn wait_for(&self, what: &str, f: impl Fn(&Req) -> bool) -> Req {
+        wait_until(what, WAIT, || self.requests().into_iter().find(|r| f(r)))
+    }
+}
+
+fn read_request(conn: &mut TcpStream) -> Option<Req> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut reader = std::io::BufReader::new(conn);
+        loop {
+            let mut size = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0u8; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        conn.read_exact(&mut body).ok()?;
+    }
+    Some(Req { method, target, headers, body })
+}
