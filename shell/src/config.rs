@@ -1,6 +1,7 @@
 //! Command-line flags. The original's flags keep their names and defaults, and its single-dash
 //! spelling (`-dfsroot=/x`) still works, so existing scripts keep running.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,9 +33,22 @@ pub struct Cli {
     #[arg(long, default_value = ":7041")]
     pub http_mgmt_listen: String,
 
-    /// host:port of the public FTP interface.
+    /// host:port of the public FTP interface (bound to exactly that host; an empty host listens
+    /// on every interface, an empty value turns FTP off).
     #[arg(long, default_value = ":2121")]
     pub ftp_listen: String,
+
+    /// Ports FTP passive data connections (PASV, EPSV) listen on, as FIRST-LAST.
+    #[arg(long, default_value = "49152-49407", value_parser = parse_port_range)]
+    pub ftp_passive_ports: RangeInclusive<u16>,
+
+    /// Text of the FTP greeting (the 220 reply).
+    #[arg(long, default_value = "dftp: one tree over every node, read-only")]
+    pub ftp_greeting: String,
+
+    /// FTP control connections idle for this long (no command, no transfer) are closed.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub ftp_idle_timeout: Duration,
 
     /// Multicast group host:port for peer discovery; an empty value disables discovery.
     #[arg(long, default_value = "224.0.0.9:7041")]
@@ -97,6 +111,9 @@ const LONG_FLAGS: &[&str] = &[
     "http-listen",
     "http-mgmt-listen",
     "ftp-listen",
+    "ftp-passive-ports",
+    "ftp-greeting",
+    "ftp-idle-timeout",
     "multicast-discovery-addr",
     "multicast-interface",
     "cluster-name",
@@ -151,6 +168,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a port range `FIRST-LAST` (or a single port).
+pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let port = |p: &str| p.trim().parse::<u16>().map_err(|_| format!("{s:?}: expected a port range like 49152-49407"));
+    let (a, b) = (port(a)?, port(b)?);
+    if a == 0 || a > b {
+        return Err(format!("{s:?}: expected FIRST-LAST with 0 < FIRST <= LAST"));
+    }
+    Ok(a..=b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +192,15 @@ mod tests {
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("49152-49407").unwrap(), 49152..=49407);
+        assert_eq!(parse_port_range("2000").unwrap(), 2000..=2000);
+        for bad in ["", "0-10", "10-5", "a-b", "1-70000", "1-2-3"] {
+            assert!(parse_port_range(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod blocking;
 pub mod config;
 pub mod discovery;
 pub mod driver;
+pub mod ftp;
 pub mod localfs;
 pub mod mgmt;
 pub mod net;
@@ -104,6 +105,7 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
         env.net.bind(mgmt_addr).await.map_err(|e| format!("cannot listen on {mgmt_addr} (--http-mgmt-listen): {e}"))?;
     let public_bound = http_listener.local_addr().map_err(|e| e.to_string())?;
     let mgmt_bound = mgmt_listener.local_addr().map_err(|e| e.to_string())?;
+    let ftp = ftp::bind_from_cli(&cli).await?;
     let public_addr = advertised(cli.advertise_http.as_deref(), &cli.http_listen, public_bound)?;
     let mgmt_pub = advertised(cli.advertise_mgmt.as_deref(), &cli.http_mgmt_listen, mgmt_bound)?;
 
@@ -147,6 +149,9 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
         cli.rescan_interval,
         shutdown.clone(),
     ));
+    let ftp_task = ftp.map(|f| {
+        tokio::spawn(f.serve(handle.clone(), env.fs.clone(), mount.clone(), client.clone(), shutdown.clone()))
+    });
     let public = public::Public::new(handle.clone(), env.fs.clone(), mount, client).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let servers = [
@@ -163,6 +168,9 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     drop(handle);
     for s in servers {
         let _ = s.await;
+    }
+    if let Some(f) = ftp_task {
+        let _ = f.await;
     }
     if let Some(d) = discovery {
         d.abort();

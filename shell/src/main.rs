@@ -9,7 +9,10 @@ use dftp::Env;
 fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args()));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // libunftp's spans carry a dump of the whole FTP session: keep them out of the log.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,libunftp=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let fs = match StdFs::new(&cli.dfsroot) {

@@ -1,0 +1,302 @@
+//! The libunftp storage backend over the merged tree: metadata and listings from a snapshot,
+//! contents from the local disk or the owner node. Read-only: every write answers 550.
+
+use std::fmt::{self, Debug};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use dftp_core::{DfsPath, Entry, Mount, Snapshot};
+use tokio::io::AsyncRead;
+use unftp_core::auth::DefaultUser;
+use unftp_core::storage::{Error, ErrorKind, Fileinfo, Metadata, Permissions, Result, StorageBackend, FEATURE_RESTART};
+
+use super::listing::{push_line, Line};
+use super::paths::resolve;
+use super::transfer::{self, Failure};
+use crate::driver::Handle;
+use crate::localfs::LocalFs;
+use crate::peers::PeerClient;
+use crate::public::encode_path;
+
+/// What every session's backend shares.
+pub struct Shared {
+    pub handle: Handle,
+    pub fs: Arc<dyn LocalFs>,
+    pub mount: Mount,
+    pub client: PeerClient,
+}
+
+/// One session's view of the tree (libunftp makes one per control connection).
+#[derive(Clone)]
+pub struct Backend {
+    shared: Arc<Shared>,
+}
+
+impl Backend {
+    pub fn new(shared: Arc<Shared>) -> Backend {
+        Backend { shared }
+    }
+}
+
+impl Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dftp::ftp::Backend")
+    }
+}
+
+/// An entry's metadata as FTP shows it.
+#[derive(Debug, Clone)]
+pub struct FtpMeta {
+    dir: bool,
+    len: u64,
+    /// Unix seconds.
+    modified: i64,
+    perm: u32,
+    owner: String,
+}
+
+impl Metadata for FtpMeta {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn is_dir(&self) -> bool {
+        self.dir
+    }
+    fn is_file(&self) -> bool {
+        !self.dir
+    }
+    fn is_symlink(&self) -> bool {
+        false // symlinks are never scanned, so never in the tree
+    }
+    fn modified(&self) -> Result<SystemTime> {
+        Ok(UNIX_EPOCH + Duration::from_secs(self.modified.max(0) as u64))
+    }
+    fn gid(&self) -> u32 {
+        0
+    }
+    fn uid(&self) -> u32 {
+        0
+    }
+    fn permissions(&self) -> Permissions {
+        Permissions(self.perm)
+    }
+}
+
+fn not_found(kind: ErrorKind, what: impl fmt::Display) -> Error {
+    Error::new(kind, what.to_string())
+}
+
+fn read_only() -> Error {
+    Error::new(ErrorKind::PermissionDenied, "read-only: this server does not accept changes")
+}
+
+/// The metadata of `e`. A directory known only from what lies below it takes the newest date
+/// of its children.
+fn meta_of(snap: &Snapshot, e: &Entry) -> FtpMeta {
+    let dir = e.is_dir();
+    let modified = match e.meta {
+        Some(m) => m.modified,
+        None => snap.list(&e.path).and_then(|c| c.iter().filter_map(|c| c.meta.map(|m| m.modified)).max()).unwrap_or(0),
+    };
+    let perm = match e.meta.map(|m| m.mode.perm() & 0o777) {
+        Some(p) if p != 0 => p,
+        _ if dir => 0o755,
+        _ => 0o644,
+    };
+    FtpMeta { dir, len: e.size(), modified, perm, owner: e.owner.as_str().to_owned() }
+}
+
+/// A name an FTP listing can carry: its lines end at CR or LF, so such names cannot be shown
+/// (nor asked for by any command).
+fn listable(name: &str) -> bool {
+    !name.contains(['\r', '\n'])
+}
+
+impl Backend {
+    fn snapshot(&self) -> Snapshot {
+        self.shared.handle.snapshot()
+    }
+
+    /// The entry an FTP path names, or the reply for a path that names nothing.
+    fn entry(&self, path: &Path, missing: ErrorKind) -> Result<(Snapshot, DfsPath, Entry)> {
+        let p = resolve(path).map_err(|e| Error::new(missing, e))?;
+        let snap = self.snapshot();
+        let entry = snap.lookup(&p).ok_or_else(|| not_found(missing, format_args!("{p}: not found")))?;
+        Ok((snap, p, entry))
+    }
+
+    /// The entries `LIST`, `NLST` and `MLSD` show for `path`: a directory's children, or a
+    /// file on its own.
+    fn entries(&self, path: &Path) -> Result<(Snapshot, Vec<Entry>)> {
+        let (snap, p, entry) = self.entry(path, ErrorKind::PermanentDirectoryNotAvailable)?;
+        let list = if entry.is_dir() {
+            snap.list(&p).ok_or_else(|| not_found(ErrorKind::PermanentDirectoryNotAvailable, &p))?
+        } else {
+            vec![entry]
+        };
+        let list = list.into_iter().filter(|e| listable(e.path.name())).collect();
+        Ok((snap, list))
+    }
+
+    /// Copies the file at `path` from byte `start` to `out`.
+    async fn copy<W>(&self, path: &Path, start: u64, out: &mut W) -> Result<u64>
+    where
+        W: tokio::io::AsyncWrite + Unpin + ?Sized,
+    {
+        let (snap, p, entry) = self.entry(path, ErrorKind::PermanentFileNotAvailable)?;
+        if entry.is_dir() {
+            return Err(not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p} is a directory")));
+        }
+        let result = if snap.is_mine(&entry) {
+            let Some(rel) = self.shared.mount.to_local(&p) else {
+                return Err(not_found(ErrorKind::PermanentFileNotAvailable, &p));
+            };
+            transfer::local(&self.shared.fs, rel, start, out).await
+        } else {
+            let owner = entry.owner.as_str();
+            let Some(addr) = snap.public_addr_of(owner) else {
+                return Err(Error::new(
+                    ErrorKind::TransientFileNotAvailable,
+                    format!("the owner of {p} (node {owner}) is not reachable"),
+                ));
+            };
+            let url = format!("/fs/{}?redirN=1", encode_path(&p));
+            transfer::remote(&self.shared.client, addr, &url, start, out).await
+        };
+        result.map_err(|f| match f {
+            Failure::NotFound(why) => {
+                tracing::debug!("FTP RETR {p}: {why}");
+                not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p}: not found"))
+            }
+            Failure::Source(why) => {
+                tracing::warn!("FTP RETR {p} from {}: {why}", entry.owner.as_str());
+                Error::new(ErrorKind::LocalError, why)
+            }
+            Failure::Client(e) => Error::from(e),
+        })
+    }
+}
+
+#[async_trait]
+impl StorageBackend<DefaultUser> for Backend {
+    type Metadata = FtpMeta;
+
+    fn name(&self) -> &str {
+        "dftp"
+    }
+
+    fn supported_features(&self) -> u32 {
+        FEATURE_RESTART
+    }
+
+    async fn metadata<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, path: P) -> Result<FtpMeta> {
+        let (snap, _, entry) = self.entry(path.as_ref(), ErrorKind::PermanentFileNotAvailable)?;
+        Ok(meta_of(&snap, &entry))
+    }
+
+    async fn list<P: AsRef<Path> + Send + Debug>(
+        &self,
+        _user: &DefaultUser,
+        path: P,
+    ) -> Result<Vec<Fileinfo<PathBuf, FtpMeta>>> {
+        let (snap, entries) = self.entries(path.as_ref())?;
+        Ok(entries
+            .iter()
+            .map(|e| Fileinfo { path: PathBuf::from(e.path.name()), metadata: meta_of(&snap, e) })
+            .collect())
+    }
+
+    /// `LIST`: our own `ls -l` lines, with the owner node's name where libunftp would print a
+    /// numeric uid.
+    async fn list_fmt<P>(&self, _user: &DefaultUser, path: P) -> std::result::Result<Cursor<Vec<u8>>, Error>
+    where
+        P: AsRef<Path> + Send + Debug,
+        FtpMeta: Metadata + 'static,
+    {
+        let (snap, entries) = self.entries(path.as_ref())?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let mut out = String::with_capacity(entries.len() * 80);
+        for e in &entries {
+            let m = meta_of(&snap, e);
+            let line = Line {
+                dir: m.dir,
+                perm: m.perm,
+                owner: &m.owner,
+                size: m.len,
+                modified: m.modified,
+                name: e.path.name(),
+            };
+            push_line(&mut out, &line, now);
+        }
+        Ok(Cursor::new(out.into_bytes()))
+    }
+
+    async fn get_into<'a, P, W>(&self, _user: &DefaultUser, path: P, start_pos: u64, output: &'a mut W) -> Result<u64>
+    where
+        W: tokio::io::AsyncWrite + Unpin + Sync + Send + ?Sized,
+        P: AsRef<Path> + Send + Debug,
+    {
+        self.copy(path.as_ref(), start_pos, output).await
+    }
+
+    /// A reader of the file (libunftp uses [`Self::get_into`] for RETR; this serves anything
+    /// else that wants a reader): the copy runs in a task writing into a pipe.
+    async fn get<P: AsRef<Path> + Send + Debug>(
+        &self,
+        _user: &DefaultUser,
+        path: P,
+        start_pos: u64,
+    ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
+        // Fail now, with the right reply, for what does not exist.
+        let (_, p, entry) = self.entry(path.as_ref(), ErrorKind::PermanentFileNotAvailable)?;
+        if entry.is_dir() {
+            return Err(not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p} is a directory")));
+        }
+        let (reader, mut writer) = tokio::io::duplex(256 << 10);
+        let this = self.clone();
+        let path = path.as_ref().to_path_buf();
+        tokio::spawn(async move {
+            // An error shows as a short read; the pipe closes either way.
+            let _ = this.copy(&path, start_pos, &mut writer).await;
+        });
+        Ok(Box::new(reader))
+    }
+
+    async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
+        &self,
+        _user: &DefaultUser,
+        _input: R,
+        _path: P,
+        _start_pos: u64,
+    ) -> Result<u64> {
+        Err(read_only())
+    }
+
+    async fn del<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _path: P) -> Result<()> {
+        Err(read_only())
+    }
+
+    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _path: P) -> Result<()> {
+        Err(read_only())
+    }
+
+    async fn rename<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _from: P, _to: P) -> Result<()> {
+        Err(read_only())
+    }
+
+    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _path: P) -> Result<()> {
+        Err(read_only())
+    }
+
+    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, path: P) -> Result<()> {
+        let (_, p, entry) = self.entry(path.as_ref(), ErrorKind::PermanentDirectoryNotAvailable)?;
+        if entry.is_dir() {
+            Ok(())
+        } else {
+            Err(not_found(ErrorKind::PermanentDirectoryNotAvailable, format_args!("{p} is not a directory")))
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The FTP interface (`--ftp-listen`): libunftp with our storage backend over the merged tree.
+//!
+//! We accept control connections ourselves, on exactly the address given (libunftp's own
+//! `listen` would do too, but then a port already taken would only show up later, in a task),
+//! and hand each to a libunftp session. Data connections use libunftp's per-session passive
+//! listeners, bound in `--ftp-passive-ports` on the address the client reached us on; a listener
+//! the client never connects to is closed after libunftp's 15 s accept timeout.
+//!
+//! libunftp opens its sockets with tokio directly, so this cannot run in the simulator, which
+//! passes `--ftp-listen ''` to turn FTP off.
+
+mod backend;
+mod listing;
+mod paths;
+mod transfer;
+
+use std::io;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dftp_core::Mount;
+use libunftp::options::{PassiveHost, SiteMd5};
+use libunftp::{Server, ServerBuilder};
+use slog::Drain;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use unftp_core::auth::DefaultUser;
+
+pub use backend::{Backend, Shared};
+
+use crate::driver::Handle;
+use crate::localfs::LocalFs;
+use crate::peers::PeerClient;
+
+/// The FTP settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub passive_ports: RangeInclusive<u16>,
+    pub greeting: String,
+    pub idle_timeout: Duration,
+}
+
+/// A bound FTP interface, not yet serving.
+pub struct Ftp {
+    listener: TcpListener,
+    options: Options,
+}
+
+impl Ftp {
+    /// Binds the control port.
+    pub async fn bind(addr: SocketAddr, options: Options) -> io::Result<Ftp> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Ftp { listener, options })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves sessions until `shutdown` fires, then closes the open ones.
+    pub async fn serve(
+        self,
+        handle: Handle,
+        fs: Arc<dyn LocalFs>,
+        mount: Mount,
+        client: PeerClient,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let shared = Arc::new(Shared { handle, fs, mount, client });
+        // libunftp wants the greeting for the life of the program: one small leak per start.
+        let greeting: &'static str = Box::leak(self.options.greeting.clone().into_boxed_str());
+        // libunftp logs every command and transfer at info level through slog; pass on only its
+        // warnings and errors (to `log`, which the tracing subscriber picks up).
+        let logger = slog::Logger::root(slog_stdlog::StdLog.filter_level(slog::Level::Warning).fuse(), slog::o!());
+        let mut sessions = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        match session_server(&shared, &self.options, greeting, &logger) {
+                            Ok(server) => {
+                                sessions.spawn(async move {
+                                    if let Err(e) = server.service(stream).await {
+                                        tracing::debug!("FTP session from {peer}: {e}");
+                                    }
+                                });
+                            }
+                            Err(e) => tracing::error!("FTP: cannot set up a session: {e}"),
+                        }
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, most likely: wait rather than spin.
+                        tracing::warn!("FTP: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(self.listener);
+        // Dropping a session's future drops its shutdown notifier, which makes libunftp close
+        // that control connection.
+        sessions.shutdown().await;
+    }
+}
+
+/// A libunftp server for one control connection.
+fn session_server(
+    shared: &Arc<Shared>,
+    options: &Options,
+    greeting: &'static str,
+    logger: &slog::Logger,
+) -> Result<Server<Backend, DefaultUser>, libunftp::ServerError> {
+    let shared = shared.clone();
+    ServerBuilder::new(Box::new(move || Backend::new(shared.clone())))
+        .greeting(greeting)
+        .idle_session_timeout(options.idle_timeout.as_secs().max(1))
+        .passive_ports(options.passive_ports.clone())
+        .passive_host(PassiveHost::FromConnection)
+        .sitemd5(SiteMd5::None)
+        .logger(logger.clone())
+        .build()
+}
+
+/// Binds the FTP interface the command line asks for: `None` when `--ftp-listen` is empty.
+pub async fn bind_from_cli(cli: &crate::config::Cli) -> Result<Option<Ftp>, String> {
+    if cli.ftp_listen.is_empty() {
+        return Ok(None);
+    }
+    let addr = crate::net::parse_listen(&cli.ftp_listen).map_err(|e| format!("--ftp-listen: {e}"))?;
+    if cli.ftp_greeting.chars().any(char::is_control) {
+        return Err("--ftp-greeting: the greeting must be one line without control characters".into());
+    }
+    let options = Options {
+        passive_ports: cli.ftp_passive_ports.clone(),
+        greeting: cli.ftp_greeting.clone(),
+        idle_timeout: cli.ftp_idle_timeout,
+    };
+    let ftp = Ftp::bind(addr, options).await.map_err(|e| format!("cannot listen on {addr} (--ftp-listen): {e}"))?;
+    if let Ok(bound) = ftp.local_addr() {
+        tracing::info!("FTP interface listening on {bound}...");
+    }
+    Ok(Some(ftp))
+}
