@@ -52,10 +52,10 @@ pub fn dftp_bin() -> &'static Path {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let exe = stdout
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "dftp")
-            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .last()
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
             .expect("cargo reported the dftp executable");
         assert!(exe.exists(), "{} does not exist", exe.display());
         exe
