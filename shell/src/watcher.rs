@@ -13,8 +13,11 @@ use tokio::sync::{mpsc, watch};
 use crate::driver::Handle;
 use crate::localfs::{LocalFs, WatchMsg};
 
-/// Longest a change waits before it is sent on.
+/// Longest a change waits before it is sent on, while more keep coming.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
+/// A batch is sent as soon as the tree has been quiet this long: a single write is not held for
+/// the whole debounce, a burst (an unpacked archive) still goes out as a few updates.
+pub const QUIET: Duration = Duration::from_millis(20);
 
 pub async fn run(
     fs: Arc<dyn LocalFs>,
@@ -41,8 +44,12 @@ pub async fn run(
                 let Some(first) = msg else { guard = None; continue };
                 let mut batch = vec![first];
                 let deadline = tokio::time::Instant::now() + DEBOUNCE;
-                while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-                    batch.push(m);
+                loop {
+                    let until = deadline.min(tokio::time::Instant::now() + QUIET);
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(m)) => batch.push(m),
+                        _ => break,
+                    }
                 }
                 let mut paths = BTreeSet::new();
                 let mut all = false;
