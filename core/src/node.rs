@@ -408,7 +408,16 @@ impl Node {
         }
         let host = from_host.as_deref();
         let (public, mgmt) = (g.public_addr.or_host(host), g.mgmt_addr.or_host(host));
+        // A greeting shows that the peer's messages reach us, not that ours reach it: the
+        // network may carry one direction only. So only answers to our greetings, and its
+        // updates, keep a live peer alive; otherwise a peer we can no longer reach, whose
+        // changes have stopped arriving, would keep its stale files here for as long as it
+        // keeps greeting us. (A lost peer that greets us is taken back, as before.)
+        let alive_since = self.peers.get(&g.name).filter(|p| p.is_alive()).map(|p| p.last_alive);
         let fresh = self.saw_peer(now, &g.name, public, mgmt, out);
+        if let (Some(t), Some(p)) = (alive_since, self.peers.get_mut(&g.name)) {
+            p.last_alive = t;
+        }
         let owes = self.peers.get(&g.name).is_some_and(|p| p.owes_full);
         if g.request_full_update || owes {
             self.push_full(now, &g.name, out);

@@ -217,8 +217,22 @@ async fn peer_worker(
     tx: mpsc::Sender<Input>,
     blocking: Blocking,
 ) {
+    // After a failed update the node owes this peer a full one, which supersedes the
+    // incremental ones queued behind the failure: sending those would trickle old news in, a
+    // timeout apart, each making the peer believe us reachable and up to date. They are skipped
+    // and reported as failed too, until a full update goes through.
+    let mut behind = false;
     while let Some(job) = jobs.recv().await {
         let (full, result) = match job {
+            Job::Incremental(..) if behind => {
+                let reason = format!("update to {name} skipped: an earlier one failed");
+                tracing::debug!("{reason}");
+                let request = Request::Update { to: name.clone(), full: false };
+                if tx.send(Input::Event(Event::RequestFailed { request, reason })).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Job::Incremental(addr, update) => {
                 (false, client.send_update(&addr, full_body(update.to_json()), false).await)
             }
@@ -232,6 +246,7 @@ async fn peer_worker(
                 (true, r)
             }
         };
+        behind = result.is_err() || (behind && !full);
         let event = match result {
             Ok(()) => Event::UpdateDelivered { to: name.clone(), full },
             Err(reason) => {

@@ -134,7 +134,8 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
 
     let clock = Clock::new(env.start_unix_ms);
     let node = Node::new(cfg, clock.now());
-    let client = PeerClient::new(env.net.clone());
+    let timeouts = peers::Timeouts::for_intervals(cli.ping_interval, cli.peer_timeout);
+    let client = PeerClient::new(env.net.clone()).with_timeouts(timeouts);
     let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone(), env.blocking);
     let driver_task = tokio::spawn(driver.run(shutdown.clone()));
     handle.send(Event::LocalScan(local)).await;

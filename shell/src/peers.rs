@@ -93,9 +93,37 @@ impl tower::Service<Uri> for Connector {
     }
 }
 
+/// How long requests to peers may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A greeting (and its connection). Longer than a ping interval is pointless: by then the
+    /// next ping wants to greet again, and a greeting lost in a partition would hold the peer's
+    /// return up long after the network healed.
+    pub greet: Duration,
+    /// An incremental update, and a full update without progress (no body sent, or no answer
+    /// after the whole body): a peer silent this long is dead by definition, and a lost request
+    /// must not hold up the updates queued behind it.
+    pub update: Duration,
+}
+
+impl Timeouts {
+    /// The timeouts for nodes that ping every `ping_interval` and give up on a peer after
+    /// `peer_timeout`.
+    pub fn for_intervals(ping_interval: Duration, peer_timeout: Duration) -> Timeouts {
+        Timeouts { greet: ping_interval.min(GREET_TIMEOUT), update: peer_timeout.min(UPDATE_TIMEOUT) }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts { greet: GREET_TIMEOUT, update: UPDATE_TIMEOUT }
+    }
+}
+
 #[derive(Clone)]
 pub struct PeerClient {
     client: Client<Connector, Body>,
+    timeouts: Timeouts,
 }
 
 async fn timed<T>(limit: Duration, what: &str, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
@@ -108,7 +136,11 @@ impl PeerClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .build(Connector(net));
-        PeerClient { client }
+        PeerClient { client, timeouts: Timeouts::default() }
+    }
+
+    pub fn with_timeouts(self, timeouts: Timeouts) -> PeerClient {
+        PeerClient { timeouts, ..self }
     }
 
     fn url(addr: &PeerAddr, path_and_query: &str) -> Result<Uri, String> {
@@ -121,7 +153,7 @@ impl PeerClient {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(full_body(greeting.to_form()))
             .map_err(|e| e.to_string())?;
-        timed(GREET_TIMEOUT, "greeting", async {
+        timed(self.timeouts.greet, "greeting", async {
             let resp = self.client.request(req).await.map_err(|e| format!("greeting {to}: {e}"))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_CLUSTER_REPLY)
@@ -137,15 +169,28 @@ impl PeerClient {
         .await
     }
 
-    /// `POST /update/`.
+    /// `POST /update/`. An incremental update gets [`Timeouts::update`]; a full one, which can
+    /// be large, as long as its body keeps going out, then [`Timeouts::update`] for the answer.
     pub async fn send_update(&self, to: &PeerAddr, body: Body, full: bool) -> Result<(), String> {
+        let idle = self.timeouts.update;
+        let progress = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+        let body = if full {
+            let p = progress.clone();
+            body.map_frame(move |frame| {
+                *p.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+                frame
+            })
+            .boxed_unsync()
+        } else {
+            body
+        };
         let req = Request::post(Self::url(to, "/update/")?)
             // Exactly this: the original refuses anything else, parameters included.
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
             .map_err(|e| e.to_string())?;
-        let limit = if full { FULL_UPDATE_TIMEOUT } else { UPDATE_TIMEOUT };
-        timed(limit, "update", async {
+        let limit = if full { FULL_UPDATE_TIMEOUT } else { idle };
+        let request = timed(limit, "update", async {
             let resp = self.client.request(req).await.map_err(|e| format!("update to {to}: {e}"))?;
             let status = resp.status();
             let body =
@@ -154,8 +199,21 @@ impl PeerClient {
                 return Err(format!("update to {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
             }
             Ok(())
-        })
-        .await
+        });
+        tokio::pin!(request);
+        loop {
+            let deadline = *progress.lock().unwrap_or_else(|e| e.into_inner()) + idle;
+            tokio::select! {
+                biased;
+                r = &mut request => return r,
+                _ = tokio::time::sleep_until(deadline) => {
+                    let last = *progress.lock().unwrap_or_else(|e| e.into_inner());
+                    if last + idle <= tokio::time::Instant::now() {
+                        return Err(format!("update to {to}: no progress for {idle:?}"));
+                    }
+                }
+            }
+        }
     }
 
     /// Fetches `path_and_query` from a peer's public interface, passing the given headers on.
