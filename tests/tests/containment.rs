@@ -82,7 +82,8 @@ fn traversal_tries_serve_nothing_outside_and_leak_no_path() {
 
 #[test]
 fn symlinks_swapped_in_while_running_serve_nothing_outside() {
-    let mut f = Fixture::start(false);
+    // Changes are seen by the watcher; should inotify be unavailable, by a rescan every second.
+    let mut f = Fixture::start_with(false, |o| o.arg("--rescan-interval").arg("1s"));
     let secrets = f.secrets();
     let alpha = f.roots[0].path().to_path_buf();
     // A file that every node knows becomes a link to /etc/passwd; a directory a link to /etc.
