@@ -23,8 +23,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 fn passive_ports() -> String {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let slot = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
-    let base = 20000 + (std::process::id().wrapping_mul(7).wrapping_add(slot) % 1000) * 12;
-    format!("{}-{}", base, base + 11)
+    let base = 20000 + (std::process::id().wrapping_mul(7).wrapping_add(slot) % 300) * 40;
+    format!("{}-{}", base, base + 39)
 }
 
 fn with_ftp(o: NodeOpts) -> NodeOpts {
