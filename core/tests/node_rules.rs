@@ -1,0 +1,544 @@
+//! The node's rules, one scenario each: who may update what, the conflict rule, deletions,
+//! discovery, bad addresses, full updates on request, liveness, gaps and stale updates, and
+//! determinism.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use dftp_core::{
+    file_info, Action, ClusterInfo, Config, DfsPath, Event, FileInfo, Greeting, Kind, Meta, Node, NodeInfo, Notice,
+    Owner, PeerAddr, Request, Span, StreamPos, Time, Update, WireError,
+};
+
+fn at(secs: u64) -> Time {
+    t0() + Span::from_secs(secs)
+}
+
+fn node(name: &str, i: u8) -> Node {
+    Node::new(config(name, i, 1), t0())
+}
+
+fn table_of(cfg: &Config) -> ClusterInfo {
+    ClusterInfo {
+        name: cfg.cluster.clone(),
+        me: NodeInfo {
+            name: cfg.name.clone(),
+            public_addr: cfg.public_addr.to_string(),
+            mgmt_addr: cfg.mgmt_addr.to_string(),
+            last_alive: 0,
+            last_update_pushed: 0,
+            last_update_received: 0,
+            last_full_update_received: 0,
+        },
+        peers: BTreeMap::new(),
+    }
+}
+
+/// Feeds `event` and answers the greetings it causes: peers in `up` answer with their table,
+/// other addresses fail. Returns every action, the answers' included.
+fn run(node: &mut Node, now: Time, event: Event, up: &[&Config]) -> Vec<Action> {
+    let actions = node.handle(now, event);
+    let mut all = actions.clone();
+    for (to, _) in greets(&actions) {
+        let next = match up.iter().find(|c| c.mgmt_addr == to) {
+            Some(c) => Event::GreetingAnswered { to, reply: table_of(c) },
+            None => Event::RequestFailed { request: Request::Greet(to), reason: "refused".into() },
+        };
+        all.extend(run(node, now, next, up));
+    }
+    all
+}
+
+/// `peer` greets `node` (without asking for a full update), and `node`'s greeting back is
+/// answered.
+fn meet(node: &mut Node, now: Time, peer: &Config) -> Vec<Action> {
+    run(node, now, Event::GreetingReceived { greeting: greeting_of(peer, false), from_host: None }, &[peer])
+}
+
+fn file(path: &str, t: i64, owner: &str) -> FileInfo {
+    file_info(&p(path), file_meta(t), owner, false)
+}
+
+fn sized(path: &str, t: i64, size: u64, owner: &str) -> FileInfo {
+    let meta = Meta { size, ..file_meta(t) };
+    file_info(&p(path), meta, owner, false)
+}
+
+fn dir(path: &str, t: i64, owner: &str) -> FileInfo {
+    file_info(&p(path), dir_meta(t), owner, false)
+}
+
+fn deletion(path: &str, owner: &str) -> FileInfo {
+    let mut f = file(path, 0, owner);
+    f.deletion = true;
+    f
+}
+
+fn update(from: &str, full: bool, seq: u64, files: Vec<FileInfo>) -> Update {
+    Update { files, update_time: 0, full, sender_node_name: from.into(), epoch: Some(1), seq: Some(seq) }
+}
+
+fn owner(node: &Node, path: &str) -> Option<String> {
+    node.snapshot(t0()).lookup(&p(path)).map(|e| e.owner.as_str().to_string())
+}
+
+fn paths(node: &Node) -> Vec<String> {
+    node.snapshot(t0()).find("").map(|p| p.as_str().to_string()).collect()
+}
+
+fn applied(actions: &[Action]) -> Vec<(usize, usize, usize)> {
+    notices(actions)
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::UpdateApplied { files, changed, rejected, .. } => Some((files, changed, rejected)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn updates_from_unknown_senders_are_ignored() {
+    let mut r = node("r", 1);
+    let stranger = config("stranger", 2, 1);
+    let u = update("stranger", true, 0, vec![file("x.txt", 1, "stranger")]);
+    let actions = r.handle(t0(), Event::UpdateReceived(u.clone()));
+    assert!(
+        notices(&actions).iter().any(|n| matches!(n, Notice::UpdateIgnored { from, .. } if from == "stranger")),
+        "{actions:?}"
+    );
+    assert!(applied(&actions).is_empty());
+    assert!(paths(&r).is_empty());
+    assert!(r.peers().is_empty(), "an update does not make its sender a peer");
+
+    // Once it has greeted, the same update is applied.
+    meet(&mut r, t0(), &stranger);
+    let actions = r.handle(t0(), Event::UpdateReceived(u));
+    assert_eq!(applied(&actions), vec![(1, 1, 0)]);
+    assert_eq!(owner(&r, "x.txt").as_deref(), Some("stranger"));
+}
+
+#[test]
+fn updates_from_unknown_senders_stay_ignored_while_a_join_is_under_way() {
+    // A full update may overtake the answer to our greeting; one from a name that the answer
+    // does not give must still never be applied.
+    let mut r = node("r", 1);
+    let b = config("b", 2, 1);
+    let actions = r.handle(t0(), Event::JoinRequested(vec![b.mgmt_addr.clone()]));
+    assert_eq!(greets(&actions), vec![(b.mgmt_addr.clone(), true)]);
+    r.handle(t0(), Event::UpdateReceived(update("mallory", true, 0, vec![file("evil", 9, "mallory")])));
+    let actions = r.handle(t0(), Event::UpdateReceived(update("mallory", false, 1, vec![file("evil2", 9, "mallory")])));
+    assert!(notices(&actions).iter().any(|n| matches!(n, Notice::UpdateIgnored { .. })), "{actions:?}");
+    r.handle(t0(), Event::UpdateReceived(update("b", true, 0, vec![file("b.txt", 1, "b")])));
+    r.handle(at(1), Event::GreetingAnswered { to: b.mgmt_addr.clone(), reply: table_of(&b) });
+    assert_eq!(paths(&r), vec!["b.txt"], "b's early full update applies, mallory's does not");
+    assert!(!r.peers().contains_key("mallory"));
+    let mut ignored_later = false;
+    for s in 2..=60 {
+        // b answers our pings; mallory never answers anything.
+        let actions = run(&mut r, at(s), Event::Timer, &[&b]);
+        ignored_later |=
+            notices(&actions).iter().any(|n| matches!(n, Notice::UpdateIgnored { from, .. } if from == "mallory"));
+        assert_eq!(paths(&r), vec!["b.txt"]);
+    }
+    assert!(ignored_later, "the kept update is dropped once the wait is over");
+}
+
+#[test]
+fn entries_owned_by_another_node_are_rejected() {
+    let mut r = node("r", 1);
+    let (b, c) = (config("b", 2, 1), config("c", 3, 1));
+    meet(&mut r, t0(), &b);
+    meet(&mut r, t0(), &c);
+    r.handle(t0(), Event::UpdateReceived(update("c", true, 0, vec![file("c.txt", 1, "c")])));
+
+    // b claims c's file, a new file in c's name, and one in nobody's name.
+    let claims = vec![file("b.txt", 1, "b"), file("c.txt", 9, "c"), file("forged.txt", 9, "c"), file("anon", 9, "")];
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", true, 0, claims)));
+    assert_eq!(applied(&actions), vec![(4, 1, 3)]);
+    assert_eq!(owner(&r, "b.txt").as_deref(), Some("b"));
+    assert_eq!(owner(&r, "c.txt").as_deref(), Some("c"));
+    assert_eq!(r.snapshot(t0()).lookup(&p("c.txt")).and_then(|e| e.meta).map(|m| m.info_updated), Some(1));
+    assert_eq!(owner(&r, "forged.txt"), None);
+    assert_eq!(owner(&r, "anon"), None);
+
+    // Nor can b delete c's file, in c's name or in its own.
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", false, 1, vec![deletion("c.txt", "c")])));
+    assert_eq!(applied(&actions), vec![(1, 0, 1)]);
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", false, 2, vec![deletion("c.txt", "b")])));
+    assert_eq!(applied(&actions), vec![(1, 0, 0)]);
+    assert_eq!(owner(&r, "c.txt").as_deref(), Some("c"));
+}
+
+#[test]
+fn entries_with_bad_paths_are_rejected() {
+    let mut r = node("r", 1);
+    let b = config("b", 2, 1);
+    meet(&mut r, t0(), &b);
+    let mut files = vec![file("ok", 1, "b")];
+    for bad in ["../etc/passwd", "/abs", "a//b", "a/./b", "", "a\\b", "nul\0"] {
+        let mut f = file("x", 1, "b");
+        f.full_name = bad.into();
+        files.push(f);
+    }
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", true, 0, files)));
+    assert_eq!(applied(&actions), vec![(8, 1, 7)]);
+    assert_eq!(paths(&r), vec!["ok"]);
+
+    // A deletion record inside a full update lists nothing (and prunes what it names).
+    let files = vec![file("ok2", 1, "b"), deletion("ok", "b")];
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", true, 1, files)));
+    assert_eq!(applied(&actions), vec![(2, 2, 0)]);
+    assert_eq!(paths(&r), vec!["ok2"]);
+}
+
+#[test]
+fn deleting_a_nested_file_removes_only_that_entry() {
+    for announce_dir in [true, false] {
+        let mut r = node("r", 1);
+        let b = config("b", 2, 1);
+        meet(&mut r, t0(), &b);
+        let mut files = vec![file("a/b.txt", 1, "b"), file("a/c.txt", 1, "b"), file("a/sub/d.txt", 1, "b")];
+        if announce_dir {
+            files.push(dir("a", 1, "b"));
+            files.push(dir("a/sub", 1, "b"));
+        }
+        r.handle(t0(), Event::UpdateReceived(update("b", true, 0, files)));
+        let actions = r.handle(t0(), Event::UpdateReceived(update("b", false, 1, vec![deletion("a/b.txt", "b")])));
+        assert_eq!(applied(&actions), vec![(1, 1, 0)]);
+
+        let snap = r.snapshot(t0());
+        assert_eq!(snap.lookup(&p("a/b.txt")), None);
+        let a = snap.lookup(&p("a")).expect("the directory stays");
+        assert_eq!((a.kind, a.owner), (Kind::Dir, Owner::Node("b".into())));
+        let listed: Vec<String> =
+            snap.list(&p("a")).expect("a lists").iter().map(|e| e.path.name().to_string()).collect();
+        assert_eq!(listed, vec!["sub", "c.txt"], "announced dirs: {announce_dir}");
+        assert_eq!(paths(&r), vec!["a", "a/c.txt", "a/sub", "a/sub/d.txt"]);
+        let root: Vec<String> =
+            snap.list(&DfsPath::root()).expect("root").iter().map(|e| e.path.name().to_string()).collect();
+        assert_eq!(root, vec!["a"]);
+
+        // Deleting the rest: an announced directory stays (empty), a derived one goes.
+        r.handle(
+            t0(),
+            Event::UpdateReceived(update("b", false, 2, vec![deletion("a/c.txt", "b"), deletion("a/sub/d.txt", "b")])),
+        );
+        let left = paths(&r);
+        if announce_dir {
+            assert_eq!(left, vec!["a", "a/sub"]);
+            assert_eq!(r.snapshot(t0()).list(&p("a/sub")), Some(vec![]));
+        } else {
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+}
+
+#[test]
+fn announcements_of_another_cluster_are_ignored() {
+    let mut r = node("r", 1);
+    let other = dftp_core::Announcement::ping("elsewhere", "x", &addr(5, 7041));
+    let actions = r.handle(t0(), Event::AnnouncementReceived { announcement: other, from_host: None });
+    assert!(greets(&actions).is_empty(), "{actions:?}");
+    assert!(notices(&actions).iter().any(|n| matches!(n, Notice::AnnouncementIgnored { .. })));
+
+    // Our own cluster's is greeted, our own echo is not.
+    let ours = dftp_core::Announcement::ping("dftp", "x", &addr(5, 7041));
+    let actions = r.handle(t0(), Event::AnnouncementReceived { announcement: ours, from_host: None });
+    assert_eq!(greets(&actions), vec![(addr(5, 7041), true)]);
+    let echo = dftp_core::Announcement::ping("dftp", "r", &addr(1, 7041));
+    let actions = r.handle(t0(), Event::AnnouncementReceived { announcement: echo, from_host: None });
+    assert!(greets(&actions).is_empty());
+}
+
+#[test]
+fn addresses_without_a_port_are_errors_not_panics() {
+    for bad in ["nocolon", "host:", ":", "host:notaport", "host:0", "host:65536", "[::1]", "::1"] {
+        assert!(matches!(PeerAddr::parse(bad), Err(WireError::Addr(_))), "{bad}");
+    }
+    for form in [
+        "name=x&public-addr=nocolon&mgmt-addr=h%3A1",
+        "name=x&public-addr=h%3A1&mgmt-addr=nocolon",
+        "name=x&public-addr=h%3A1&mgmt-addr=h%3A",
+    ] {
+        assert!(matches!(Greeting::from_form(form.as_bytes()), Err(WireError::Addr(_))), "{form}");
+    }
+    assert!(matches!(Greeting::from_form(b"name=x&public-addr=h%3A1"), Err(WireError::Form(_))));
+
+    // A cluster table with a bad address is refused as a whole, and its sender not added.
+    let mut r = node("r", 1);
+    let b = config("b", 2, 1);
+    let actions = r.handle(t0(), Event::JoinRequested(vec![b.mgmt_addr.clone()]));
+    assert_eq!(greets(&actions), vec![(b.mgmt_addr.clone(), true)]);
+    let mut reply = table_of(&b);
+    reply.me.public_addr = "nocolon".into();
+    let actions = r.handle(t0(), Event::GreetingAnswered { to: b.mgmt_addr.clone(), reply });
+    assert!(notices(&actions).iter().any(|n| matches!(n, Notice::UpdateIgnored { .. })), "{actions:?}");
+    assert!(r.peers().is_empty());
+
+    // A good table whose other peers have bad addresses: the good ones are met, the bad skipped.
+    let mut reply = table_of(&b);
+    let c = config("c", 3, 1);
+    let mut bad = table_of(&c).me;
+    bad.name = "d".into();
+    bad.mgmt_addr = "nocolon".into();
+    reply.peers.insert("c".into(), table_of(&c).me);
+    reply.peers.insert("d".into(), bad);
+    let actions = r.handle(t0(), Event::GreetingAnswered { to: b.mgmt_addr.clone(), reply });
+    assert!(r.peers().contains_key("b"));
+    // b itself is asked for its files (the first greeting's answer was refused), and c is met.
+    assert_eq!(greets(&actions), vec![(b.mgmt_addr.clone(), true), (c.mgmt_addr.clone(), true)]);
+}
+
+#[test]
+fn a_request_for_a_full_update_gets_exactly_the_local_files() {
+    let mut r = node("r", 1);
+    let local = vec![(p("docs"), dir_meta(1)), (p("docs/x.txt"), file_meta(2)), (p("top"), file_meta(3))];
+    r.handle(t0(), Event::LocalScan(local.clone()));
+    // A peer's files are in the tree, but not r's to send.
+    let c = config("c", 3, 1);
+    meet(&mut r, t0(), &c);
+    r.handle(t0(), Event::UpdateReceived(update("c", true, 0, vec![file("docs/c.txt", 9, "c"), file("top", 9, "c")])));
+    assert_eq!(owner(&r, "top").as_deref(), Some("c"));
+
+    let b = config("b", 2, 1);
+    let actions = r.handle(t0(), Event::GreetingReceived { greeting: greeting_of(&b, true), from_host: None });
+    let fulls: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::SendFullUpdate { .. })).collect();
+    assert_eq!(fulls.len(), 1, "{actions:?}");
+    let Action::SendFullUpdate { to, addr, .. } = fulls[0] else { unreachable!() };
+    assert_eq!((to.as_str(), addr), ("b", &b.mgmt_addr));
+    let u = full_update_of(fulls[0], 16).expect("a full update");
+    assert!(u.full);
+    assert_eq!(u.sender_node_name, "r");
+    let want: Vec<FileInfo> = local.iter().map(|(path, m)| file_info(path, *m, "r", false)).collect();
+    assert_eq!(u.files, want);
+
+    // Without the request, a new peer gets no full update.
+    let d = config("d", 4, 1);
+    let actions = r.handle(t0(), Event::GreetingReceived { greeting: greeting_of(&d, false), from_host: None });
+    assert!(!actions.iter().any(|a| matches!(a, Action::SendFullUpdate { .. })), "{actions:?}");
+}
+
+#[test]
+fn same_path_on_three_nodes_greatest_info_time_then_name_wins() {
+    let mut r = node("r", 1);
+    let peers = [config("b", 2, 1), config("c", 3, 1), config("d", 4, 1)];
+    for c in &peers {
+        meet(&mut r, t0(), c);
+    }
+    // x: b at 5, c and d tied at 7 -> d (name). y: b newest -> b.
+    r.handle(t0(), Event::UpdateReceived(update("c", true, 0, vec![sized("x", 7, 3, "c"), sized("y", 1, 3, "c")])));
+    r.handle(t0(), Event::UpdateReceived(update("d", true, 0, vec![sized("x", 7, 4, "d"), sized("y", 3, 4, "d")])));
+    r.handle(t0(), Event::UpdateReceived(update("b", true, 0, vec![sized("x", 5, 2, "b"), sized("y", 9, 2, "b")])));
+    let size = |r: &Node, path: &str| r.snapshot(t0()).lookup(&p(path)).map(|e| e.size());
+    assert_eq!((owner(&r, "x").as_deref(), size(&r, "x")), (Some("d"), Some(4)));
+    assert_eq!((owner(&r, "y").as_deref(), size(&r, "y")), (Some("b"), Some(2)));
+
+    // The winner drops x: the next holder (c, the other 7) takes over; then b.
+    r.handle(t0(), Event::UpdateReceived(update("d", false, 1, vec![deletion("x", "d")])));
+    assert_eq!((owner(&r, "x").as_deref(), size(&r, "x")), (Some("c"), Some(3)));
+    r.handle(t0(), Event::UpdateReceived(update("c", false, 1, vec![deletion("x", "c")])));
+    assert_eq!((owner(&r, "x").as_deref(), size(&r, "x")), (Some("b"), Some(2)));
+
+    // A local copy with the same time beats b and c by name ("r" > "d" > "c" > "b").
+    r.handle(t0(), Event::LocalScan(vec![(p("y"), Meta { size: 1, ..file_meta(9) })]));
+    assert_eq!((owner(&r, "y").as_deref(), size(&r, "y")), (Some("r"), Some(1)));
+    // And a newer copy elsewhere beats the local one.
+    r.handle(t0(), Event::UpdateReceived(update("c", false, 2, vec![sized("y", 10, 3, "c")])));
+    assert_eq!(owner(&r, "y").as_deref(), Some("c"));
+    // The directory above paths won by several nodes is "(multiple)".
+    r.handle(t0(), Event::UpdateReceived(update("b", false, 1, vec![file("d/1", 1, "b")])));
+    r.handle(t0(), Event::UpdateReceived(update("d", false, 2, vec![file("d/2", 1, "d")])));
+    assert_eq!(owner(&r, "d").as_deref(), Some("(multiple)"));
+}
+
+#[test]
+fn a_silent_peer_is_removed_with_its_files_and_asked_for_a_full_update_when_back() {
+    let mut r = node("r", 1);
+    let (b, c) = (config("b", 2, 1), config("c", 3, 1));
+    meet(&mut r, t0(), &b);
+    meet(&mut r, t0(), &c);
+    r.handle(t0(), Event::UpdateReceived(update("b", true, 0, vec![file("b.txt", 1, "b"), file("both", 5, "b")])));
+    r.handle(t0(), Event::UpdateReceived(update("c", true, 0, vec![file("c.txt", 1, "c"), file("both", 2, "c")])));
+    assert_eq!(owner(&r, "both").as_deref(), Some("b"));
+
+    // b goes silent; c keeps greeting every 5 s. Timers every second.
+    let timeout = r.config().peer_timeout;
+    let ping = r.config().ping_interval;
+    let mut lost_at = None;
+    for s in 1..=60u64 {
+        let now = at(s);
+        let event = if s % 5 == 0 {
+            Event::GreetingReceived { greeting: greeting_of(&c, false), from_host: None }
+        } else {
+            Event::Timer
+        };
+        let actions = run(&mut r, now, event, &[&c]);
+        for n in notices(&actions) {
+            if let Notice::PeerLost { name, files_removed } = n {
+                assert_eq!((name.as_str(), files_removed), ("b", 2));
+                assert!(lost_at.is_none(), "lost once");
+                lost_at = Some(now);
+            }
+        }
+        if lost_at.is_none() {
+            assert_eq!(owner(&r, "b.txt").as_deref(), Some("b"), "still there at {s} s");
+        }
+    }
+    let lost_at = lost_at.expect("b was removed");
+    assert!(lost_at > t0() + timeout, "not before the timeout: {lost_at:?}");
+    assert!(lost_at <= t0() + timeout + ping + Span::from_secs(1), "within a ping of the timeout: {lost_at:?}");
+    assert_eq!(owner(&r, "b.txt"), None);
+    assert_eq!(owner(&r, "both").as_deref(), Some("c"), "the next holder takes over");
+    assert_eq!(owner(&r, "c.txt").as_deref(), Some("c"));
+    assert!(!r.cluster_info(at(60)).peers.contains_key("b"));
+    assert!(r.cluster_info(at(60)).peers.contains_key("c"));
+
+    // b greets again: it is back, asked for a full update, and sent ours.
+    let actions = r.handle(at(61), Event::GreetingReceived { greeting: greeting_of(&b, false), from_host: None });
+    assert!(notices(&actions).contains(&Notice::PeerReturned { name: "b".into() }), "{actions:?}");
+    assert_eq!(greets(&actions), vec![(b.mgmt_addr.clone(), true)]);
+    assert!(actions.iter().any(|a| matches!(a, Action::SendFullUpdate { to, .. } if to == "b")));
+    // Its files come back with its full update.
+    r.handle(at(61), Event::UpdateReceived(update("b", true, 0, vec![file("b.txt", 1, "b"), file("both", 5, "b")])));
+    assert_eq!(owner(&r, "both").as_deref(), Some("b"));
+    assert_eq!(owner(&r, "b.txt").as_deref(), Some("b"));
+}
+
+#[test]
+fn a_skipped_sequence_number_is_a_gap_and_asks_for_a_full_update() {
+    let mut r = node("r", 1);
+    let b = config("b", 2, 1);
+    meet(&mut r, t0(), &b);
+    r.handle(t0(), Event::UpdateReceived(update("b", true, 0, vec![file("x", 1, "b")])));
+
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", false, 1, vec![file("y", 1, "b")])));
+    assert!(!notices(&actions).iter().any(|n| matches!(n, Notice::GapDetected { .. })));
+    assert!(greets(&actions).is_empty(), "{actions:?}");
+
+    let actions = r.handle(t0(), Event::UpdateReceived(update("b", false, 3, vec![file("z", 1, "b")])));
+    assert!(
+        notices(&actions).contains(&Notice::GapDetected {
+            from: "b".into(),
+            expected: Some(StreamPos { epoch: 1, seq: 2 }),
+            got: StreamPos { epoch: 1, seq: 3 },
+        }),
+        "{actions:?}"
+    );
+    assert_eq!(greets(&actions), vec![(b.mgmt_addr.clone(), true)]);
+    assert_eq!(owner(&r, "z").as_deref(), Some("b"), "what arrived is still applied");
+    assert_eq!(r.streams()["b"], Some(StreamPos { epoch: 1, seq: 3 }));
+
+    // An incremental update with nothing before it is a gap too: what came before is unknown.
+    let c = config("c", 3, 1);
+    meet(&mut r, t0(), &c);
+    let actions = r.handle(t0(), Event::UpdateReceived(update("c", false, 4, vec![file("c", 1, "c")])));
+    let gap = Notice::GapDetected { from: "c".into(), expected: None, got: StreamPos { epoch: 1, seq: 4 } };
+    assert!(notices(&actions).contains(&gap), "{actions:?}");
+    assert_eq!(greets(&actions), vec![(c.mgmt_addr.clone(), true)]);
+}
+
+#[test]
+fn a_stale_duplicate_full_update_does_not_roll_back() {
+    let mut r = node("r", 1);
+    let b = config("b", 2, 1);
+    meet(&mut r, t0(), &b);
+    r.handle(t0(), Event::UpdateReceived(update("b", true, 5, vec![file("new1", 1, "b"), file("new2", 1, "b")])));
+    let old = update("b", true, 3, vec![file("old", 1, "b")]);
+    let actions = r.handle(t0(), Event::UpdateReceived(old));
+    assert!(notices(&actions).iter().any(|n| matches!(n, Notice::UpdateIgnored { .. })), "{actions:?}");
+    assert!(applied(&actions).is_empty());
+    assert_eq!(paths(&r), vec!["new1", "new2"]);
+    // A stale incremental is ignored too.
+    r.handle(t0(), Event::UpdateReceived(update("b", false, 4, vec![deletion("new1", "b")])));
+    assert_eq!(paths(&r), vec!["new1", "new2"]);
+    // A full update at the same position is applied (it prunes), and a new epoch starts over.
+    r.handle(t0(), Event::UpdateReceived(update("b", true, 5, vec![file("new1", 1, "b")])));
+    assert_eq!(paths(&r), vec!["new1"]);
+    let mut restarted = update("b", true, 0, vec![file("after-restart", 1, "b")]);
+    restarted.epoch = Some(2);
+    r.handle(t0(), Event::UpdateReceived(restarted));
+    assert_eq!(paths(&r), vec!["after-restart"]);
+}
+
+/// A scripted run touching every kind of event, with time moving past timeouts.
+fn script() -> Vec<(Time, Event)> {
+    let (b, c) = (config("b", 2, 1), config("c", 3, 1));
+    let g = |cfg: &Config, full| Event::GreetingReceived { greeting: greeting_of(cfg, full), from_host: None };
+    vec![
+        (t0(), Event::LocalScan(vec![(p("l/1"), file_meta(1)), (p("l"), dir_meta(1)), (p("shared"), file_meta(4))])),
+        (at(1), g(&b, true)),
+        (at(1), Event::GreetingAnswered { to: b.mgmt_addr.clone(), reply: table_of(&b) }),
+        (at(2), Event::JoinRequested(vec![c.mgmt_addr.clone(), addr(9, 7041)])),
+        (at(2), Event::GreetingAnswered { to: c.mgmt_addr.clone(), reply: table_of(&c) }),
+        (at(3), Event::UpdateReceived(update("b", true, 0, vec![file("shared", 4, "b"), file("b/x", 1, "b")]))),
+        (at(3), Event::UpdateReceived(update("c", true, 0, vec![file("shared", 4, "c")]))),
+        (at(4), Event::LocalChanges(vec![dftp_core::Change::Remove(p("l/1"))])),
+        (at(4), Event::UpdateDelivered { to: "b".into(), full: false }),
+        (at(5), Event::RequestFailed { request: Request::Update { to: "c".into(), full: false }, reason: "x".into() }),
+        (at(5), Event::UpdateReceived(update("b", false, 2, vec![deletion("b/x", "b")]))),
+        (
+            at(6),
+            Event::AnnouncementReceived {
+                announcement: dftp_core::Announcement::ping("dftp", "e", &addr(7, 7041)),
+                from_host: None,
+            },
+        ),
+        (at(6), Event::RequestFailed { request: Request::Greet(addr(9, 7041)), reason: "x".into() }),
+        (at(12), Event::Timer),
+        (at(20), g(&c, false)),
+        (at(45), Event::Timer),
+        (at(50), Event::LocalChanges(vec![dftp_core::Change::Upsert(p("late"), file_meta(50))])),
+        (at(3700), Event::Timer),
+        (at(3701), g(&b, false)),
+    ]
+}
+
+#[test]
+fn the_same_events_give_the_same_actions() {
+    let run_script = || {
+        let mut cfg = config("r", 1, 77);
+        cfg.announce_interval = Some(Span::from_secs(55));
+        let mut n = Node::new(cfg, t0());
+        let mut log = Vec::new();
+        for (now, event) in script() {
+            for a in n.handle(now, event) {
+                log.push(format!("{a:?}"));
+                if let Some(u) = full_update_of(&a, 32) {
+                    log.push(String::from_utf8(u.to_json()).expect("UTF-8"));
+                }
+            }
+        }
+        let end = at(3701);
+        (log, snapshot_canon(&n.snapshot(end)), n.cluster_info(end), n.streams())
+    };
+    let (a, b) = (run_script(), run_script());
+    assert!(a.0.len() > 30, "the script does things: {:?}", a.0);
+    assert!(a.0.iter().any(|s| s.contains("PeerLost")), "{:?}", a.0);
+    assert!(a.0.iter().any(|s| s.starts_with("SendUpdate")), "{:?}", a.0);
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    assert_eq!(a.2, b.2);
+    assert_eq!(a.3, b.3);
+}
+
+#[test]
+fn a_greeting_with_our_own_name_is_refused() {
+    let mut r = node("r", 1);
+    let me = config("r", 2, 1);
+    let actions = r.handle(t0(), Event::GreetingReceived { greeting: greeting_of(&me, true), from_host: None });
+    assert!(actions.iter().any(|a| matches!(a, Action::Refuse(_))), "{actions:?}");
+    assert!(r.peers().is_empty());
+}
+
+#[test]
+fn an_empty_host_is_taken_from_the_connection() {
+    let mut r = node("r", 1);
+    let g = Greeting::from_form(b"name=b&public-addr=%3A7040&mgmt-addr=%3A7041").expect("parses");
+    let actions = r.handle(t0(), Event::GreetingReceived { greeting: g, from_host: Some("10.1.2.3".into()) });
+    let peer = &r.peers()["b"];
+    assert_eq!(peer.public_addr.to_string(), "10.1.2.3:7040");
+    assert_eq!(peer.mgmt_addr.to_string(), "10.1.2.3:7041");
+    assert_eq!(greets(&actions), vec![(PeerAddr::parse("10.1.2.3:7041").expect("valid"), true)]);
+}
