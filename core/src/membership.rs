@@ -40,6 +40,8 @@ pub struct Peer {
     /// It missed an update of ours: push a full one at the next contact, and no incremental
     /// ones until then.
     pub owes_full: bool,
+    /// This incarnation has sent it a full update.
+    pub sent_full: bool,
     /// Its view here is incomplete (never had a full update, or a gap was seen).
     pub wants_full: bool,
     /// When we last asked it for a full update.
@@ -61,6 +63,7 @@ impl Peer {
             last_update_received: None,
             last_full_update_received: None,
             owes_full: false,
+            sent_full: false,
             wants_full: true,
             full_requested_at: None,
             stream: None,

@@ -333,6 +333,7 @@ impl Node {
         let snapshot = Box::new(self.snapshot(now));
         if let Some(p) = self.peers.get_mut(to) {
             p.owes_full = false;
+            p.sent_full = true;
             out.push(Action::SendFullUpdate { to: p.name.clone(), addr: p.mgmt_addr.clone(), snapshot, header });
         }
     }
@@ -444,6 +445,17 @@ impl Node {
             return;
         };
         self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out);
+        // The peer holds a view of us that this incarnation never sent: it is from before a
+        // restart, and may list files deleted since. Replace it.
+        let has_old_view = reply
+            .peers
+            .get(&self.cfg.name)
+            .is_some_and(|me| me.last_update_received > 0 || me.last_full_update_received > 0);
+        if let Some(p) = self.peers.get_mut(&name) {
+            if has_old_view && !p.sent_full {
+                p.owes_full = true;
+            }
+        }
         if let Some((_, early)) = self.early_full.remove(&name) {
             self.on_update(now, early, out);
         }
