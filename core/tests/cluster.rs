@@ -250,7 +250,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Whatever happened (changes anywhere, partitions, restarts), once the network is whole
     /// again every node shows the merge of every node's files within a ping interval.
