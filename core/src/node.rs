@@ -505,7 +505,10 @@ impl Node {
         let from = u.sender_node_name.clone();
         let ignore = |reason: &str| Action::Notice(Notice::UpdateIgnored { from: from.clone(), reason: reason.into() });
         let Some(peer) = self.peers.get_mut(&from) else {
-            if u.full && self.greeting.values().any(|asked_full| *asked_full) {
+            // At most one waiting update per greeting of ours that asked for one: a stranger
+            // inventing sender names cannot park more bodies than that.
+            let asked = self.greeting.values().filter(|asked_full| **asked_full).count();
+            if u.full && (self.early_full.contains_key(&from) || self.early_full.len() < asked) {
                 self.early_full.insert(from, (now, u));
             } else {
                 out.push(ignore("the sender is not a known peer"));
@@ -749,6 +752,23 @@ mod tests {
         assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateApplied { full: true, .. }))));
         assert_eq!(a.snapshot(t).lookup(&path).unwrap().owner.as_str(), "b");
         assert!(!actions.iter().any(|x| matches!(x, Action::Greet { .. })), "no second request: {actions:?}");
+    }
+
+    #[test]
+    fn waiting_updates_are_bounded_by_the_greetings_under_way() {
+        let mut a = node("a", 100);
+        let t = Time::from_secs(1000);
+        a.handle(t, Event::JoinRequested(vec![addr("127.0.0.1:201")]));
+        a.handle(t, Event::UpdateReceived(full_from("b", "x.txt")));
+        let actions = a.handle(t, Event::UpdateReceived(full_from("invented", "y.txt")));
+        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateIgnored { .. }))));
+        assert_eq!(a.early_full.len(), 1);
+        // The same sender may replace its own waiting update.
+        a.handle(t, Event::UpdateReceived(full_from("b", "z.txt")));
+        a.handle(t, Event::GreetingAnswered { to: addr("127.0.0.1:201"), reply: cluster_of("b", 200) });
+        let snap = a.snapshot(t);
+        assert!(snap.lookup(&DfsPath::parse("z.txt").unwrap()).is_some());
+        assert!(snap.lookup(&DfsPath::parse("x.txt").unwrap()).is_none());
     }
 
     #[test]
