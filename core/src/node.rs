@@ -573,7 +573,7 @@ impl Node {
                 rejected += 1;
                 continue;
             }
-            let Ok(path) = DfsPath::parse(&f.full_name) else {
+            let Ok(path) = DfsPath::parse_owned(f.full_name) else {
                 rejected += 1;
                 continue;
             };

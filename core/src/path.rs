@@ -62,6 +62,13 @@ impl DfsPath {
         Ok(DfsPath(SmolStr::new(s)))
     }
 
+    /// As [`DfsPath::parse`], keeping the given string: a long one is not copied again, which
+    /// matters for the hundreds of thousands of names of a full update.
+    pub fn parse_owned(s: SmolStr) -> Result<Self, PathError> {
+        Self::parse(&s)?;
+        Ok(DfsPath(s))
+    }
+
     /// Parses the path part of a URL or an FTP argument (already percent-decoded): one leading
     /// and one trailing `/` are allowed, and nothing at all means the root.
     pub fn parse_request(s: &str) -> Result<Self, PathError> {

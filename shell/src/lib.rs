@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod driver;
 pub mod ftp;
 pub mod localfs;
+pub mod memory;
 pub mod mgmt;
 pub mod net;
 pub mod peers;
@@ -138,7 +139,11 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     let client = PeerClient::new(env.net.clone()).with_timeouts(timeouts);
     let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone(), env.blocking);
     let driver_task = tokio::spawn(driver.run(shutdown.clone()));
-    handle.send(Event::LocalScan(local)).await;
+    let scanned = local.len();
+    handle.ask(Event::LocalScan(local)).await;
+    if scanned > memory::TRIM_ABOVE {
+        memory::trim(env.blocking).await;
+    }
 
     tracing::info!("node {name} of cluster {cluster}: public at {public_addr}, management at {mgmt_pub}");
     tracing::info!("HTTP public interface listening on {public_bound}...");

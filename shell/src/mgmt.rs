@@ -153,8 +153,14 @@ async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Resp
         Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
         Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed"),
     };
+    let large = update.files.len() > crate::memory::TRIM_ABOVE;
     match handle.ask(Event::UpdateReceived(update)).await {
-        Some(_) => text(StatusCode::OK, "ok"),
+        Some(_) => {
+            if large {
+                crate::memory::trim(handle.blocking()).await;
+            }
+            text(StatusCode::OK, "ok")
+        }
         None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }
