@@ -545,7 +545,10 @@ impl Node {
                 return;
             }
             if !u.full {
-                let expected = peer.stream.map(|l| StreamPos { epoch: l.epoch, seq: l.seq + 1 });
+                // The sender chooses the numbers: `u64::MAX` has no successor, so anything after
+                // it is a gap (a plain `+ 1` overflowed here).
+                let expected =
+                    peer.stream.and_then(|l| l.seq.checked_add(1).map(|seq| StreamPos { epoch: l.epoch, seq }));
                 if expected != Some(pos) {
                     out.push(Action::Notice(Notice::GapDetected { from: from.clone(), expected, got: pos }));
                     gap = true;
@@ -769,6 +772,31 @@ mod tests {
         let snap = a.snapshot(t);
         assert!(snap.lookup(&DfsPath::parse("z.txt").unwrap()).is_some());
         assert!(snap.lookup(&DfsPath::parse("x.txt").unwrap()).is_none());
+    }
+
+    /// Found by the `update_body` fuzz target: a sender at `Seq` = `u64::MAX` that then sends an
+    /// incremental update (here after a restart, with a new epoch) made the gap check overflow.
+    #[test]
+    fn a_sequence_number_at_its_maximum_does_not_overflow() {
+        let mut a = node("a", 100);
+        let t = Time::from_secs(1000);
+        let greeting = Greeting {
+            name: "b".into(),
+            public_addr: addr(":200"),
+            mgmt_addr: addr(":201"),
+            request_full_update: false,
+        };
+        a.handle(t, Event::GreetingReceived { greeting, from_host: Some("127.0.0.1".into()) });
+        let mut full = full_from("b", "x.txt");
+        full.seq = Some(u64::MAX);
+        a.handle(t, Event::UpdateReceived(full));
+        let mut next = full_from("b", "y.txt");
+        next.full = false;
+        next.epoch = Some(8);
+        next.seq = Some(1);
+        let actions = a.handle(t, Event::UpdateReceived(next));
+        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::GapDetected { expected: None, .. }))));
+        assert!(a.snapshot(t).lookup(&DfsPath::parse("y.txt").unwrap()).is_some());
     }
 
     #[test]
