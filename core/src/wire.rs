@@ -59,13 +59,15 @@ impl fmt::Debug for FileMode {
     }
 }
 
-/// One file record of an update. Field order is the Go struct's, so our bodies read like theirs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One file record of an update.
+///
+/// The wire also carries `Basename`, which is always the last segment of `FullName`: it is
+/// derived when writing and ignored when reading, so the two can never disagree, and the
+/// hundreds of thousands of names of a full update are not allocated twice.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct FileInfo {
     #[serde(rename = "FullName", default)]
     pub full_name: SmolStr,
-    #[serde(rename = "Basename", default)]
-    pub basename: SmolStr,
     #[serde(rename = "Dir", default)]
     pub dir: bool,
     /// Unix seconds.
@@ -82,6 +84,31 @@ pub struct FileInfo {
     pub owner_node: SmolStr,
     #[serde(rename = "Deletion", default)]
     pub deletion: bool,
+}
+
+impl FileInfo {
+    /// The last segment of `FullName`, as the wire's `Basename`.
+    pub fn basename(&self) -> &str {
+        self.full_name.rsplit('/').next().unwrap_or("")
+    }
+}
+
+impl Serialize for FileInfo {
+    /// In the Go struct's field order, so our bodies read like theirs.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("FileInfo", 9)?;
+        st.serialize_field("FullName", &self.full_name)?;
+        st.serialize_field("Basename", self.basename())?;
+        st.serialize_field("Dir", &self.dir)?;
+        st.serialize_field("LastModified", &self.last_modified)?;
+        st.serialize_field("LastInfoUpdated", &self.last_info_updated)?;
+        st.serialize_field("SizeInBytes", &self.size_in_bytes)?;
+        st.serialize_field("FileMode", &self.file_mode)?;
+        st.serialize_field("OwnerNode", &self.owner_node)?;
+        st.serialize_field("Deletion", &self.deletion)?;
+        st.end()
+    }
 }
 
 /// The body of `POST /update/`.

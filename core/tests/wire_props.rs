@@ -30,20 +30,18 @@ fn smol() -> impl Strategy<Value = SmolStr> {
 }
 
 fn file_info_strategy() -> impl Strategy<Value = FileInfo> {
-    ((smol(), smol(), any::<bool>(), any::<i64>(), any::<i64>()), (any::<u64>(), any::<u32>(), smol(), any::<bool>()))
-        .prop_map(|((full_name, basename, dir, last_modified, last_info_updated), (size, mode, owner, deletion))| {
-            FileInfo {
-                full_name,
-                basename,
-                dir,
-                last_modified,
-                last_info_updated,
-                size_in_bytes: size,
-                file_mode: FileMode(mode),
-                owner_node: owner,
-                deletion,
-            }
-        })
+    ((smol(), any::<bool>(), any::<i64>(), any::<i64>()), (any::<u64>(), any::<u32>(), smol(), any::<bool>())).prop_map(
+        |((full_name, dir, last_modified, last_info_updated), (size, mode, owner, deletion))| FileInfo {
+            full_name,
+            dir,
+            last_modified,
+            last_info_updated,
+            size_in_bytes: size,
+            file_mode: FileMode(mode),
+            owner_node: owner,
+            deletion,
+        },
+    )
 }
 
 fn update_strategy() -> impl Strategy<Value = Update> {

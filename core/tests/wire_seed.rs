@@ -170,7 +170,7 @@ fn captured_update_parses_and_reserialises_with_the_same_fields() {
         ]
     );
     let a = u.files.iter().find(|f| f.full_name == "somedir/a.txt").expect("somedir/a.txt");
-    assert_eq!((a.basename.as_str(), a.size_in_bytes, a.owner_node.as_str()), ("a.txt", 7, "nodeA"));
+    assert_eq!((a.basename(), a.size_in_bytes, a.owner_node.as_str()), ("a.txt", 7, "nodeA"));
     assert_eq!((a.last_modified, a.last_info_updated, a.deletion), (1477174081, 1795605982, false));
 
     let ours = u.to_json();

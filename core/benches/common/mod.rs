@@ -111,7 +111,6 @@ pub fn full_update(items: &[(DfsPath, Meta)]) -> Update {
         .iter()
         .map(|(p, m)| FileInfo {
             full_name: SmolStr::new(p.as_str()),
-            basename: SmolStr::new(p.name()),
             dir: m.is_dir(),
             last_modified: m.modified,
             last_info_updated: m.info_updated,
