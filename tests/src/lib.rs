@@ -25,8 +25,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// The `dftp` executable, built once per test binary with the same profile as the tests.
 ///
 /// Cargo only tells the `dftp` package's own tests where its binary is, so we run
-/// `cargo build -p dftp` and read the path from cargo's JSON messages (which also honours
-/// `CARGO_TARGET_DIR` or any configured target directory). `DFTP_BIN` overrides it.
+/// `cargo build --workspace --bin dftp` and read the path from cargo's JSON messages (which
+/// also honours `CARGO_TARGET_DIR` or any configured target directory). `DFTP_BIN` overrides it.
 pub fn dftp_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -36,10 +36,12 @@ pub fn dftp_bin() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace");
         let mut cmd = Command::new(cargo);
+        // `--workspace` resolves features as `cargo test --workspace` does, so the binary reuses
+        // the dependencies that command has just built (`-p dftp` alone would build ~20 of them
+        // again with other features).
         cmd.current_dir(workspace).args([
             "build",
-            "-p",
-            "dftp",
+            "--workspace",
             "--bin",
             "dftp",
             "--message-format=json-render-diagnostics",
@@ -48,7 +50,7 @@ pub fn dftp_bin() -> &'static Path {
             cmd.arg("--release");
         }
         let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
-        assert!(out.status.success(), "cargo build -p dftp failed");
+        assert!(out.status.success(), "cargo build --workspace --bin dftp failed");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let exe = stdout
             .lines()
