@@ -786,6 +786,32 @@ mod tests {
         assert_eq!(a.early_full.len(), EARLY_FULL_PER_GREETING);
     }
 
+    /// A sender at `Seq` = `u64::MAX` that then sends an incremental update (here after a
+    /// restart, with a new epoch) made the gap check overflow (reproduced with the
+    /// `update_body` fuzz target; its seed corpus keeps the input).
+    #[test]
+    fn a_sequence_number_at_its_maximum_does_not_overflow() {
+        let mut a = node("a", 100);
+        let t = Time::from_secs(1000);
+        let greeting = Greeting {
+            name: "b".into(),
+            public_addr: addr(":200"),
+            mgmt_addr: addr(":201"),
+            request_full_update: false,
+        };
+        a.handle(t, Event::GreetingReceived { greeting, from_host: Some("127.0.0.1".into()) });
+        let mut full = full_from("b", "x.txt");
+        full.seq = Some(u64::MAX);
+        a.handle(t, Event::UpdateReceived(full));
+        let mut next = full_from("b", "y.txt");
+        next.full = false;
+        next.epoch = Some(8);
+        next.seq = Some(1);
+        let actions = a.handle(t, Event::UpdateReceived(next));
+        assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::GapDetected { expected: None, .. }))));
+        assert!(a.snapshot(t).lookup(&DfsPath::parse("y.txt").unwrap()).is_some());
+    }
+
     #[test]
     fn a_full_update_from_a_stranger_without_a_greeting_under_way_is_ignored() {
         let mut a = node("a", 100);
