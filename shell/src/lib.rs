@@ -52,8 +52,11 @@ pub struct Env {
     pub blocking: Blocking,
     /// Called once the node is serving, with a handle to its driver (the simulator reads each
     /// node's snapshots through it).
-    pub on_ready: Option<Box<dyn FnOnce(&Handle) + Send>>,
+    pub on_ready: Option<OnReady>,
 }
+
+/// See [`Env::on_ready`].
+pub type OnReady = Box<dyn FnOnce(&Handle) + Send>;
 
 impl Env {
     /// The environment of the daemon: blocking work on tokio's blocking threads, no hook.

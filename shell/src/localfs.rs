@@ -52,6 +52,11 @@ pub trait LocalFs: Send + Sync + 'static {
     fn scan(&self) -> io::Result<ScanReport>;
     /// Walks one path and everything below it (blocking). A missing path gives no entries.
     fn scan_below(&self, rel: &DfsPath) -> io::Result<Vec<(DfsPath, Meta)>>;
+    /// The record of one path as a scan would give it (blocking); `None` when it is missing or
+    /// not something a scan lists.
+    fn entry(&self, rel: &DfsPath) -> io::Result<Option<Meta>> {
+        Ok(self.scan_below(rel)?.into_iter().find(|(p, _)| p == rel).map(|(_, m)| m))
+    }
     /// Starts reporting changes to `tx`; watching lasts as long as the returned guard.
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>>;
     /// Opens a regular file for reading.
@@ -187,6 +192,21 @@ impl LocalFs for StdFs {
             // Its parent may have become a symlink since: then it is not inside the root.
             Ok(_) if Self::resolve(&self.root, rel.as_str()).is_err() => Ok(Vec::new()),
             Ok(_) => Ok(self.walk(&start, 0).entries),
+        }
+    }
+
+    fn entry(&self, rel: &DfsPath) -> io::Result<Option<Meta>> {
+        if rel.is_root() {
+            return Ok(None);
+        }
+        match std::fs::symlink_metadata(self.root.join(rel.as_str())) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+            // Symlinks, sockets, fifos, devices: a scan skips them.
+            Ok(md) if !md.is_dir() && !md.is_file() => Ok(None),
+            // Its parent may have become a symlink since: then it is not inside the root.
+            Ok(_) if Self::resolve(&self.root, rel.as_str()).is_err() => Ok(None),
+            Ok(md) => Ok(Some(meta_of(&md))),
         }
     }
 
