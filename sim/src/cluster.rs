@@ -1,0 +1,658 @@
+//! A cluster of real dftp daemons on turmoil hosts, the faults a scenario applies to it, and the
+//! checks: convergence to the tree the conflict rule gives, and no path listed long after the
+//! last live node holding it let it go.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use clap::Parser;
+use dftp::blocking::Blocking;
+use dftp::config::Cli;
+use dftp::driver::Handle;
+use dftp::Env;
+use dftp_core::Snapshot;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::memfs::{MemEntry, MemFs};
+use crate::net::TurmoilNet;
+use crate::oracle::{self, View};
+
+pub const HTTP_PORT: u16 = 7040;
+pub const MGMT_PORT: u16 = 7041;
+pub const GROUP: &str = "224.0.0.9:7041";
+
+/// Intervals and network of a simulated cluster.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub ping: Duration,
+    pub peer_timeout: Duration,
+    pub full_update: Duration,
+    pub announce: Duration,
+    /// Multicast discovery on.
+    pub discovery: bool,
+    /// Simulated time per step.
+    pub tick: Duration,
+    pub max_latency: Duration,
+    /// How often the checks look at every node.
+    pub observe_every: Duration,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            ping: Duration::from_secs(1),
+            peer_timeout: Duration::from_secs(3),
+            full_update: Duration::from_secs(30),
+            announce: Duration::from_secs(1),
+            discovery: true,
+            tick: Duration::from_millis(10),
+            max_latency: Duration::from_millis(20),
+            observe_every: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Params {
+    /// How long after the last live holder let a path go (or the last release of held
+    /// messages, which may carry old news) a node may still list it: a peer is removed when it
+    /// has been silent for the peer timeout, checked every ping interval.
+    pub fn stale_bound(&self) -> Duration {
+        self.peer_timeout + self.ping + self.max_latency * 4 + Duration::from_millis(500)
+    }
+}
+
+/// One node of the cluster.
+pub struct Slot {
+    pub name: String,
+    /// Its disk.
+    pub fs: MemFs,
+    /// Where its tree appears in the cluster (`--dfsmount`).
+    pub mount: String,
+    /// Its flags at the next start.
+    args: Rc<RefCell<Vec<String>>>,
+    /// Its snapshots, once it serves.
+    snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>>,
+    pub running: bool,
+}
+
+impl Slot {
+    fn snapshot(&self) -> Option<Snapshot> {
+        self.snap.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|rx| rx.borrow().clone())
+    }
+
+    /// The tree it contributes, in cluster paths.
+    pub fn cluster_entries(&self) -> BTreeMap<String, MemEntry> {
+        let entries = self.fs.entries();
+        if self.mount.is_empty() {
+            return entries;
+        }
+        entries.into_iter().map(|(k, v)| (format!("{}/{k}", self.mount), v)).collect()
+    }
+}
+
+thread_local! {
+    /// The first panic on this thread since the last look (tokio swallows panics of spawned
+    /// tasks; a panic hook records them here).
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = format!("{info}");
+            PANIC.with(|p| {
+                p.borrow_mut().get_or_insert(msg);
+            });
+            if !HOOKED.with(Cell::get) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Options of a node at its first start.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOpts {
+    pub mount: String,
+    /// `--join` targets (node indexes).
+    pub join: Vec<usize>,
+    /// Extra flags.
+    pub extra: Vec<String>,
+}
+
+pub struct Cluster {
+    pub seed: u64,
+    sim: turmoil::Sim<'static>,
+    /// The scenario's own randomness (faults, changes), apart from turmoil's.
+    pub rng: SmallRng,
+    pub params: Params,
+    pub nodes: Vec<Slot>,
+    clients: usize,
+    /// Results of the `/join/` clients.
+    join_results: Rc<RefCell<Vec<String>>>,
+    last_release: Duration,
+    last_held: BTreeMap<String, Duration>,
+    next_observe: Duration,
+    /// A digest of everything every node showed at every look: equal for equal seeds.
+    trace: u64,
+    log: Vec<(Duration, String)>,
+    /// Counter for unique file names.
+    serial: u64,
+}
+
+impl Cluster {
+    pub fn new(seed: u64, params: Params) -> Cluster {
+        install_panic_hook();
+        HOOKED.with(|h| h.set(std::env::var_os("SIM_SEED").is_none()));
+        PANIC.with(|p| p.borrow_mut().take());
+        crate::logging::init();
+        let sim = turmoil::Builder::new()
+            .rng_seed(seed)
+            .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .simulation_duration(Duration::from_secs(365 * 86400))
+            .tick_duration(params.tick)
+            .min_message_latency(Duration::ZERO)
+            .max_message_latency(params.max_latency)
+            .tcp_capacity(1 << 16)
+            .udp_capacity(1 << 12)
+            .build();
+        Cluster {
+            seed,
+            sim,
+            rng: SmallRng::seed_from_u64(seed ^ 0x5eed_5eed_5eed_5eed),
+            params,
+            nodes: Vec::new(),
+            clients: 0,
+            join_results: Rc::default(),
+            last_release: Duration::ZERO,
+            last_held: BTreeMap::new(),
+            next_observe: Duration::ZERO,
+            trace: 0xcbf2_9ce4_8422_2325,
+            log: Vec::new(),
+            serial: 0,
+        }
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    /// Simulated Unix seconds: the ctime of a change made now.
+    pub fn now_secs(&self) -> i64 {
+        self.sim.since_epoch().as_secs() as i64
+    }
+
+    /// A random duration in `lo..hi` seconds, from the scenario's rng.
+    pub fn rand_secs(&mut self, lo: f64, hi: f64) -> Duration {
+        Duration::from_secs_f64(self.rng.random_range(lo..hi))
+    }
+
+    /// A random index below `n`.
+    pub fn pick(&mut self, n: usize) -> usize {
+        self.rng.random_range(0..n)
+    }
+
+    pub fn trace(&self) -> u64 {
+        self.trace
+    }
+
+    pub fn note(&mut self, what: impl Into<String>) {
+        let at = self.elapsed();
+        self.log.push((at, what.into()));
+    }
+
+    /// The daemon's flags for a node.
+    fn args_for(&self, name: &str, opts: &NodeOpts) -> Vec<String> {
+        let p = &self.params;
+        let secs = |d: Duration| format!("{}ms", d.as_millis());
+        let mut args = vec![
+            "dftp".to_string(),
+            format!("--node-name={name}"),
+            format!("--http-listen=:{HTTP_PORT}"),
+            format!("--http-mgmt-listen=:{MGMT_PORT}"),
+            "--ftp-listen=".to_string(),
+            format!("--multicast-discovery-addr={}", if p.discovery { GROUP } else { "" }),
+            format!("--ping-interval={}", secs(p.ping)),
+            format!("--peer-timeout={}", secs(p.peer_timeout)),
+            format!("--full-update-interval={}", secs(p.full_update)),
+            format!("--announce-interval={}", secs(p.announce)),
+            format!("--dfsmount={}", opts.mount),
+            "--dfsroot=/sim".to_string(),
+        ];
+        for j in &opts.join {
+            args.push(format!("--join={}:{MGMT_PORT}", self.nodes[*j].name));
+        }
+        args.extend(opts.extra.iter().cloned());
+        args
+    }
+
+    /// Adds a node with an empty disk; it starts at once.
+    pub fn add_node(&mut self, opts: NodeOpts) -> usize {
+        let i = self.nodes.len();
+        let name = format!("n{i}");
+        self.add_named(&name, opts, MemFs::new())
+    }
+
+    /// Adds a node with this disk; it starts at once.
+    pub fn add_named(&mut self, name: &str, opts: NodeOpts, fs: MemFs) -> usize {
+        let args = Rc::new(RefCell::new(self.args_for(name, &opts)));
+        let snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>> = Arc::default();
+        let (a, f, s) = (args.clone(), fs.clone(), snap.clone());
+        self.sim.host(name, move || {
+            let args = a.borrow().clone();
+            let fs = f.clone();
+            let snap = s.clone();
+            async move {
+                let cli = Cli::try_parse_from(&args).map_err(|e| e.to_string())?;
+                let start_unix_ms = turmoil::since_epoch().map_or(0, |d| d.as_millis() as u64);
+                let on_ready = Box::new(move |h: &Handle| {
+                    *snap.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.snapshots());
+                });
+                let env = Env {
+                    net: Arc::new(TurmoilNet),
+                    fs: Arc::new(fs),
+                    start_unix_ms,
+                    blocking: Blocking::Inline,
+                    on_ready: Some(on_ready),
+                };
+                // Never stopped gracefully: hosts crash.
+                let (stop, stopped) = watch::channel(false);
+                let result = dftp::run(cli, env, stopped).await;
+                drop(stop);
+                result.map_err(|e| format!("dftp::run: {e}").into())
+            }
+        });
+        self.nodes.push(Slot { name: name.to_string(), fs, mount: opts.mount.clone(), args, snap, running: true });
+        self.note(format!("start {name} {:?}", opts));
+        self.nodes.len() - 1
+    }
+
+    /// Changes a stopped node's `--join` targets for its next start.
+    pub fn set_join(&mut self, i: usize, join: &[usize]) {
+        let targets: Vec<String> = join.iter().map(|j| format!("--join={}:{MGMT_PORT}", self.nodes[*j].name)).collect();
+        let mut args = self.nodes[i].args.borrow_mut();
+        args.retain(|a| !a.starts_with("--join="));
+        args.extend(targets);
+    }
+
+    pub fn crash(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        self.sim.crash(name.as_str());
+        self.nodes[i].running = false;
+        *self.nodes[i].snap.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.note(format!("crash {name}"));
+    }
+
+    /// Starts a stopped node again, or kills and restarts a running one.
+    pub fn restart(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        *self.nodes[i].snap.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.sim.bounce(name.as_str());
+        self.nodes[i].running = true;
+        self.note(format!("restart {name}"));
+    }
+
+    pub fn partition(&mut self, a: usize, b: usize) {
+        self.sim.partition(self.nodes[a].name.as_str(), self.nodes[b].name.as_str());
+        self.note(format!("partition {} {}", self.nodes[a].name, self.nodes[b].name));
+    }
+
+    pub fn partition_oneway(&mut self, from: usize, to: usize) {
+        self.sim.partition_oneway(self.nodes[from].name.as_str(), self.nodes[to].name.as_str());
+        self.note(format!("partition {} -> {}", self.nodes[from].name, self.nodes[to].name));
+    }
+
+    pub fn repair(&mut self, a: usize, b: usize) {
+        self.sim.repair(self.nodes[a].name.as_str(), self.nodes[b].name.as_str());
+        self.note(format!("repair {} {}", self.nodes[a].name, self.nodes[b].name));
+    }
+
+    /// Holds every message between `a` and `b` until released.
+    pub fn hold(&mut self, a: usize, b: usize) {
+        self.sim.hold(self.nodes[a].name.as_str(), self.nodes[b].name.as_str());
+        self.note(format!("hold {} {}", self.nodes[a].name, self.nodes[b].name));
+    }
+
+    pub fn release(&mut self, a: usize, b: usize) {
+        self.sim.release(self.nodes[a].name.as_str(), self.nodes[b].name.as_str());
+        self.last_release = self.elapsed();
+        self.note(format!("release {} {}", self.nodes[a].name, self.nodes[b].name));
+    }
+
+    /// Cuts node `i` off from every other node.
+    pub fn isolate(&mut self, i: usize) {
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.sim.partition(self.nodes[i].name.as_str(), self.nodes[j].name.as_str());
+            }
+        }
+        self.note(format!("isolate {}", self.nodes[i].name));
+    }
+
+    /// Repairs and releases every link between nodes.
+    pub fn heal_all(&mut self) {
+        for a in 0..self.nodes.len() {
+            for b in a + 1..self.nodes.len() {
+                self.sim.repair(self.nodes[a].name.as_str(), self.nodes[b].name.as_str());
+                self.sim.release(self.nodes[a].name.as_str(), self.nodes[b].name.as_str());
+            }
+        }
+        self.last_release = self.elapsed();
+        self.note("heal all");
+    }
+
+    /// Whether a TCP segment from node `from` to node `to`'s management port that carries
+    /// part of a full update (a chunked `POST /update/`, or its data) is on the wire.
+    pub fn full_update_in_flight(&self, from: usize, to: usize) -> bool {
+        let (src, dst) =
+            (self.sim.lookup(self.nodes[from].name.as_str()), self.sim.lookup(self.nodes[to].name.as_str()));
+        let mut found = false;
+        self.sim.links(|links| {
+            for link in links {
+                for sent in link {
+                    let (s, d) = sent.pair();
+                    if s.ip() != src || d.ip() != dst || d.port() != MGMT_PORT {
+                        continue;
+                    }
+                    if let turmoil::Protocol::Tcp(turmoil::Segment::Data(_, bytes)) = sent.protocol() {
+                        let b = bytes.as_ref();
+                        let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+                        if has(b"transfer-encoding: chunked") || has(b"\"Full\":true") {
+                            found = true;
+                        }
+                    }
+                }
+            }
+        });
+        found
+    }
+
+    /// Runs until `cond` holds, at most `limit`; returns whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut cond: impl FnMut(&Cluster) -> bool) -> bool {
+        let until = self.elapsed() + limit;
+        while self.elapsed() < until {
+            if cond(self) {
+                return true;
+            }
+            self.step();
+        }
+        cond(self)
+    }
+
+    /// Sets the largest message latency on every link.
+    pub fn set_max_latency(&mut self, d: Duration) {
+        self.sim.set_max_message_latency(d);
+        self.note(format!("max latency {d:?}"));
+    }
+
+    /// `POST /join/` to node `at` from a client host, naming `peers`.
+    pub fn join_http(&mut self, at: usize, peers: &[usize]) {
+        let host = format!("client{}", self.clients);
+        self.clients += 1;
+        let target = self.nodes[at].name.clone();
+        let body: Vec<String> = peers.iter().map(|p| format!("peer={}:{MGMT_PORT}", self.nodes[*p].name)).collect();
+        let body = body.join("&");
+        self.note(format!("POST /join/ to {target}: {body}"));
+        let results = self.join_results.clone();
+        self.sim.client(host.as_str(), async move {
+            let outcome = async {
+                let mut s = turmoil::net::TcpStream::connect((target.as_str(), MGMT_PORT)).await?;
+                let req = format!(
+                    "POST /join/ HTTP/1.1\r\nHost: {target}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(req.as_bytes()).await?;
+                let mut resp = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut resp)).await;
+                Ok::<_, std::io::Error>(String::from_utf8_lossy(&resp).lines().next().unwrap_or("").to_string())
+            };
+            let line = match tokio::time::timeout(Duration::from_secs(10), outcome).await {
+                Ok(Ok(line)) => line,
+                Ok(Err(e)) => format!("error: {e}"),
+                Err(_) => "timed out".to_string(),
+            };
+            results.borrow_mut().push(format!("/join/ to {target}: {line}"));
+            Ok(())
+        });
+    }
+
+    pub fn join_results(&self) -> Vec<String> {
+        self.join_results.borrow().clone()
+    }
+
+    // ---- file changes ---------------------------------------------------------------------
+
+    /// A random change to node `i`'s disk: create, rewrite, delete, rename or chmod, in a small
+    /// namespace so that nodes often hold the same paths.
+    pub fn random_change(&mut self, i: usize) {
+        let now = self.now_secs();
+        let fs = self.nodes[i].fs.clone();
+        let dirs = ["a", "b", "a/x", "b/y", "c/z/w"];
+        let pick_dir = |rng: &mut SmallRng| dirs[rng.random_range(0..dirs.len())];
+        let existing: Vec<(String, MemEntry)> = fs.entries().into_iter().collect();
+        let roll = self.rng.random_range(0..100);
+        let name = &self.nodes[i].name;
+        let what = if roll < 45 || existing.is_empty() {
+            let path = format!("{}/f{}", pick_dir(&mut self.rng), self.rng.random_range(0..8));
+            let size = self.rng.random_range(0..1000);
+            fs.write(&path, size, now).then(|| format!("{name}: write {path}"))
+        } else if roll < 65 {
+            let (path, _) = &existing[self.rng.random_range(0..existing.len())];
+            fs.remove(path, now).then(|| format!("{name}: remove {path}"))
+        } else if roll < 80 {
+            let (from, _) = &existing[self.rng.random_range(0..existing.len())];
+            self.serial += 1;
+            let to = format!("{}/r{}", pick_dir(&mut self.rng), self.serial % 6);
+            if !fs.get(parent_of(&to)).is_some_and(|e| e.dir) {
+                fs.mkdir(parent_of(&to), now);
+            }
+            fs.rename(from, &to, now).then(|| format!("{name}: rename {from} {to}"))
+        } else if roll < 90 {
+            let (path, _) = &existing[self.rng.random_range(0..existing.len())];
+            fs.chmod(path, now).then(|| format!("{name}: chmod {path}"))
+        } else if roll < 97 {
+            let path = format!("{}/e{}", pick_dir(&mut self.rng), self.rng.random_range(0..3));
+            fs.mkdir(&path, now).then(|| format!("{name}: mkdir {path}"))
+        } else {
+            fs.overflow();
+            Some(format!("{name}: watcher overflow"))
+        };
+        if let Some(w) = what {
+            self.note(w);
+        }
+    }
+
+    /// A random change on a random node (running or not: a stopped node's disk changes too).
+    pub fn random_change_anywhere(&mut self) {
+        let i = self.rng.random_range(0..self.nodes.len());
+        self.random_change(i);
+    }
+
+    // ---- running and checking ---------------------------------------------------------------
+
+    /// Runs the simulation for `d`, checking as it goes.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.elapsed() + d;
+        while self.elapsed() < until {
+            self.step();
+        }
+    }
+
+    /// Runs for `d` with a random change somewhere every `every` on average.
+    pub fn run_with_changes(&mut self, d: Duration, every: Duration) {
+        let until = self.elapsed() + d;
+        while self.elapsed() < until {
+            let gap = self.rng.random_range(0..=2 * every.as_millis() as u64);
+            let next = (self.elapsed() + Duration::from_millis(gap)).min(until);
+            self.run_for(next - self.elapsed());
+            if self.elapsed() < until {
+                self.random_change_anywhere();
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        if let Err(e) = self.sim.step() {
+            self.fail(&format!("the simulation stopped: {e}"));
+        }
+        if let Some(p) = PANIC.with(|p| p.borrow_mut().take()) {
+            self.fail(&format!("a task panicked: {p}"));
+        }
+        if self.elapsed() >= self.next_observe {
+            self.next_observe = self.elapsed() + self.params.observe_every;
+            self.observe();
+        }
+    }
+
+    /// Every path a running node holds on its disk, with its ancestors.
+    fn held_now(&self) -> BTreeSet<String> {
+        let mut held = BTreeSet::new();
+        for slot in self.nodes.iter().filter(|s| s.running) {
+            for path in slot.cluster_entries().into_keys() {
+                let mut p = path.as_str();
+                while let Some(i) = p.rfind('/') {
+                    p = &p[..i];
+                    if !held.insert(p.to_string()) {
+                        break;
+                    }
+                }
+                held.insert(path);
+            }
+        }
+        held
+    }
+
+    /// The look every `observe_every`: records what every node shows (for the determinism
+    /// digest) and checks that nothing is listed long after its last live holder let it go.
+    fn observe(&mut self) {
+        let now = self.elapsed();
+        let held = self.held_now();
+        for p in &held {
+            self.last_held.insert(p.clone(), now);
+        }
+        let bound = self.params.stale_bound();
+        let mut trouble = None;
+        for (i, slot) in self.nodes.iter().enumerate() {
+            let Some(snap) = slot.snapshot().filter(|_| slot.running) else { continue };
+            let view = oracle::actual(&snap);
+            mix(&mut self.trace, now.as_millis() as u64);
+            mix(&mut self.trace, i as u64);
+            for (path, owner) in &view {
+                mix_bytes(&mut self.trace, path.as_bytes());
+                mix_bytes(&mut self.trace, owner.as_bytes());
+                if held.contains(path) {
+                    continue;
+                }
+                let since = self.last_held.get(path).copied().unwrap_or(Duration::ZERO).max(self.last_release);
+                if now.saturating_sub(since) > bound && trouble.is_none() {
+                    trouble = Some(format!(
+                        "{} still lists {path:?} (owner {owner}), which no live node has held since {:.1}s \
+                         (now {:.1}s, bound {:.1}s)",
+                        slot.name,
+                        self.last_held.get(path).map_or(-1.0, Duration::as_secs_f64),
+                        now.as_secs_f64(),
+                        bound.as_secs_f64()
+                    ));
+                }
+            }
+        }
+        if let Some(t) = trouble {
+            self.fail(&t);
+        }
+    }
+
+    /// The tree every running node should show.
+    pub fn expected(&self) -> View {
+        let trees: Vec<(String, BTreeMap<String, MemEntry>)> =
+            self.nodes.iter().filter(|s| s.running).map(|s| (s.name.clone(), s.cluster_entries())).collect();
+        oracle::expected(trees.iter().map(|(n, t)| (n.as_str(), t)))
+    }
+
+    /// The differences of every running node from the expected tree (empty when converged).
+    pub fn differences(&self) -> Vec<String> {
+        let expected = self.expected();
+        let mut out = Vec::new();
+        for slot in self.nodes.iter().filter(|s| s.running) {
+            match slot.snapshot() {
+                None => out.push(format!("{}: not serving yet", slot.name)),
+                Some(snap) => {
+                    let d = oracle::diff(&expected, &oracle::actual(&snap), 8);
+                    if !d.is_empty() {
+                        out.push(format!("{}: {}", slot.name, d.join("; ")));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// With the network healed and no more changes, runs until every running node shows the
+    /// expected tree and keeps showing it for `steady`; fails if that takes longer than
+    /// `bound`. Returns how long convergence took.
+    pub fn converge(&mut self, bound: Duration, steady: Duration) -> Duration {
+        let start = self.elapsed();
+        self.note("quiet: waiting for convergence");
+        let check_every = Duration::from_millis(50);
+        loop {
+            if self.differences().is_empty() {
+                break;
+            }
+            if self.elapsed() - start > bound {
+                let d = self.differences().join("\n  ");
+                self.fail(&format!("not converged {:.1}s after the last fault:\n  {d}", bound.as_secs_f64()));
+            }
+            self.run_for(check_every);
+        }
+        let took = self.elapsed() - start;
+        self.note(format!("converged after {:.2}s", took.as_secs_f64()));
+        let until = self.elapsed() + steady;
+        while self.elapsed() < until {
+            self.run_for(check_every);
+            let d = self.differences();
+            if !d.is_empty() {
+                self.fail(&format!("converged, then diverged:\n  {}", d.join("\n  ")));
+            }
+        }
+        took
+    }
+
+    /// Fails the run with the recent history.
+    pub fn fail(&self, msg: &str) -> ! {
+        let mut s = String::new();
+        let _ = writeln!(s, "{msg}\nlast events (simulated seconds):");
+        let skip = self.log.len().saturating_sub(60);
+        for (t, e) in &self.log[skip..] {
+            let _ = writeln!(s, "  {:>8.3} {e}", t.as_secs_f64());
+        }
+        panic!("{s}");
+    }
+}
+
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+fn mix(h: &mut u64, v: u64) {
+    mix_bytes(h, &v.to_le_bytes());
+}
+
+fn mix_bytes(h: &mut u64, bytes: &[u8]) {
+    for b in bytes {
+        *h ^= u64::from(*b);
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    *h ^= 0xff;
+    *h = h.wrapping_mul(0x100_0000_01b3);
+}

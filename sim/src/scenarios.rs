@@ -1,0 +1,307 @@
+//! The scenarios, each a function of its seed. The tests in `tests/` run them over many seeds;
+//! `tests/regressions.rs` replays the seeds that found bugs (so a scenario's random draws must
+//! not change once a seed of it is kept there).
+
+use std::time::Duration;
+
+use crate::cluster::{Cluster, NodeOpts, Params};
+use crate::memfs::MemFs;
+use crate::runner::Outcome;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// How long after the last fault every node must show the right tree: a lost peer is pinged
+/// every interval and a greeting times out after one, so it is back within two pings of the
+/// repair, then a full update each way; a peer that was lost on one side only is dropped by
+/// the other within the peer timeout and a ping first.
+pub fn convergence_bound(p: &Params) -> Duration {
+    p.peer_timeout + p.ping * 3 + secs(1.0)
+}
+
+/// Starts `n` nodes with a few random files each.
+fn start(c: &mut Cluster, n: usize, files: usize) {
+    for i in 0..n {
+        c.add_node(NodeOpts::default());
+        for _ in 0..files {
+            c.random_change(i);
+        }
+    }
+}
+
+fn finish(mut c: Cluster) -> Outcome {
+    let bound = convergence_bound(&c.params);
+    let steady = c.params.ping * 3;
+    let took = c.converge(bound, steady);
+    Outcome { converged: Some(took), trace: c.trace() }
+}
+
+/// Three nodes; one is cut off from one or both others (both ways or one way), files change
+/// everywhere, and the network heals.
+pub fn partition_heal(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    start(&mut c, 3, 6);
+    let warmup = c.rand_secs(2.0, 6.0);
+    c.run_with_changes(warmup, secs(0.4));
+    let victim = c.pick(3);
+    let others: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    let other = others[c.pick(2)];
+    match c.pick(4) {
+        0 => c.partition(victim, other),
+        1 => c.partition_oneway(victim, other),
+        2 => c.partition_oneway(other, victim),
+        _ => c.isolate(victim),
+    }
+    let cut = c.rand_secs(0.5, 10.0);
+    c.run_with_changes(cut, secs(0.3));
+    c.heal_all();
+    finish(c)
+}
+
+/// Five nodes restarted one after the other: killed and started at once, or down for a while
+/// (shorter or longer than the peer timeout) while files keep changing, their own included.
+pub fn rolling_restarts(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    start(&mut c, 5, 5);
+    let warmup = c.rand_secs(2.0, 4.0);
+    c.run_with_changes(warmup, secs(0.4));
+    let first = c.pick(5);
+    for k in 0..5 {
+        let i = (first + k) % 5;
+        if c.pick(3) == 0 {
+            c.restart(i);
+        } else {
+            c.crash(i);
+            let down = c.rand_secs(0.2, 6.0);
+            c.run_with_changes(down, secs(0.3));
+            c.restart(i);
+        }
+        let gap = c.rand_secs(0.3, 3.0);
+        c.run_with_changes(gap, secs(0.3));
+    }
+    finish(c)
+}
+
+/// A node with a large tree crashes while it pushes a full update: killed (what is on the wire
+/// still arrives, then the connection closes), or its machine gone at once (what is on the wire
+/// is lost too); sometimes the receiver dies instead. Then it comes back, or not.
+pub fn crash_during_full_update(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    let big = MemFs::new();
+    let files = 1500;
+    for k in 0..files {
+        // Some of them are held by the others too, so their owners change when it goes.
+        big.write(&format!("big/d{}/f{}", k % 30, k / 30), 100 + k, 1_700_000_000 - 3600 + (k % 7) as i64);
+    }
+    let sender = c.add_named("n0", NodeOpts::default(), big);
+    for _ in 1..3 {
+        let i = c.add_node(NodeOpts::default());
+        for _ in 0..4 {
+            c.random_change(i);
+        }
+        let now = c.now_secs();
+        for k in 0..5 {
+            let path = format!("big/d{k}/f{}", c.pick(50));
+            c.nodes[i].fs.write(&path, 7, now + k as i64);
+        }
+    }
+    let warmup = c.rand_secs(1.0, 3.0);
+    c.run_with_changes(warmup, secs(0.5));
+    // Make n0 push a full update to a receiver: the receiver restarts and asks for one.
+    let receiver = 1 + c.pick(2);
+    c.restart(receiver);
+    let seen = c.run_until(secs(5.0), |c| c.full_update_in_flight(sender, receiver));
+    if !seen {
+        c.fail("no full update from n0 went out within 5 s of the receiver's restart");
+    }
+    // A tick or two later, the body partly on the wire.
+    let ticks = c.pick(3);
+    let tick = c.params.tick;
+    c.run_for(tick * ticks as u32);
+    let victim = if c.pick(4) == 0 { receiver } else { sender };
+    c.crash(victim);
+    if c.pick(2) == 0 {
+        // The machine is gone: nothing more arrives from it, not even the end of the stream.
+        c.partition(sender, receiver);
+        c.repair(sender, receiver);
+    }
+    let down = c.rand_secs(0.0, 6.0);
+    c.run_with_changes(down, secs(0.4));
+    if c.pick(3) != 0 {
+        c.restart(victim);
+    }
+    finish(c)
+}
+
+/// The same path created on three nodes at once (the same second, so the name decides), then
+/// rewritten, deleted and created again on some of them, sometimes with one node cut off.
+pub fn same_path(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    start(&mut c, 3, 2);
+    let warmup = c.rand_secs(1.5, 3.0);
+    c.run_for(warmup);
+    for round in 0..4 {
+        let path = format!("shared/p{}", c.pick(3));
+        let cut = if c.pick(3) == 0 {
+            let i = c.pick(3);
+            c.isolate(i);
+            Some(i)
+        } else {
+            None
+        };
+        let now = c.now_secs();
+        for i in 0..3 {
+            let size = 10 * (round + 1) + i as u64;
+            c.nodes[i].fs.write(&path, size, now);
+        }
+        c.note(format!("all: write {path} at {now}"));
+        let wait = c.rand_secs(0.0, 2.0);
+        c.run_for(wait);
+        // Follow-ups: the current winner (the greatest name) deletes or rewrites it, or a loser
+        // rewrites it later (a newer ctime takes it over).
+        let who = c.pick(3);
+        let now = c.now_secs();
+        match c.pick(3) {
+            0 => {
+                c.nodes[who].fs.remove(&path, now);
+                c.note(format!("n{who}: remove {path}"));
+            }
+            1 => {
+                c.nodes[who].fs.write(&path, 999, now + 1);
+                c.note(format!("n{who}: rewrite {path} at {}", now + 1));
+            }
+            _ => {
+                c.nodes[who].fs.chmod(&path, now);
+                c.note(format!("n{who}: chmod {path}"));
+            }
+        }
+        let wait = c.rand_secs(0.2, 3.0);
+        c.run_for(wait);
+        if cut.is_some() {
+            c.heal_all();
+        }
+    }
+    finish(c)
+}
+
+/// Nodes join by `--join`, by `POST /join/` (from a client host) and by being named in one,
+/// without multicast discovery, with files changing and a partition during the joins.
+pub fn joins(seed: u64) -> Outcome {
+    let params = Params { discovery: false, ..Params::default() };
+    let mut c = Cluster::new(seed, params);
+    let a = c.add_node(NodeOpts::default());
+    for _ in 0..4 {
+        c.random_change(a);
+    }
+    let t = c.rand_secs(0.2, 2.0);
+    c.run_with_changes(t, secs(0.4));
+    // b joins a by flag.
+    let b = c.add_node(NodeOpts { join: vec![a], ..NodeOpts::default() });
+    // d starts alone, then is told to join b.
+    let d = c.add_node(NodeOpts::default());
+    for i in [b, d] {
+        for _ in 0..3 {
+            c.random_change(i);
+        }
+    }
+    let t = c.rand_secs(0.2, 2.0);
+    c.run_with_changes(t, secs(0.4));
+    if c.pick(2) == 0 {
+        c.partition(a, d);
+        let t = c.rand_secs(0.5, 5.0);
+        c.join_http(d, &[b]);
+        c.run_with_changes(t, secs(0.4));
+        c.repair(a, d);
+    } else {
+        c.join_http(d, &[b]);
+    }
+    // e starts alone; a is told to join it (the other way round).
+    let e = c.add_node(NodeOpts::default());
+    for _ in 0..3 {
+        c.random_change(e);
+    }
+    let t = c.rand_secs(0.5, 2.0);
+    c.run_with_changes(t, secs(0.4));
+    c.join_http(a, &[e]);
+    let t = c.rand_secs(0.5, 3.0);
+    c.run_with_changes(t, secs(0.4));
+    // Every node must have heard of every other: the answers to the joins introduce them.
+    finish(c)
+}
+
+/// Faults of every kind in a random order on four nodes: partitions (both ways or one way),
+/// held and released links, slow links, crashes, restarts, joins, lost watcher events, with
+/// files changing throughout.
+pub fn chaos(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    start(&mut c, 4, 4);
+    let warmup = c.rand_secs(1.0, 4.0);
+    c.run_with_changes(warmup, secs(0.4));
+    let n = 4;
+    let steps = 4 + c.pick(6);
+    let mut held: Vec<(usize, usize)> = Vec::new();
+    for _ in 0..steps {
+        let (a, b) = {
+            let a = c.pick(n);
+            let b = (a + 1 + c.pick(n - 1)) % n;
+            (a, b)
+        };
+        match c.pick(10) {
+            0 => c.partition(a, b),
+            1 => c.partition_oneway(a, b),
+            2 => c.isolate(a),
+            3 => {
+                c.hold(a, b);
+                held.push((a, b));
+            }
+            4 => {
+                if let Some((x, y)) = held.pop() {
+                    c.release(x, y);
+                }
+            }
+            5 => {
+                let d = c.rand_secs(0.1, 2.0);
+                c.set_max_latency(d);
+            }
+            6 => {
+                if c.nodes[a].running {
+                    c.crash(a);
+                } else {
+                    c.restart(a);
+                }
+            }
+            7 => c.restart(a),
+            8 => c.join_http(a, &[b]),
+            _ => c.heal_all(),
+        }
+        let t = c.rand_secs(0.2, 5.0);
+        c.run_with_changes(t, secs(0.3));
+    }
+    let latency = Params::default().max_latency;
+    c.set_max_latency(latency);
+    c.heal_all();
+    // Some stay down.
+    for i in 0..n {
+        if !c.nodes[i].running && c.pick(2) == 0 {
+            c.restart(i);
+        }
+    }
+    finish(c)
+}
+
+/// `n` nodes start at once and find each other by multicast (some also by `--join`); returns
+/// the simulated time until every node shows the whole tree.
+pub fn formation(seed: u64, n: usize) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    for i in 0..n {
+        let join = if i > 0 && c.pick(4) == 0 { vec![c.pick(i)] } else { vec![] };
+        c.add_node(NodeOpts { join, ..NodeOpts::default() });
+        for _ in 0..3 {
+            c.random_change(i);
+        }
+    }
+    let bound = secs(30.0);
+    let took = c.converge(bound, c.params.ping * 3);
+    Outcome { converged: Some(took), trace: c.trace() }
+}

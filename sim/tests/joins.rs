@@ -1,0 +1,6 @@
+//! Joins by `--join` and by `POST /join/` from a client host, without multicast discovery.
+
+#[test]
+fn joins_without_discovery() {
+    sim::run_seeds("joins_without_discovery", 20, sim::scenarios::joins);
+}

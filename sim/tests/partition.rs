@@ -1,0 +1,6 @@
+//! Three nodes, one cut off (both ways or one way) and healed, with files changing everywhere.
+
+#[test]
+fn three_nodes_one_partitioned() {
+    sim::run_seeds("three_nodes_one_partitioned", 60, sim::scenarios::partition_heal);
+}
