@@ -50,22 +50,14 @@ impl DfsPath {
 
     /// Parses a relative path as found in an update's `FullName`: `a/b/c`, never empty.
     pub fn parse(s: &str) -> Result<Self, PathError> {
-        if s.is_empty() {
-            return Err(PathError::Empty);
-        }
-        if s.len() > MAX_PATH_LEN {
-            return Err(PathError::TooLong);
-        }
-        for seg in s.split('/') {
-            check_segment(seg)?;
-        }
+        validate(s)?;
         Ok(DfsPath(SmolStr::new(s)))
     }
 
     /// As [`DfsPath::parse`], keeping the given string: a long one is not copied again, which
     /// matters for the hundreds of thousands of names of a full update.
     pub fn parse_owned(s: SmolStr) -> Result<Self, PathError> {
-        Self::parse(&s)?;
+        validate(&s)?;
         Ok(DfsPath(s))
     }
 
@@ -167,6 +159,16 @@ impl DfsPath {
             rest.strip_prefix('/')
         }
     }
+}
+
+fn validate(s: &str) -> Result<(), PathError> {
+    if s.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if s.len() > MAX_PATH_LEN {
+        return Err(PathError::TooLong);
+    }
+    s.split('/').try_for_each(check_segment)
 }
 
 fn check_segment(seg: &str) -> Result<(), PathError> {
