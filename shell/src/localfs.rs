@@ -61,6 +61,13 @@ pub trait LocalFs: Send + Sync + 'static {
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>>;
     /// Opens a regular file for reading.
     fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>>;
+    /// Opens a regular file as a plain `std::fs::File`, for long sequential copies with blocking
+    /// reads straight into the caller's buffer (tokio's async file reads into a buffer of its
+    /// own and copies from there: a third more CPU per byte for FTP downloads). `None` where
+    /// files are not on a disk (the simulator); callers then use [`LocalFs::open`].
+    fn open_std(&self, _rel: &str) -> BoxFuture<'static, io::Result<Option<(std::fs::File, FileMeta)>>> {
+        Box::pin(async { Ok(None) })
+    }
     /// Stats a path.
     fn stat(&self, rel: &str) -> BoxFuture<'static, io::Result<FileMeta>>;
 }
@@ -262,6 +269,22 @@ impl LocalFs for StdFs {
             }
             let meta = FileMeta { is_dir: false, len: md.len(), modified: md.modified()? };
             Ok((Box::new(file) as Box<dyn ReadSeek>, meta))
+        })
+    }
+
+    fn open_std(&self, rel: &str) -> BoxFuture<'static, io::Result<Option<(std::fs::File, FileMeta)>>> {
+        let (root, rel) = (self.root.clone(), rel.to_owned());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(Self::resolve(&root, &rel)?)?;
+                let md = file.metadata()?;
+                if !md.is_file() {
+                    return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
+                }
+                Ok(Some((file, FileMeta { is_dir: false, len: md.len(), modified: md.modified()? })))
+            })
+            .await
+            .map_err(io::Error::other)?
         })
     }
 
