@@ -39,6 +39,7 @@ pub struct Params {
     pub discovery: bool,
     /// Simulated time per step.
     pub tick: Duration,
+    pub min_latency: Duration,
     pub max_latency: Duration,
     /// How often the checks look at every node.
     pub observe_every: Duration,
@@ -53,6 +54,7 @@ impl Default for Params {
             announce: Duration::from_secs(1),
             discovery: true,
             tick: Duration::from_millis(10),
+            min_latency: Duration::ZERO,
             max_latency: Duration::from_millis(20),
             observe_every: Duration::from_millis(100),
         }
@@ -79,12 +81,39 @@ pub struct Slot {
     args: Rc<RefCell<Vec<String>>>,
     /// Its snapshots, once it serves.
     snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>>,
+    /// What it showed at the last look, kept until it publishes another snapshot.
+    view: RefCell<Option<Rc<Shown>>>,
     pub running: bool,
 }
 
+/// A node's tree as the checks see it.
+pub struct Shown {
+    pub view: View,
+    /// A digest of `view`.
+    pub hash: u64,
+}
+
 impl Slot {
-    fn snapshot(&self) -> Option<Snapshot> {
-        self.snap.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|rx| rx.borrow().clone())
+    /// What it shows now (`None` until it serves).
+    pub fn shown(&self) -> Option<Rc<Shown>> {
+        let mut guard = self.snap.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = guard.as_mut()?;
+        let mut cache = self.view.borrow_mut();
+        if cache.is_none() || rx.has_changed().unwrap_or(false) {
+            let view = oracle::actual(&rx.borrow_and_update());
+            let mut hash = FNV_START;
+            for (path, owner) in &view {
+                mix_bytes(&mut hash, path.as_bytes());
+                mix_bytes(&mut hash, owner.as_bytes());
+            }
+            *cache = Some(Rc::new(Shown { view, hash }));
+        }
+        cache.clone()
+    }
+
+    fn forget_snapshots(&self) {
+        *self.snap.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.view.borrow_mut() = None;
     }
 
     /// The tree it contributes, in cluster paths.
@@ -141,6 +170,14 @@ pub struct Cluster {
     /// Results of the `/join/` clients.
     join_results: Rc<RefCell<Vec<String>>>,
     last_release: Duration,
+    /// The largest message latency set, and until when it may still delay a message.
+    slow: Option<(Duration, Duration)>,
+    /// Every path some running node holds, with its ancestors, and what it was computed from
+    /// (which nodes ran, and their disks' versions).
+    held: (Vec<Option<u64>>, Rc<BTreeSet<String>>),
+    /// The expected tree, likewise.
+    expected: RefCell<(Vec<Option<u64>>, Rc<View>)>,
+    /// When each path no longer held was last held.
     last_held: BTreeMap<String, Duration>,
     next_observe: Duration,
     /// A digest of everything every node showed at every look: equal for equal seeds.
@@ -161,7 +198,7 @@ impl Cluster {
             .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
             .simulation_duration(Duration::from_secs(365 * 86400))
             .tick_duration(params.tick)
-            .min_message_latency(Duration::ZERO)
+            .min_message_latency(params.min_latency)
             .max_message_latency(params.max_latency)
             .tcp_capacity(1 << 16)
             .udp_capacity(1 << 12)
@@ -175,9 +212,12 @@ impl Cluster {
             clients: 0,
             join_results: Rc::default(),
             last_release: Duration::ZERO,
+            slow: None,
+            held: (Vec::new(), Rc::default()),
+            expected: RefCell::default(),
             last_held: BTreeMap::new(),
             next_observe: Duration::ZERO,
-            trace: 0xcbf2_9ce4_8422_2325,
+            trace: FNV_START,
             log: Vec::new(),
             serial: 0,
         }
@@ -273,7 +313,15 @@ impl Cluster {
                 result.map_err(|e| format!("dftp::run: {e}").into())
             }
         });
-        self.nodes.push(Slot { name: name.to_string(), fs, mount: opts.mount.clone(), args, snap, running: true });
+        self.nodes.push(Slot {
+            name: name.to_string(),
+            fs,
+            mount: opts.mount.clone(),
+            args,
+            snap,
+            view: RefCell::new(None),
+            running: true,
+        });
         self.note(format!("start {name} {:?}", opts));
         self.nodes.len() - 1
     }
@@ -290,14 +338,14 @@ impl Cluster {
         let name = self.nodes[i].name.clone();
         self.sim.crash(name.as_str());
         self.nodes[i].running = false;
-        *self.nodes[i].snap.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.nodes[i].forget_snapshots();
         self.note(format!("crash {name}"));
     }
 
     /// Starts a stopped node again, or kills and restarts a running one.
     pub fn restart(&mut self, i: usize) {
         let name = self.nodes[i].name.clone();
-        *self.nodes[i].snap.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.nodes[i].forget_snapshots();
         self.sim.bounce(name.as_str());
         self.nodes[i].running = true;
         self.note(format!("restart {name}"));
@@ -393,6 +441,8 @@ impl Cluster {
     /// Sets the largest message latency on every link.
     pub fn set_max_latency(&mut self, d: Duration) {
         self.sim.set_max_message_latency(d);
+        let worst = self.slow.map_or(d, |(w, _)| w.max(d));
+        self.slow = Some((worst, self.elapsed() + d));
         self.note(format!("max latency {d:?}"));
     }
 
@@ -516,6 +566,12 @@ impl Cluster {
         }
     }
 
+    /// Which nodes run, and their disks' versions: what the held set and the expected tree
+    /// are computed from.
+    fn state_key(&self) -> Vec<Option<u64>> {
+        self.nodes.iter().map(|s| s.running.then(|| s.fs.version())).collect()
+    }
+
     /// Every path a running node holds on its disk, with its ancestors.
     fn held_now(&self) -> BTreeSet<String> {
         let mut held = BTreeSet::new();
@@ -534,37 +590,76 @@ impl Cluster {
         held
     }
 
+    /// The paths held now; records when the others were last held (those that stopped being
+    /// held since the last look, and those removed in between).
+    fn mark_held(&mut self) -> Rc<BTreeSet<String>> {
+        let now = self.elapsed();
+        for slot in &self.nodes {
+            for path in slot.fs.take_gone() {
+                let path = if slot.mount.is_empty() { path } else { format!("{}/{path}", slot.mount) };
+                let mut p = path.as_str();
+                while let Some(i) = p.rfind('/') {
+                    p = &p[..i];
+                    self.last_held.insert(p.to_string(), now);
+                }
+                self.last_held.insert(path, now);
+            }
+        }
+        let key = self.state_key();
+        if key != self.held.0 {
+            let held = Rc::new(self.held_now());
+            for p in self.held.1.difference(&held) {
+                self.last_held.insert(p.clone(), now);
+            }
+            self.held = (key, held);
+        }
+        self.held.1.clone()
+    }
+
+    /// How long after its last live holder let a path go a node may still list it: the stale
+    /// bound of the parameters, with the slowest latency set recently in place of theirs.
+    fn stale_bound(&mut self) -> Duration {
+        let mut bound = self.params.stale_bound();
+        if let Some((worst, until)) = self.slow {
+            if self.elapsed() > until + bound + worst * 4 {
+                self.slow = None;
+            } else {
+                bound += worst * 4;
+            }
+        }
+        bound
+    }
+
     /// The look every `observe_every`: records what every node shows (for the determinism
     /// digest) and checks that nothing is listed long after its last live holder let it go.
     fn observe(&mut self) {
         let now = self.elapsed();
-        let held = self.held_now();
-        for p in &held {
-            self.last_held.insert(p.clone(), now);
-        }
-        let bound = self.params.stale_bound();
+        let held = self.mark_held();
+        let bound = self.stale_bound();
         let mut trouble = None;
         for (i, slot) in self.nodes.iter().enumerate() {
-            let Some(snap) = slot.snapshot().filter(|_| slot.running) else { continue };
-            let view = oracle::actual(&snap);
+            let Some(shown) = slot.shown().filter(|_| slot.running) else { continue };
             mix(&mut self.trace, now.as_millis() as u64);
             mix(&mut self.trace, i as u64);
-            for (path, owner) in &view {
-                mix_bytes(&mut self.trace, path.as_bytes());
-                mix_bytes(&mut self.trace, owner.as_bytes());
+            mix(&mut self.trace, shown.hash);
+            if trouble.is_some() {
+                continue;
+            }
+            for (path, owner) in &shown.view {
                 if held.contains(path) {
                     continue;
                 }
                 let since = self.last_held.get(path).copied().unwrap_or(Duration::ZERO).max(self.last_release);
-                if now.saturating_sub(since) > bound && trouble.is_none() {
+                if now.saturating_sub(since) > bound {
                     trouble = Some(format!(
-                        "{} still lists {path:?} (owner {owner}), which no live node has held since {:.1}s \
+                        "{} still lists {path:?} (owner {owner}), which no live node has held since {} \
                          (now {:.1}s, bound {:.1}s)",
                         slot.name,
-                        self.last_held.get(path).map_or(-1.0, Duration::as_secs_f64),
+                        self.last_held.get(path).map_or("ever".into(), |t| format!("{:.1}s", t.as_secs_f64())),
                         now.as_secs_f64(),
                         bound.as_secs_f64()
                     ));
+                    break;
                 }
             }
         }
@@ -574,10 +669,15 @@ impl Cluster {
     }
 
     /// The tree every running node should show.
-    pub fn expected(&self) -> View {
-        let trees: Vec<(String, BTreeMap<String, MemEntry>)> =
-            self.nodes.iter().filter(|s| s.running).map(|s| (s.name.clone(), s.cluster_entries())).collect();
-        oracle::expected(trees.iter().map(|(n, t)| (n.as_str(), t)))
+    pub fn expected(&self) -> Rc<View> {
+        let key = self.state_key();
+        let mut cache = self.expected.borrow_mut();
+        if cache.0 != key || key.is_empty() {
+            let trees: Vec<(String, BTreeMap<String, MemEntry>)> =
+                self.nodes.iter().filter(|s| s.running).map(|s| (s.name.clone(), s.cluster_entries())).collect();
+            *cache = (key, Rc::new(oracle::expected(trees.iter().map(|(n, t)| (n.as_str(), t)))));
+        }
+        cache.1.clone()
     }
 
     /// The differences of every running node from the expected tree (empty when converged).
@@ -585,13 +685,11 @@ impl Cluster {
         let expected = self.expected();
         let mut out = Vec::new();
         for slot in self.nodes.iter().filter(|s| s.running) {
-            match slot.snapshot() {
+            match slot.shown() {
                 None => out.push(format!("{}: not serving yet", slot.name)),
-                Some(snap) => {
-                    let d = oracle::diff(&expected, &oracle::actual(&snap), 8);
-                    if !d.is_empty() {
-                        out.push(format!("{}: {}", slot.name, d.join("; ")));
-                    }
+                Some(shown) if shown.view == *expected => {}
+                Some(shown) => {
+                    out.push(format!("{}: {}", slot.name, oracle::diff(&expected, &shown.view, 8).join("; ")))
                 }
             }
         }
@@ -643,6 +741,8 @@ impl Cluster {
 fn parent_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(p, _)| p)
 }
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn mix(h: &mut u64, v: u64) {
     mix_bytes(h, &v.to_le_bytes());

@@ -47,6 +47,10 @@ struct Inner {
     /// Paths relative to the root, `/`-separated.
     entries: BTreeMap<String, MemEntry>,
     watchers: Vec<UnboundedSender<WatchMsg>>,
+    /// Paths removed (or moved away) since the checker last looked.
+    gone: Vec<String>,
+    /// Bumped by every change of `entries`.
+    version: u64,
 }
 
 /// A local tree that survives its node's crashes (it is the disk).
@@ -85,6 +89,11 @@ impl MemFs {
 
     pub fn is_empty(&self) -> bool {
         self.lock().entries.is_empty()
+    }
+
+    /// Changes whenever the tree does.
+    pub fn version(&self) -> u64 {
+        self.lock().version
     }
 
     /// Creates or rewrites a file (and any missing directories above it), as at `now`. Returns
@@ -148,7 +157,12 @@ impl MemFs {
         if inner.entries.remove(path).is_none() {
             return false;
         }
-        inner.entries.retain(|k, _| !is_below(k, path));
+        let below: Vec<String> = inner.entries.keys().filter(|k| is_below(k, path)).cloned().collect();
+        for k in &below {
+            inner.entries.remove(k);
+        }
+        inner.gone.push(path.to_owned());
+        inner.gone.extend(below);
         Self::touch_parent(&mut inner, path, now);
         Self::notify(&mut inner, path);
         true
@@ -173,6 +187,7 @@ impl MemFs {
             .collect();
         for (k, _) in &moved {
             inner.entries.remove(k);
+            inner.gone.push(k.clone());
         }
         for (k, mut e) in moved {
             let nk = format!("{to}{}", &k[from.len()..]);
@@ -197,6 +212,11 @@ impl MemFs {
         true
     }
 
+    /// The paths removed or moved away since the last call.
+    pub fn take_gone(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().gone)
+    }
+
     /// The watcher loses its events (a queue overflow): it must rescan everything.
     pub fn overflow(&self) {
         let mut inner = self.lock();
@@ -213,6 +233,7 @@ impl MemFs {
     }
 
     fn notify(inner: &mut Inner, path: &str) {
+        inner.version += 1;
         let Ok(p) = DfsPath::parse(path) else { return };
         inner.watchers.retain(|tx| tx.send(WatchMsg::Changed(p.clone())).is_ok());
     }
