@@ -72,6 +72,9 @@ pub trait LocalFs: Send + Sync + 'static {
     fn stat(&self, rel: &str) -> BoxFuture<'static, io::Result<FileMeta>>;
 }
 
+/// Files up to this size are read whole when opened.
+const SMALL_FILE: u64 = 64 << 10;
+
 /// The real disk under `--dfsroot`.
 pub struct StdFs {
     root: PathBuf,
@@ -260,15 +263,25 @@ impl LocalFs for StdFs {
     fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>> {
         let (root, rel) = (self.root.clone(), rel.to_owned());
         Box::pin(async move {
-            let real =
-                tokio::task::spawn_blocking(move || Self::resolve(&root, &rel)).await.map_err(io::Error::other)??;
-            let file = tokio::fs::File::open(&real).await?;
-            let md = file.metadata().await?;
-            if !md.is_file() {
-                return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
-            }
-            let meta = FileMeta { is_dir: false, len: md.len(), modified: md.modified()? };
-            Ok((Box::new(file) as Box<dyn ReadSeek>, meta))
+            // One trip to the blocking pool for the checks, the open and the stat; a small file
+            // is read in the same trip, so serving it costs no further trips at all.
+            tokio::task::spawn_blocking(move || {
+                let mut file = std::fs::File::open(Self::resolve(&root, &rel)?)?;
+                let md = file.metadata()?;
+                if !md.is_file() {
+                    return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
+                }
+                let meta = FileMeta { is_dir: false, len: md.len(), modified: md.modified()? };
+                if md.len() <= SMALL_FILE {
+                    let mut bytes = Vec::with_capacity(md.len() as usize);
+                    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+                    let meta = FileMeta { len: bytes.len() as u64, ..meta };
+                    return Ok((Box::new(std::io::Cursor::new(bytes)) as Box<dyn ReadSeek>, meta));
+                }
+                Ok((Box::new(tokio::fs::File::from_std(file)) as Box<dyn ReadSeek>, meta))
+            })
+            .await
+            .map_err(io::Error::other)?
         })
     }
 
