@@ -98,40 +98,44 @@ async fn rescan_paths(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle, pat
     let roots = outermost(paths);
     let fs = fs.clone();
     let mount = mount.clone();
-    let scanned = handle.blocking().run(move || {
-        let mut subtrees = Vec::new();
-        for root in &roots {
-            match fs.scan_below(root) {
-                Ok(entries) => {
-                    let (Ok(croot), entries) = (mount.to_cluster(root), to_cluster(&mount, entries)) else { continue };
-                    subtrees.push((croot, entries));
-                }
-                Err(e) => tracing::warn!("rescanning {root}: {e}"),
-            }
-        }
-        // Creating, removing or renaming an entry changes its directory's mtime and ctime, which
-        // inotify does not report: read those directories' own records again (the ctime decides
-        // who owns an empty directory that several nodes hold).
-        let parents: BTreeSet<DfsPath> = roots
-            .iter()
-            .filter_map(DfsPath::parent)
-            .filter(|d| !d.is_root() && !roots.iter().any(|r| d.is_within(r)))
-            .collect();
-        let mut changes = Vec::new();
-        for dir in parents {
-            match fs.entry(&dir) {
-                Ok(Some(meta)) => {
-                    if let Ok(cdir) = mount.to_cluster(&dir) {
-                        changes.push(Change::Upsert(cdir, meta));
+    let scanned = handle
+        .blocking()
+        .run(move || {
+            let mut subtrees = Vec::new();
+            for root in &roots {
+                match fs.scan_below(root) {
+                    Ok(entries) => {
+                        let (Ok(croot), entries) = (mount.to_cluster(root), to_cluster(&mount, entries)) else {
+                            continue;
+                        };
+                        subtrees.push((croot, entries));
                     }
+                    Err(e) => tracing::warn!("rescanning {root}: {e}"),
                 }
-                Ok(None) => {} // gone too: its own event rescans it
-                Err(e) => tracing::warn!("rescanning {dir}: {e}"),
             }
-        }
-        (subtrees, changes)
-    })
-    .await;
+            // Creating, removing or renaming an entry changes its directory's mtime and ctime, which
+            // inotify does not report: read those directories' own records again (the ctime decides
+            // who owns an empty directory that several nodes hold).
+            let parents: BTreeSet<DfsPath> = roots
+                .iter()
+                .filter_map(DfsPath::parent)
+                .filter(|d| !d.is_root() && !roots.iter().any(|r| d.is_within(r)))
+                .collect();
+            let mut changes = Vec::new();
+            for dir in parents {
+                match fs.entry(&dir) {
+                    Ok(Some(meta)) => {
+                        if let Ok(cdir) = mount.to_cluster(&dir) {
+                            changes.push(Change::Upsert(cdir, meta));
+                        }
+                    }
+                    Ok(None) => {} // gone too: its own event rescans it
+                    Err(e) => tracing::warn!("rescanning {dir}: {e}"),
+                }
+            }
+            (subtrees, changes)
+        })
+        .await;
     if let Ok((subtrees, changes)) = scanned {
         if !subtrees.is_empty() {
             handle.send(Event::LocalSubtrees(subtrees)).await;
