@@ -528,11 +528,24 @@ impl Node {
             }
             return;
         };
-        peer.last_alive = now;
         let pos = match (u.epoch, u.seq) {
             (Some(epoch), Some(seq)) => Some(StreamPos { epoch, seq }),
             _ => None,
         };
+        if let (Some(pos), Some(last)) = (pos, peer.stream) {
+            // From an earlier run of the sender (runs are numbered by their start time), delayed
+            // on the way: applying it would bring back what the sender held before it
+            // restarted. Ask for a full update instead; and if that full update comes from a
+            // run numbered lower still, the sender's clock went back: it is accepted then.
+            if pos.epoch < last.epoch && !(u.full && peer.wants_full) {
+                peer.wants_full = true;
+                peer.full_requested_at = None;
+                out.push(ignore("an update from an earlier run of the sender"));
+                self.greet_peer(now, &from, out);
+                return;
+            }
+        }
+        peer.last_alive = now;
         if !peer.is_alive() {
             // It was removed and is talking again: start over with a full update.
             let name = peer.name.clone();
