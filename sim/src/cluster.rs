@@ -400,6 +400,24 @@ impl Cluster {
         self.note("heal all");
     }
 
+    /// Sets the latency of every message between `a` and `b` (`None`: back to the default
+    /// range). Messages already on the wire keep theirs.
+    pub fn set_link_latency(&mut self, a: usize, b: usize, d: Option<Duration>) {
+        let (na, nb) = (self.nodes[a].name.clone(), self.nodes[b].name.clone());
+        match d {
+            Some(d) => {
+                self.sim.set_link_latency(na.as_str(), nb.as_str(), d);
+                let worst = self.slow.map_or(d, |(w, _)| w.max(d));
+                self.slow = Some((worst, self.elapsed() + d));
+            }
+            None => {
+                self.sim.set_link_latency(na.as_str(), nb.as_str(), self.params.min_latency);
+                self.sim.set_link_max_message_latency(na.as_str(), nb.as_str(), self.params.max_latency);
+            }
+        }
+        self.note(format!("latency {na} {nb} {d:?}"));
+    }
+
     /// Whether a TCP segment from node `from` to node `to`'s management port that carries
     /// part of a full update (a chunked `POST /update/`, or its data) is on the wire.
     pub fn full_update_in_flight(&self, from: usize, to: usize) -> bool {

@@ -138,6 +138,39 @@ pub fn crash_during_full_update(seed: u64) -> Outcome {
     finish(c)
 }
 
+/// One link slowed down across a restart: what a node sent before it crashed (incremental
+/// updates, a full update) arrives after what it sends once it is back.
+pub fn delayed_across_restart(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    start(&mut c, 3, 5);
+    let warmup = c.rand_secs(1.5, 4.0);
+    c.run_with_changes(warmup, secs(0.4));
+    let a = c.pick(3);
+    let b = (a + 1 + c.pick(2)) % 3;
+    let slow = c.rand_secs(0.5, 4.0);
+    c.set_link_latency(a, b, Some(slow));
+    if c.pick(2) == 0 {
+        // b asks a for a full update, which goes out on the slow link.
+        c.restart(b);
+        let t = c.rand_secs(0.1, 1.0);
+        c.run_for(t);
+    }
+    for _ in 0..1 + c.pick(4) {
+        c.random_change(a);
+        let t = c.rand_secs(0.05, 0.4);
+        c.run_for(t);
+    }
+    c.crash(a);
+    c.set_link_latency(a, b, None);
+    for _ in 0..c.pick(4) {
+        c.random_change(a);
+    }
+    let down = c.rand_secs(0.0, 1.0);
+    c.run_for(down);
+    c.restart(a);
+    finish(c)
+}
+
 /// The same path created on three nodes at once (the same second, so the name decides), then
 /// rewritten, deleted and created again on some of them, sometimes with one node cut off.
 pub fn same_path(seed: u64) -> Outcome {

@@ -44,3 +44,13 @@ fn an_emptied_directory_changes_owner_with_its_ctime() {
     c.converge(Duration::from_secs(2), Duration::from_secs(2));
     assert_eq!(c.expected().get("c").map(String::as_str), Some("n0"));
 }
+
+/// Updates a node sent before it crashed, delayed on a slow link, arrived after the full update
+/// of its next run and were applied: deleted files came back (seeds 9 and 28), an old copy
+/// took a path over again (seed 13).
+#[test]
+fn slow_link_across_a_restart_seeds_9_13_28_updates_from_an_earlier_run() {
+    for seed in [9, 13, 28] {
+        scenarios::delayed_across_restart(seed);
+    }
+}
