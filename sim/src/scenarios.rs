@@ -30,7 +30,7 @@ fn start(c: &mut Cluster, n: usize, files: usize) {
     }
 }
 
-fn finish(mut c: Cluster) -> Outcome {
+fn finish(c: &mut Cluster) -> Outcome {
     let bound = convergence_bound(&c.params);
     let steady = c.params.ping * 3;
     let took = c.converge(bound, steady);
@@ -56,7 +56,7 @@ pub fn partition_heal(seed: u64) -> Outcome {
     let cut = c.rand_secs(0.5, 10.0);
     c.run_with_changes(cut, secs(0.3));
     c.heal_all();
-    finish(c)
+    finish(&mut c)
 }
 
 /// Five nodes restarted one after the other: killed and started at once, or down for a while
@@ -82,7 +82,7 @@ pub fn rolling_restarts(seed: u64) -> Outcome {
             c.run_with_changes(gap, secs(0.3));
         }
     }
-    finish(c)
+    finish(&mut c)
 }
 
 /// A node with a large tree crashes while it pushes a full update: killed (what is on the wire
@@ -135,7 +135,7 @@ pub fn crash_during_full_update(seed: u64) -> Outcome {
     if c.pick(3) != 0 {
         c.restart(victim);
     }
-    finish(c)
+    finish(&mut c)
 }
 
 /// One link slowed down across a restart: what a node sent before it crashed (incremental
@@ -168,7 +168,7 @@ pub fn delayed_across_restart(seed: u64) -> Outcome {
     let down = c.rand_secs(0.0, 1.0);
     c.run_for(down);
     c.restart(a);
-    finish(c)
+    finish(&mut c)
 }
 
 /// The same path created on three nodes at once (the same second, so the name decides), then
@@ -219,7 +219,7 @@ pub fn same_path(seed: u64) -> Outcome {
             c.heal_all();
         }
     }
-    finish(c)
+    finish(&mut c)
 }
 
 /// Nodes join by `--join`, by `POST /join/` (from a client host) and by being named in one,
@@ -261,10 +261,17 @@ pub fn joins(seed: u64) -> Outcome {
     let t = c.rand_secs(0.5, 2.0);
     c.run_with_changes(t, secs(0.4));
     c.join_http(a, &[e]);
-    let t = c.rand_secs(0.5, 3.0);
-    c.run_with_changes(t, secs(0.4));
-    // Every node must have heard of every other: the answers to the joins introduce them.
-    finish(c)
+    // Every node must hear of every other: the answers to the joins introduce them.
+    let outcome = finish(&mut c);
+    for r in c.join_results() {
+        if !r.contains(" 200 ") {
+            c.fail(&format!("a join was refused: {r}"));
+        }
+    }
+    if c.join_results().len() != 2 {
+        c.fail(&format!("the /join/ clients did not all finish: {:?}", c.join_results()));
+    }
+    outcome
 }
 
 /// Faults of every kind in a random order on four nodes: partitions (both ways or one way),
@@ -324,7 +331,7 @@ pub fn chaos(seed: u64) -> Outcome {
             c.restart(i);
         }
     }
-    finish(c)
+    finish(&mut c)
 }
 
 /// `n` nodes start at once and find each other by multicast (some also by `--join`), or,
