@@ -170,8 +170,8 @@ pub struct Cluster {
     /// Results of the `/join/` clients.
     join_results: Rc<RefCell<Vec<String>>>,
     last_release: Duration,
-    /// The largest message latency set, and until when it may still delay a message.
-    slow: Option<(Duration, Duration)>,
+    /// The latencies set on the network, to widen the failure timeout by.
+    latency: Latencies,
     /// Every path some running node holds, with its ancestors, and what it was computed from
     /// (which nodes ran, and their disks' versions).
     held: (Vec<Option<u64>>, Rc<BTreeSet<String>>),
@@ -212,7 +212,7 @@ impl Cluster {
             clients: 0,
             join_results: Rc::default(),
             last_release: Duration::ZERO,
-            slow: None,
+            latency: Latencies::default(),
             held: (Vec::new(), Rc::default()),
             expected: RefCell::default(),
             last_held: BTreeMap::new(),
@@ -407,10 +407,16 @@ impl Cluster {
         match d {
             Some(d) => {
                 self.sim.set_link_latency(na.as_str(), nb.as_str(), d);
-                let worst = self.slow.map_or(d, |(w, _)| w.max(d));
-                self.slow = Some((worst, self.elapsed() + d));
+                let now = self.elapsed();
+                if let Some(old) = self.latency.links.insert((a.min(b), a.max(b)), d) {
+                    self.latency.lowered.push((old, now));
+                }
             }
             None => {
+                let now = self.elapsed();
+                if let Some(old) = self.latency.links.remove(&(a.min(b), a.max(b))) {
+                    self.latency.lowered.push((old, now));
+                }
                 self.sim.set_link_latency(na.as_str(), nb.as_str(), self.params.min_latency);
                 self.sim.set_link_max_message_latency(na.as_str(), nb.as_str(), self.params.max_latency);
             }
@@ -459,8 +465,11 @@ impl Cluster {
     /// Sets the largest message latency on every link.
     pub fn set_max_latency(&mut self, d: Duration) {
         self.sim.set_max_message_latency(d);
-        let worst = self.slow.map_or(d, |(w, _)| w.max(d));
-        self.slow = Some((worst, self.elapsed() + d));
+        let now = self.elapsed();
+        let old = std::mem::replace(&mut self.latency.global, Some(d));
+        if let Some(old) = old {
+            self.latency.lowered.push((old, now));
+        }
         self.note(format!("max latency {d:?}"));
     }
 
@@ -635,17 +644,16 @@ impl Cluster {
     }
 
     /// How long after its last live holder let a path go a node may still list it: the stale
-    /// bound of the parameters, with the slowest latency set recently in place of theirs.
+    /// bound of the parameters, with the slowest latency in effect (or lately in effect: what
+    /// was sent then may still be on its way) in place of theirs.
     fn stale_bound(&mut self) -> Duration {
-        let mut bound = self.params.stale_bound();
-        if let Some((worst, until)) = self.slow {
-            if self.elapsed() > until + bound + worst * 4 {
-                self.slow = None;
-            } else {
-                bound += worst * 4;
-            }
-        }
-        bound
+        let base = self.params.stale_bound();
+        let now = self.elapsed();
+        let l = &mut self.latency;
+        l.lowered.retain(|(lat, at)| now <= *at + *lat * 4 + base);
+        let worst =
+            l.global.into_iter().chain(l.links.values().copied()).chain(l.lowered.iter().map(|(d, _)| *d)).max();
+        base + worst.map_or(Duration::ZERO, |w| w.saturating_sub(self.params.max_latency) * 4)
     }
 
     /// The look every `observe_every`: records what every node shows (for the determinism
@@ -758,6 +766,17 @@ impl Cluster {
 
 fn parent_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+/// The latencies a scenario set.
+#[derive(Default)]
+struct Latencies {
+    /// On every link, when set.
+    global: Option<Duration>,
+    /// On single links (by node indexes, lower first).
+    links: BTreeMap<(usize, usize), Duration>,
+    /// Latencies replaced, and when: messages sent before may still be on the wire.
+    lowered: Vec<(Duration, Duration)>,
 }
 
 const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
