@@ -466,7 +466,7 @@ impl Cluster {
     pub fn set_max_latency(&mut self, d: Duration) {
         self.sim.set_max_message_latency(d);
         let now = self.elapsed();
-        let old = std::mem::replace(&mut self.latency.global, Some(d));
+        let old = self.latency.global.replace(d);
         if let Some(old) = old {
             self.latency.lowered.push((old, now));
         }
