@@ -335,6 +335,8 @@ impl Cluster {
     }
 
     pub fn crash(&mut self, i: usize) {
+        // What it holds now, it held until now (it may be newer than the last look).
+        self.mark_held();
         let name = self.nodes[i].name.clone();
         self.sim.crash(name.as_str());
         self.nodes[i].running = false;

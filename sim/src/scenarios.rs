@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
 use crate::cluster::{Cluster, NodeOpts, Params};
 use crate::memfs::MemFs;
 use crate::runner::Outcome;
@@ -274,12 +277,22 @@ pub fn joins(seed: u64) -> Outcome {
     outcome
 }
 
-/// Faults of every kind in a random order on four nodes: partitions (both ways or one way),
+/// Faults of every kind in a random order on four nodes (one of them sometimes mounted at `a`,
+/// full updates every 2 to 20 s): partitions (both ways or one way),
 /// held and released links, slow links, crashes, restarts, joins, lost watcher events, with
 /// files changing throughout.
 pub fn chaos(seed: u64) -> Outcome {
-    let mut c = Cluster::new(seed, Params::default());
-    start(&mut c, 4, 4);
+    // Periodic full updates now and then, and one node's tree mounted inside the others'.
+    let mut r = SmallRng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let full_update = Duration::from_secs(r.random_range(2..20));
+    let mut c = Cluster::new(seed, Params { full_update, ..Params::default() });
+    for i in 0..4 {
+        let mount = if i == 3 && r.random_bool(0.5) { "a".to_string() } else { String::new() };
+        c.add_node(NodeOpts { mount, ..NodeOpts::default() });
+        for _ in 0..4 {
+            c.random_change(i);
+        }
+    }
     let warmup = c.rand_secs(1.0, 4.0);
     c.run_with_changes(warmup, secs(0.4));
     let n = 4;
