@@ -265,6 +265,14 @@ impl Node {
         out
     }
 
+    /// A full update of this node's files as of now: the snapshot to stream and its header.
+    /// The shell takes it when the update actually goes out, which can be a while after
+    /// [`Action::SendFullUpdate`] if it queued behind a request that timed out.
+    pub fn full_update(&self, now: Time) -> (Snapshot, UpdateHeader) {
+        let header = UpdateHeader { update_time: now.unix_secs(), epoch: self.cfg.epoch, seq: self.seq };
+        (self.snapshot(now), header)
+    }
+
     /// A read-only view as of now, for readers.
     pub fn snapshot(&self, now: Time) -> Snapshot {
         let public_addrs =

@@ -50,6 +50,8 @@ pub struct Answer {
 enum Input {
     Event(Event),
     Ask(Event, oneshot::Sender<Answer>),
+    /// A full update of the node's files as of now, for a peer worker about to send one.
+    FullUpdate(oneshot::Sender<(Snapshot, UpdateHeader)>),
 }
 
 /// What the servers hold: a way to send events, and the latest snapshot.
@@ -149,6 +151,9 @@ impl Driver {
                 input = self.rx.recv() => match input {
                     Some(Input::Event(e)) => self.step(e, None),
                     Some(Input::Ask(e, reply)) => self.step(e, Some(reply)),
+                    Some(Input::FullUpdate(reply)) => {
+                        let _ = reply.send(self.node.full_update(self.clock.now()));
+                    }
                     None => break,
                 },
             }
@@ -237,9 +242,18 @@ async fn peer_worker(
                 (false, client.send_update(&addr, full_body(update.to_json()), false).await)
             }
             Job::Full(addr, snapshot, header) => {
+                // The node's files as they are now, not when the update was queued: it may have
+                // waited behind a request that timed out, and an old full update would bring
+                // back what changed since (the incremental updates queued behind it are then
+                // older than it, and the peer ignores them).
+                let (reply, fresh) = oneshot::channel();
+                let (snapshot, header) = match tx.send(Input::FullUpdate(reply)).await {
+                    Ok(()) => fresh.await.unwrap_or((*snapshot, header)),
+                    Err(_) => return,
+                };
                 let files = snapshot.local_count();
                 let started = std::time::Instant::now();
-                let r = client.send_update(&addr, stream_full_update(*snapshot, header, blocking), true).await;
+                let r = client.send_update(&addr, stream_full_update(snapshot, header, blocking), true).await;
                 if r.is_ok() {
                     tracing::info!("full update of {files} file(s) sent to {name} in {:.1?}", started.elapsed());
                 }
