@@ -54,3 +54,11 @@ fn slow_link_across_a_restart_seeds_9_13_28_updates_from_an_earlier_run() {
         scenarios::delayed_across_restart(seed);
     }
 }
+
+/// A full update queued behind a request that timed out went out two seconds later with the
+/// files of when it was queued: a path deleted meanwhile came back on the receiver, which kept
+/// it past the failure timeout.
+#[test]
+fn mixed_faults_seed_2134_full_update_sent_with_old_files() {
+    scenarios::chaos(2134);
+}
