@@ -732,10 +732,15 @@ impl Cluster {
     /// silence before it (drop a peer whose answers were lost until the repair, then take it
     /// back at the next ping): the tree may come and go then. After that it must hold.
     pub fn converge(&mut self, bound: Duration, steady: Duration) -> Duration {
+        let grace = self.params.peer_timeout + self.params.ping;
+        self.converge_with(bound, steady, grace)
+    }
+
+    /// [`Cluster::converge`] with a chosen grace (zero when there was no fault).
+    pub fn converge_with(&mut self, bound: Duration, steady: Duration, grace: Duration) -> Duration {
         let start = self.elapsed();
         self.note("quiet: waiting for convergence");
         let check_every = Duration::from_millis(50);
-        let grace = self.params.peer_timeout + self.params.ping;
         let mut since: Option<Duration> = None;
         loop {
             let now = self.elapsed();

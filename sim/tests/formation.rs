@@ -15,11 +15,11 @@ fn report(what: &str, results: Vec<(u64, sim::Outcome)>) {
 #[test]
 fn twenty_nodes_form_a_cluster_by_multicast() {
     let name = "twenty_nodes_form_a_cluster_by_multicast";
-    report("by multicast", sim::run_seeds(name, 2, |seed| sim::scenarios::formation(seed, 20, true)));
+    report("by multicast", sim::run_seeds(name, 1, |seed| sim::scenarios::formation(seed, 20, true)));
 }
 
 #[test]
 fn twenty_nodes_form_a_cluster_by_a_chain_of_joins() {
     let name = "twenty_nodes_form_a_cluster_by_a_chain_of_joins";
-    report("by a chain of --join", sim::run_seeds(name, 2, |seed| sim::scenarios::formation(seed, 20, false)));
+    report("by a chain of --join", sim::run_seeds(name, 1, |seed| sim::scenarios::formation(seed, 20, false)));
 }
