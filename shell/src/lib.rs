@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod config;
 pub mod discovery;
+pub mod diskread;
 pub mod driver;
 pub mod ftp;
 pub mod localfs;

@@ -6,10 +6,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use dftp_core::{DfsPath, FileMode, Meta};
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
@@ -25,16 +27,30 @@ pub struct ScanReport {
     pub errors: usize,
 }
 
-/// Metadata of an opened file, as `ServeDir` needs it.
+/// Metadata of an opened regular file.
 #[derive(Clone, Copy, Debug)]
 pub struct FileMeta {
-    pub is_dir: bool,
     pub len: u64,
     pub modified: SystemTime,
 }
 
-pub trait ReadSeek: AsyncRead + AsyncSeek + Unpin + Send + Sync {}
-impl<T: AsyncRead + AsyncSeek + Unpin + Send + Sync> ReadSeek for T {}
+/// The bytes of an opened regular file.
+#[derive(Clone)]
+pub enum Contents {
+    /// Read whole when opened (small files, and the simulator's files): serving them needs no
+    /// further trip to the disk or the blocking pool.
+    Bytes(Bytes),
+    /// A file on disk, read with positioned reads on the blocking pool straight into the
+    /// buffers that go to the socket (no intermediate buffer, no shared file position).
+    Disk(Arc<std::fs::File>),
+}
+
+/// A regular file, opened: its bytes and what they were when it was opened.
+#[derive(Clone)]
+pub struct Opened {
+    pub contents: Contents,
+    pub meta: FileMeta,
+}
 
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,17 +75,11 @@ pub trait LocalFs: Send + Sync + 'static {
     }
     /// Starts reporting changes to `tx`; watching lasts as long as the returned guard.
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>>;
-    /// Opens a regular file for reading.
-    fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>>;
-    /// Opens a regular file as a plain `std::fs::File`, for long sequential copies with blocking
-    /// reads straight into the caller's buffer (tokio's async file reads into a buffer of its
-    /// own and copies from there: a third more CPU per byte for FTP downloads). `None` where
-    /// files are not on a disk (the simulator); callers then use [`LocalFs::open`].
-    fn open_std(&self, _rel: &str) -> BoxFuture<'static, io::Result<Option<(std::fs::File, FileMeta)>>> {
-        Box::pin(async { Ok(None) })
-    }
-    /// Stats a path.
-    fn stat(&self, rel: &str) -> BoxFuture<'static, io::Result<FileMeta>>;
+    /// Opens a regular file for reading. `expected_len` is its size as the tree last saw it: a
+    /// file expected to be small is opened and read on the calling thread (from the page cache
+    /// that takes a few microseconds, far less than a trip to the blocking pool and back, which
+    /// is what nginx does too); a larger one is opened on the blocking pool.
+    fn open(&self, rel: &str, expected_len: u64) -> BoxFuture<'static, io::Result<Opened>>;
 }
 
 /// Files up to this size are read whole when opened.
@@ -78,6 +88,9 @@ const SMALL_FILE: u64 = 64 << 10;
 /// The real disk under `--dfsroot`.
 pub struct StdFs {
     root: PathBuf,
+    /// The root, opened once: files are opened relative to it (so the directory that was
+    /// scanned is the one served from, even if another is later put at its path).
+    root_dir: Arc<std::os::fd::OwnedFd>,
 }
 
 impl StdFs {
@@ -91,7 +104,10 @@ impl StdFs {
                 format!("--dfsroot {} is not a directory", root.display()),
             ));
         }
-        Ok(StdFs { root })
+        use rustix::fs::{Mode, OFlags};
+        let root_dir = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("--dfsroot {}: {e}", root.display())))?;
+        Ok(StdFs { root, root_dir: Arc::new(root_dir) })
     }
 
     pub fn root(&self) -> &Path {
@@ -223,7 +239,7 @@ impl LocalFs for StdFs {
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>> {
         use notify::{EventKind, RecursiveMode, Watcher};
         let root = self.root.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
                 if matches!(event.kind, EventKind::Access(_)) {
                     return;
@@ -251,8 +267,12 @@ impl LocalFs for StdFs {
                 };
                 let _ = tx.send(WatchMsg::Failed(msg));
             }
-        })
-        .map_err(|e| io::Error::other(e.to_string()))?;
+        };
+        // Only changes: no open and close events, which our own reads of served files would
+        // otherwise raise by the thousand.
+        let config = notify::Config::default().with_event_kinds(notify::EventKindMask::CORE);
+        let mut watcher =
+            notify::RecommendedWatcher::new(handler, config).map_err(|e| io::Error::other(e.to_string()))?;
         watcher.watch(&self.root, RecursiveMode::Recursive).map_err(|e| match e.kind {
             notify::ErrorKind::MaxFilesWatch => io::Error::other("the inotify watch limit was reached"),
             _ => io::Error::other(e.to_string()),
@@ -260,75 +280,89 @@ impl LocalFs for StdFs {
         Ok(Box::new(watcher))
     }
 
-    fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>> {
-        let (root, rel) = (self.root.clone(), rel.to_owned());
+    fn open(&self, rel: &str, expected_len: u64) -> BoxFuture<'static, io::Result<Opened>> {
+        if expected_len <= SMALL_FILE {
+            let opened = Self::open_now(&self.root, &self.root_dir, rel);
+            return Box::pin(std::future::ready(opened));
+        }
+        let (root, root_dir, rel) = (self.root.clone(), self.root_dir.clone(), rel.to_owned());
         Box::pin(async move {
-            // One trip to the blocking pool for the checks, the open and the stat; a small file
-            // is read in the same trip, so serving it costs no further trips at all.
-            tokio::task::spawn_blocking(move || {
-                let mut file = std::fs::File::open(Self::resolve(&root, &rel)?)?;
-                let md = file.metadata()?;
-                if !md.is_file() {
-                    return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
-                }
-                let meta = FileMeta { is_dir: false, len: md.len(), modified: md.modified()? };
-                if md.len() <= SMALL_FILE {
-                    let mut bytes = Vec::with_capacity(md.len() as usize);
-                    std::io::Read::read_to_end(&mut file, &mut bytes)?;
-                    let meta = FileMeta { len: bytes.len() as u64, ..meta };
-                    return Ok((Box::new(std::io::Cursor::new(bytes)) as Box<dyn ReadSeek>, meta));
-                }
-                Ok((Box::new(tokio::fs::File::from_std(file)) as Box<dyn ReadSeek>, meta))
-            })
-            .await
-            .map_err(io::Error::other)?
-        })
-    }
-
-    fn open_std(&self, rel: &str) -> BoxFuture<'static, io::Result<Option<(std::fs::File, FileMeta)>>> {
-        let (root, rel) = (self.root.clone(), rel.to_owned());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let file = std::fs::File::open(Self::resolve(&root, &rel)?)?;
-                let md = file.metadata()?;
-                if !md.is_file() {
-                    return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
-                }
-                Ok(Some((file, FileMeta { is_dir: false, len: md.len(), modified: md.modified()? })))
-            })
-            .await
-            .map_err(io::Error::other)?
-        })
-    }
-
-    fn stat(&self, rel: &str) -> BoxFuture<'static, io::Result<FileMeta>> {
-        let (root, rel) = (self.root.clone(), rel.to_owned());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let md = std::fs::metadata(Self::resolve(&root, &rel)?)?;
-                Ok(FileMeta { is_dir: md.is_dir(), len: md.len(), modified: md.modified()? })
-            })
-            .await
-            .map_err(io::Error::other)?
+            tokio::task::spawn_blocking(move || Self::open_now(&root, &root_dir, &rel))
+                .await
+                .map_err(io::Error::other)?
         })
     }
 }
 
-// ---- the adapter that lets tower-http's ServeDir read through a LocalFs ----------------------
+impl StdFs {
+    /// Opens `rel` and stats it; a small file is read whole as well (blocking).
+    fn open_now(root: &Path, root_dir: &std::os::fd::OwnedFd, rel: &str) -> io::Result<Opened> {
+        let mut file = open_beneath(root, root_dir, rel)?;
+        let md = file.metadata()?;
+        if !md.is_file() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
+        }
+        let meta = FileMeta { len: md.len(), modified: md.modified()? };
+        if md.len() > SMALL_FILE {
+            return Ok(Opened { contents: Contents::Disk(Arc::new(file)), meta });
+        }
+        let mut bytes = Vec::with_capacity(md.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+        // What was read is what is served: the length follows it if the file changed meanwhile.
+        let meta = FileMeta { len: bytes.len() as u64, ..meta };
+        Ok(Opened { contents: Contents::Bytes(Bytes::from(bytes)), meta })
+    }
+}
 
-/// Plugs a [`LocalFs`] into `ServeDir::with_backend`, which then does ranges, validators and
-/// 304s for us.
+/// Whether the kernel has `openat2` (Linux 5.6 and later); cleared at the first `ENOSYS`.
+static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// Opens `rel` for reading, refusing any path that leaves `root` or goes through a symlink (a
+/// scan never lists one, so a symlink there now was swapped in after the scan). With
+/// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` the kernel checks this during the open
+/// itself, in one system call, with no window for a swap between check and open; older kernels
+/// fall back to resolving the path first.
+fn open_beneath(root: &Path, root_dir: &std::os::fd::OwnedFd, rel: &str) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    DfsPath::parse(rel).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    if HAVE_OPENAT2.load(Ordering::Relaxed) {
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match rustix::fs::openat2(
+            root_dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            resolve,
+        ) {
+            Ok(fd) => return Ok(std::fs::File::from(fd)),
+            Err(rustix::io::Errno::NOSYS) => HAVE_OPENAT2.store(false, Ordering::Relaxed),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "outside the served root"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::File::open(StdFs::resolve(root, rel)?)
+}
+
+// ---- the adapter that lets tower-http's ServeDir answer for an opened file ---------------------
+
+/// A `ServeDir` backend that knows one file, already opened: ServeDir then does ranges,
+/// validators and 304s for it, without opening anything itself.
 #[derive(Clone)]
-pub struct FsBackend(pub Arc<dyn LocalFs>);
+pub struct Preopened(pub Opened);
 
+/// What ServeDir reads from. Only `Bytes` contents are read through it; the caller replaces the
+/// body of a disk file with [`crate::public`]'s positioned reads, so this reader refuses.
 pub struct BackendFile {
-    inner: Box<dyn ReadSeek>,
+    contents: Contents,
     meta: FileMeta,
+    pos: u64,
 }
 
 impl tower_http::services::fs::Metadata for FileMeta {
     fn is_dir(&self) -> bool {
-        self.is_dir
+        false
     }
     fn modified(&self) -> io::Result<SystemTime> {
         Ok(self.modified)
@@ -339,17 +373,30 @@ impl tower_http::services::fs::Metadata for FileMeta {
 }
 
 impl AsyncRead for BackendFile {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let Contents::Bytes(bytes) = &self.contents else {
+            return Poll::Ready(Err(io::Error::other("a disk file is sent with positioned reads")));
+        };
+        let at = (self.pos as usize).min(bytes.len());
+        let n = buf.remaining().min(bytes.len() - at);
+        buf.put_slice(&bytes[at..at + n]);
+        self.pos += n as u64;
+        Poll::Ready(Ok(()))
     }
 }
 
 impl AsyncSeek for BackendFile {
     fn start_seek(mut self: Pin<&mut Self>, pos: io::SeekFrom) -> io::Result<()> {
-        Pin::new(&mut self.inner).start_seek(pos)
+        let to = match pos {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::End(d) => self.meta.len.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = to.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(())
     }
-    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        Pin::new(&mut self.inner).poll_complete(cx)
+    fn poll_complete(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        Poll::Ready(Ok(self.pos))
     }
 }
 
@@ -362,38 +409,17 @@ impl tower_http::services::fs::File for BackendFile {
     }
 }
 
-/// ServeDir hands us `<base>/<decoded path>` (with base "" that is `./<path>`): keep the normal
-/// components, which ServeDir has already checked are all there is.
-fn rel_of(path: &Path) -> io::Result<String> {
-    let mut parts = Vec::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::Normal(s) => {
-                parts.push(s.to_str().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not UTF-8"))?)
-            }
-            std::path::Component::CurDir | std::path::Component::RootDir => {}
-            _ => return Err(io::Error::new(io::ErrorKind::NotFound, "not a plain relative path")),
-        }
-    }
-    Ok(parts.join("/"))
-}
-
-impl tower_http::services::fs::Backend for FsBackend {
+impl tower_http::services::fs::Backend for Preopened {
     type File = BackendFile;
     type Metadata = FileMeta;
-    type OpenFuture = BoxFuture<'static, io::Result<BackendFile>>;
-    type MetadataFuture = BoxFuture<'static, io::Result<FileMeta>>;
+    type OpenFuture = std::future::Ready<io::Result<BackendFile>>;
+    type MetadataFuture = std::future::Ready<io::Result<FileMeta>>;
 
-    fn open(&self, path: PathBuf) -> Self::OpenFuture {
-        let fs = self.0.clone();
-        Box::pin(async move {
-            let (inner, meta) = fs.open(&rel_of(&path)?).await?;
-            Ok(BackendFile { inner, meta })
-        })
+    fn open(&self, _: PathBuf) -> Self::OpenFuture {
+        std::future::ready(Ok(BackendFile { contents: self.0.contents.clone(), meta: self.0.meta, pos: 0 }))
     }
 
-    fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
-        let fs = self.0.clone();
-        Box::pin(async move { fs.stat(&rel_of(&path)?).await })
+    fn metadata(&self, _: PathBuf) -> Self::MetadataFuture {
+        std::future::ready(Ok(self.0.meta))
     }
 }

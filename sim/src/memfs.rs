@@ -11,7 +11,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
-use dftp::localfs::{FileMeta, LocalFs, ReadSeek, ScanReport, WatchMsg};
+use dftp::localfs::{Contents, FileMeta, LocalFs, Opened, ScanReport, WatchMsg};
 use dftp_core::{DfsPath, FileMode, Meta};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc::UnboundedSender;
@@ -34,11 +34,7 @@ impl MemEntry {
     }
 
     fn file_meta(&self) -> FileMeta {
-        FileMeta {
-            is_dir: self.dir,
-            len: self.size,
-            modified: UNIX_EPOCH + Duration::from_secs(self.mtime.max(0) as u64),
-        }
+        FileMeta { len: self.size, modified: UNIX_EPOCH + Duration::from_secs(self.mtime.max(0) as u64) }
     }
 }
 
@@ -268,24 +264,16 @@ impl LocalFs for MemFs {
         Ok(Box::new(()))
     }
 
-    fn open(&self, rel: &str) -> BoxFuture<'static, io::Result<(Box<dyn ReadSeek>, FileMeta)>> {
+    fn open(&self, rel: &str, _expected_len: u64) -> BoxFuture<'static, io::Result<Opened>> {
         let found = self.get(rel);
         Box::pin(async move {
             match found {
                 Some(e) if !e.dir => {
                     let content: Vec<u8> = (0..e.size).map(|i| b'a' + (i % 26) as u8).collect();
-                    Ok((Box::new(std::io::Cursor::new(content)) as Box<dyn ReadSeek>, e.file_meta()))
+                    Ok(Opened { contents: Contents::Bytes(content.into()), meta: e.file_meta() })
                 }
                 _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
             }
-        })
-    }
-
-    fn stat(&self, rel: &str) -> BoxFuture<'static, io::Result<FileMeta>> {
-        let found =
-            if rel.is_empty() { Some(MemEntry { dir: true, size: 0, mtime: 0, ctime: 0 }) } else { self.get(rel) };
-        Box::pin(async move {
-            found.map(|e| e.file_meta()).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
         })
     }
 }

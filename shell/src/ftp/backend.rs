@@ -154,7 +154,7 @@ impl Backend {
             let Some(rel) = self.shared.mount.to_local(&p) else {
                 return Err(not_found(ErrorKind::PermanentFileNotAvailable, &p));
             };
-            transfer::local(&self.shared.fs, rel, start, out).await
+            transfer::local(&self.shared.fs, rel, entry.meta.map_or(0, |m| m.size), start, out).await
         } else {
             let owner = entry.owner.as_str();
             let Some(addr) = snap.public_addr_of(owner) else {

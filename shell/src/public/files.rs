@@ -1,24 +1,27 @@
 //! `GET /fs/<file>`: local files through tower-http's `ServeDir` (ranges, validators, 304s,
 //! Content-Length, streamed from disk); files of other nodes streamed from their owner.
 
-use std::sync::Arc;
+use std::io;
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use dftp_core::{Entry, Mount, Snapshot};
-use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use futures_util::TryStreamExt;
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
-use tower_http::services::fs::{DefaultServeDirFallback, ServeDir};
+use tower_http::services::fs::ServeDir;
 
 use super::listing::encode_path;
 use super::Query;
-use crate::localfs::{FsBackend, LocalFs};
-use crate::peers::{Body, PeerClient};
+use crate::diskread::{self, DiskReader};
+use crate::localfs::{Contents, LocalFs, Preopened};
+use crate::peers::{Body, BoxError, PeerClient};
 use crate::respond::text;
 
 /// Proxy hops allowed before a request is refused (the original's limit).
 const MAX_REDIRECTS: u32 = 2;
-/// Read size for local files: large reads keep the per-chunk overhead small.
-const READ_CHUNK: usize = 256 << 10;
 
 /// Headers of the owner's response that we pass on.
 const PASSED: [HeaderName; 7] = [
@@ -32,17 +35,14 @@ const PASSED: [HeaderName; 7] = [
 ];
 
 pub struct Files {
-    serve: ServeDir<DefaultServeDirFallback, FsBackend>,
+    fs: Arc<dyn LocalFs>,
     mount: Mount,
     client: PeerClient,
 }
 
 impl Files {
     pub fn new(fs: Arc<dyn LocalFs>, mount: Mount, client: PeerClient) -> Files {
-        let serve = ServeDir::with_backend("", FsBackend(fs))
-            .append_index_html_on_directories(false)
-            .with_buf_chunk_size(READ_CHUNK);
-        Files { serve, mount, client }
+        Files { fs, mount, client }
     }
 
     pub async fn serve(&self, req: Request<Incoming>, snap: &Snapshot, entry: &Entry, query: &Query) -> Response<Body> {
@@ -64,21 +64,38 @@ impl Files {
     }
 
     async fn local(&self, req: Request<Incoming>, entry: &Entry) -> Response<Body> {
+        let not_found = || text(StatusCode::NOT_FOUND, format!("not found: {}", entry.path));
         let Some(rel) = self.mount.to_local(&entry.path) else {
-            return text(StatusCode::NOT_FOUND, format!("not found: {}", entry.path));
+            return not_found();
         };
         let Ok(rel) = dftp_core::DfsPath::parse_request(rel) else {
-            return text(StatusCode::NOT_FOUND, format!("not found: {}", entry.path));
+            return not_found();
+        };
+        let expected_len = entry.meta.map_or(0, |m| m.size);
+        let opened = match self.fs.open(rel.as_str(), expected_len).await {
+            Ok(o) => o,
+            // Gone from disk since the last scan, or not a regular file inside the root.
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => {
+                tracing::debug!("opening {}: {e}", entry.path);
+                return not_found();
+            }
+            Err(e) => {
+                tracing::warn!("opening {}: {e}", entry.path);
+                return text(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read {}", entry.path));
+            }
         };
         let (parts, _) = req.into_parts();
+        let head = parts.method == Method::HEAD;
+        // ServeDir guesses the Content-Type from this path's extension.
         let mut inner = Request::builder().method(parts.method).uri(format!("/{}", encode_path(&rel)));
         for (k, v) in &parts.headers {
             inner = inner.header(k, v);
         }
-        let Ok(inner) = inner.body(http_body_util::Empty::<bytes::Bytes>::new()) else {
+        let Ok(inner) = inner.body(http_body_util::Empty::<Bytes>::new()) else {
             return text(StatusCode::BAD_REQUEST, "bad request");
         };
-        let mut serve = self.serve.clone();
+        let contents = opened.contents.clone();
+        let mut serve = ServeDir::with_backend("", Preopened(opened)).append_index_html_on_directories(false);
         let resp = match serve.try_call(inner).await {
             Ok(r) => r,
             Err(e) => {
@@ -86,10 +103,6 @@ impl Files {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read {}", entry.path));
             }
         };
-        if resp.status() == StatusCode::NOT_FOUND {
-            // Gone from disk since the last scan, or not a regular file inside the root.
-            return text(StatusCode::NOT_FOUND, format!("not found: {}", entry.path));
-        }
         if resp.status() == StatusCode::PARTIAL_CONTENT
             && resp.headers().get(header::CONTENT_RANGE).is_some_and(|v| v.as_bytes().ends_with(b"/0"))
         {
@@ -99,7 +112,29 @@ impl Files {
             r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes */0"));
             return r;
         }
-        resp.map(|b| b.map_err(Into::into).boxed_unsync())
+        let span = match resp.status() {
+            _ if head => None,
+            StatusCode::OK => {
+                resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).map(|n| (0, n))
+            }
+            StatusCode::PARTIAL_CONTENT => resp.headers().get(header::CONTENT_RANGE).and_then(content_range),
+            _ => None,
+        };
+        let (parts, body) = resp.into_parts();
+        // ServeDir decided the status and headers; the bytes come from what was opened, without
+        // copying them through an async reader.
+        let body = match (span, contents) {
+            (Some((start, len)), Contents::Bytes(b)) => {
+                let (start, end) = (start as usize, (start + len) as usize);
+                match b.get(start..end) {
+                    Some(_) => Full::new(b.slice(start..end)).map_err(Into::into).boxed_unsync(),
+                    None => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error: range outside the file"),
+                }
+            }
+            (Some((start, len)), Contents::Disk(file)) => disk_body(file, start, len),
+            (None, _) => body.map_err(Into::into).boxed_unsync(),
+        };
+        Response::from_parts(parts, body)
     }
 
     async fn remote(
@@ -139,5 +174,63 @@ impl Files {
                 text(StatusCode::BAD_GATEWAY, format!("the owner of {} (node {owner}) did not answer", entry.path))
             }
         }
+    }
+}
+
+/// `bytes START-END/TOTAL` as (start, length).
+fn content_range(v: &HeaderValue) -> Option<(u64, u64)> {
+    let (range, _) = v.to_str().ok()?.strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b).then(|| (a, b - a + 1))
+}
+
+/// `len` bytes of `file` from `start`, each chunk read straight into a buffer that then goes to
+/// the socket as it is (tokio's file reads into a buffer of its own and copies out of it: a
+/// third more CPU per byte). The buffers are reused once the socket is done with them, so a
+/// read writes into memory that is still in the CPU cache. A file that shrank meanwhile ends
+/// the body with an error: the connection is closed rather than the promised length faked.
+fn disk_body(file: Arc<std::fs::File>, start: u64, len: u64) -> Body {
+    let reader = DiskReader::new(file, start, start + len);
+    let chunks = futures_util::stream::try_unfold((reader, BufferPool::default()), |(mut reader, pool)| async move {
+        let (buf, n) = reader.read(pool.take()).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let chunk = Bytes::from_owner(Pooled { buf, len: n, pool: pool.clone() });
+        Ok::<_, io::Error>(Some((Frame::data(chunk), (reader, pool))))
+    });
+    StreamBody::new(chunks.map_err(BoxError::from)).boxed_unsync()
+}
+
+/// The read buffers of one response.
+#[derive(Clone, Default)]
+struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        let reused = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(|| vec![0; diskread::CHUNK])
+    }
+}
+
+/// The first `len` bytes of a buffer on their way to the socket; the buffer goes back to its
+/// pool when they have been sent.
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.pool.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     }
 }
