@@ -87,13 +87,13 @@ impl Files {
         let (parts, _) = req.into_parts();
         let head = parts.method == Method::HEAD;
         // ServeDir guesses the Content-Type from this path's extension.
-        let mut inner = Request::builder().method(parts.method).uri(format!("/{}", encode_path(&rel)));
-        for (k, v) in &parts.headers {
-            inner = inner.header(k, v);
-        }
-        let Ok(inner) = inner.body(http_body_util::Empty::<Bytes>::new()) else {
+        let Ok(uri) = format!("/{}", encode_path(&rel)).parse() else {
             return text(StatusCode::BAD_REQUEST, "bad request");
         };
+        let mut inner = Request::new(http_body_util::Empty::<Bytes>::new());
+        *inner.method_mut() = parts.method;
+        *inner.uri_mut() = uri;
+        *inner.headers_mut() = parts.headers;
         let contents = opened.contents.clone();
         let mut serve = ServeDir::with_backend("", Preopened(opened)).append_index_html_on_directories(false);
         let resp = match serve.try_call(inner).await {
