@@ -85,13 +85,23 @@ for i in $(seq 100); do
   sleep 0.2
 done
 
-# Best of ROUNDS downloads, in bytes per second.
+# CPU time (user + system, in clock ticks) of the processes given, from /proc.
+ticks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
+TICK=$(getconf CLK_TCK)
+
+# Best of ROUNDS downloads of $1, in bytes per second; the server processes' CPU seconds per GiB
+# (the rest of the arguments are their pids) go to $WORK/cpu.
 big() {
-  local best=0 s
+  local url=$1 best=0 s t0 t1 bytes=0
+  shift
+  t0=$(ticks "$@")
   for _ in $(seq "$ROUNDS"); do
-    s=$(curl -s -o /dev/null -w '%{speed_download}' "$1")
+    s=$(curl -s -o /dev/null -w '%{speed_download}' "$url")
     best=$(python3 -c "print(max($best, $s))")
+    bytes=$((bytes + (BIG_MIB << 20)))
   done
+  t1=$(ticks "$@")
+  python3 -c "print(($t1 - $t0) / $TICK / ($bytes / 2**30))" > "$WORK/cpu"
   echo "$best"
 }
 
@@ -103,28 +113,37 @@ request = function()
   return wrk.format("GET", string.format("%ssmall/f%05d.bin", prefix, math.random(0, n - 1)))
 end
 LUA
-# Requests per second for random 4 KiB files.
+# Requests per second for random 4 KiB files; the server processes' CPU microseconds per
+# request (the rest of the arguments are their pids) go to $WORK/cpu.
 small() {
-  PREFIX=$2 SMALL_FILES=$SMALL_FILES wrk -t2 -c"$CONNS" -d"${SMALL_SECS}s" -s "$WORK/random.lua" "$1" \
-    | awk '/Requests\/sec/ {print $2}'
+  local url=$1 prefix=$2 out t0 t1
+  shift 2
+  t0=$(ticks "$@")
+  out=$(PREFIX=$prefix SMALL_FILES=$SMALL_FILES wrk -t2 -c"$CONNS" -d"${SMALL_SECS}s" -s "$WORK/random.lua" "$url")
+  t1=$(ticks "$@")
+  python3 -c "print(($t1 - $t0) / $TICK * 1e6 / $(echo "$out" | awk '/requests in/ {print $1}'))" > "$WORK/cpu"
+  echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
 
+NGX_PIDS=$(pgrep -f "nginx: worker process" -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
+A_PID=${PIDS[0]} B_PID=${PIDS[1]}
 echo "# 1 GiB file, best of $ROUNDS (MB/s)"
-NG=$(big "http://127.0.0.1:$NGX_PORT/big.bin")
-LO=$(big "http://127.0.0.1:$A_HTTP/fs/big.bin")
-PR=$(big "http://127.0.0.1:$B_HTTP/fs/big.bin")
+NG=$(big "http://127.0.0.1:$NGX_PORT/big.bin" $NGX_PIDS); NGC=$(cat "$WORK/cpu")
+LO=$(big "http://127.0.0.1:$A_HTTP/fs/big.bin" "$A_PID"); LOC=$(cat "$WORK/cpu")
+PR=$(big "http://127.0.0.1:$B_HTTP/fs/big.bin" "$A_PID" "$B_PID"); PRC=$(cat "$WORK/cpu")
 echo "# random 4 KiB files, ${SMALL_SECS}s with $CONNS connections (req/s)"
-NGS=$(small "http://127.0.0.1:$NGX_PORT" "/")
-LOS=$(small "http://127.0.0.1:$A_HTTP" "/fs/")
-PRS=$(small "http://127.0.0.1:$B_HTTP" "/fs/")
+NGS=$(small "http://127.0.0.1:$NGX_PORT" "/" $NGX_PIDS); NGSC=$(cat "$WORK/cpu")
+LOS=$(small "http://127.0.0.1:$A_HTTP" "/fs/" "$A_PID"); LOSC=$(cat "$WORK/cpu")
+PRS=$(small "http://127.0.0.1:$B_HTTP" "/fs/" "$A_PID" "$B_PID"); PRSC=$(cat "$WORK/cpu")
 
-python3 - "$NG" "$LO" "$PR" "$NGS" "$LOS" "$PRS" <<'PY'
+python3 - "$NG" "$LO" "$PR" "$NGS" "$LOS" "$PRS" "$NGC" "$LOC" "$PRC" "$NGSC" "$LOSC" "$PRSC" <<'PY'
 import sys
-ng, lo, pr, ngs, los, prs = map(float, sys.argv[1:])
+ng, lo, pr, ngs, los, prs, ngc, loc, prc, ngsc, losc, prsc = map(float, sys.argv[1:])
 mb = lambda x: x / 1e6
-print(f"{'case':<28}{'nginx':>12}{'dftp':>12}{'ratio':>8}")
-print(f"{'1 GiB local (MB/s)':<28}{mb(ng):>12.0f}{mb(lo):>12.0f}{lo/ng:>8.2f}")
-print(f"{'1 GiB proxied (MB/s)':<28}{mb(ng):>12.0f}{mb(pr):>12.0f}{pr/ng:>8.2f}")
-print(f"{'4 KiB local (req/s)':<28}{ngs:>12.0f}{los:>12.0f}{los/ngs:>8.2f}")
-print(f"{'4 KiB proxied (req/s)':<28}{ngs:>12.0f}{prs:>12.0f}{prs/ngs:>8.2f}")
+print(f"{'case':<24}{'nginx':>9}{'dftp':>9}{'ratio':>7}   server CPU: {'nginx':>7}{'dftp':>7}")
+print(f"{'1 GiB local (MB/s)':<24}{mb(ng):>9.0f}{mb(lo):>9.0f}{lo/ng:>7.2f}   s/GiB       {ngc:>7.2f}{loc:>7.2f}")
+print(f"{'1 GiB proxied (MB/s)':<24}{mb(ng):>9.0f}{mb(pr):>9.0f}{pr/ng:>7.2f}   s/GiB       {ngc:>7.2f}{prc:>7.2f}")
+print(f"{'4 KiB local (req/s)':<24}{ngs:>9.0f}{los:>9.0f}{los/ngs:>7.2f}   us/request  {ngsc:>7.1f}{losc:>7.1f}")
+print(f"{'4 KiB proxied (req/s)':<24}{ngs:>9.0f}{prs:>9.0f}{prs/ngs:>7.2f}   us/request  {ngsc:>7.1f}{prsc:>7.1f}")
+print("(server CPU: user + system time of the serving processes; proxied counts both nodes)")
 PY
