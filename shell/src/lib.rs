@@ -14,6 +14,7 @@ pub mod net;
 pub mod peers;
 pub mod public;
 pub mod respond;
+pub mod sendfile;
 pub mod server;
 pub mod watcher;
 

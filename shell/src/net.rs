@@ -9,8 +9,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// A byte stream: a TCP connection, real or simulated.
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+/// A byte stream: a TCP connection, real or simulated. `Any`, so that a real socket can be
+/// recognised and sent files with `sendfile` ([`crate::sendfile`]).
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + std::any::Any {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
 pub type BoxConn = Pin<Box<dyn Conn>>;

@@ -19,6 +19,7 @@ use crate::diskread::{self, DiskReader};
 use crate::localfs::{Contents, LocalFs, Preopened};
 use crate::peers::{Body, BoxError, PeerClient};
 use crate::respond::text;
+use crate::sendfile::{self, SendQueue};
 
 /// Proxy hops allowed before a request is refused (the original's limit).
 const MAX_REDIRECTS: u32 = 2;
@@ -84,6 +85,7 @@ impl Files {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read {}", entry.path));
             }
         };
+        let send_queue = req.extensions().get::<SendQueue>().cloned();
         let (parts, _) = req.into_parts();
         let head = parts.method == Method::HEAD;
         // ServeDir guesses the Content-Type from this path's extension.
@@ -131,7 +133,10 @@ impl Files {
                     None => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error: range outside the file"),
                 }
             }
-            (Some((start, len)), Contents::Disk(file)) => disk_body(file, start, len),
+            (Some((start, len)), Contents::Disk(file)) => match send_queue {
+                Some(queue) => sendfile::body(queue, file, start, len),
+                None => disk_body(file, start, len),
+            },
             (None, _) => body.map_err(Into::into).boxed_unsync(),
         };
         Response::from_parts(parts, body)
