@@ -20,5 +20,6 @@ pub use snapshot::{file_info, FullUpdateBody, Snapshot, UpdateHeader};
 pub use time::{Span, Time};
 pub use tree::{Change, Entry, Kind, Meta, NodeId, Owner, Tree};
 pub use wire::{
-    parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update, WireError,
+    parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update, UpdateParser,
+    WireError,
 };

@@ -148,6 +148,238 @@ impl Update {
     }
 }
 
+/// Parses an update body as it arrives, chunk by chunk, so that a large full update is parsed
+/// while the rest of it is still on the way instead of after it has all been buffered.
+///
+/// The records of the top-level `Files` array are cut out one by one and parsed on their own;
+/// everything else of the document (with `Files` left as `[]`) is kept and parsed at the end by
+/// the same rules as [`Update::from_json`], so both accept and refuse the same bodies. Memory
+/// stays at the records parsed so far plus one record, never the whole body.
+#[derive(Default)]
+pub struct UpdateParser {
+    /// The document without the records of `Files`.
+    head: Vec<u8>,
+    /// The start of a record that the last chunk cut off, waiting for the rest.
+    record: Vec<u8>,
+    /// Join the waiting start with new bytes and try again once it has this many: a record far
+    /// larger than a chunk is then parsed a logarithmic number of times, not once per chunk.
+    retry_at: usize,
+    files: Vec<FileInfo>,
+    /// Inside a string (`escaped`: right after its backslash).
+    in_string: bool,
+    escaped: bool,
+    /// Nesting of `{`/`[` in the document (in `head`).
+    depth: u32,
+    /// Where the scanner is; see [`Scan`].
+    scan: Scan,
+    /// The top-level value is an object (only then is there a `Files` member).
+    top_object: Option<bool>,
+    /// The last string at the object's top level, while it may still turn out to be a key.
+    key: Vec<u8>,
+    /// What may come next in the `Files` array, to refuse `[,`, `[x,]` and `[x y]` as serde does.
+    expect: Expect,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// A record or `]` (right after `[`).
+    #[default]
+    First,
+    /// A record (after `,`).
+    Record,
+    /// `,` or `]` (after a record).
+    Separator,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+enum Scan {
+    /// Copying into `head`.
+    #[default]
+    Head,
+    /// Right after `"Files":`, before its value.
+    FilesValue,
+    /// Inside the `Files` array, cutting out records.
+    Records,
+}
+
+impl UpdateParser {
+    pub fn new() -> UpdateParser {
+        UpdateParser::default()
+    }
+
+    /// Feeds the next bytes of the body.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), WireError> {
+        if self.record.is_empty() {
+            return self.push_slice(chunk);
+        }
+        self.record.extend_from_slice(chunk);
+        if self.record.len() < self.retry_at {
+            return Ok(());
+        }
+        let joined = std::mem::take(&mut self.record);
+        self.push_slice(&joined)
+    }
+
+    fn push_slice(&mut self, mut chunk: &[u8]) -> Result<(), WireError> {
+        while !chunk.is_empty() {
+            if self.scan == Scan::Records {
+                chunk = self.records(chunk)?;
+                continue;
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.take(&chunk[..1]);
+                    self.escaped = false;
+                    chunk = &chunk[1..];
+                    continue;
+                }
+                // The bulk of a body is string contents: jump to the next quote or backslash.
+                match chunk.iter().position(|&b| b == b'"' || b == b'\\') {
+                    None => {
+                        self.take(chunk);
+                        chunk = &[];
+                    }
+                    Some(i) => {
+                        self.take(&chunk[..=i]);
+                        if chunk[i] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                        }
+                        chunk = &chunk[i + 1..];
+                    }
+                }
+                continue;
+            }
+            let b = chunk[0];
+            chunk = &chunk[1..];
+            self.structural(b)?;
+        }
+        Ok(())
+    }
+
+    /// Appends string bytes to where they belong.
+    fn take(&mut self, bytes: &[u8]) {
+        self.head.extend_from_slice(bytes);
+        if !self.key.is_empty() {
+            self.key.extend_from_slice(bytes);
+        }
+    }
+
+    /// Parses the records at the start of `chunk` up to the end of the array or of the chunk;
+    /// returns what follows the array. A record is parsed where it lies, by serde, which also
+    /// finds its end; one that the chunk cuts off waits in `record` for the next chunk.
+    fn records<'a>(&mut self, mut chunk: &'a [u8]) -> Result<&'a [u8], WireError> {
+        let json = |e: serde_json::Error| WireError::Json(e.to_string());
+        loop {
+            let start = chunk.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            let Some(start) = start else { return Ok(&[]) };
+            chunk = &chunk[start..];
+            match (chunk[0], self.expect) {
+                (b']', Expect::First | Expect::Separator) => {
+                    self.head.push(b']');
+                    self.scan = Scan::Head;
+                    return Ok(&chunk[1..]);
+                }
+                (b',', Expect::Separator) => {
+                    self.expect = Expect::Record;
+                    chunk = &chunk[1..];
+                }
+                (_, Expect::Separator) => {
+                    return Err(WireError::Json("expected `,` or `]` after a record of Files".into()))
+                }
+                (b']', Expect::Record) => return Err(WireError::Json("trailing comma in Files".into())),
+                (b',', _) => return Err(WireError::Json("expected a record before `,` in Files".into())),
+                _ => {
+                    let mut stream = serde_json::Deserializer::from_slice(chunk).into_iter::<FileInfo>();
+                    match stream.next() {
+                        Some(Ok(f)) => {
+                            self.files.push(f);
+                            self.expect = Expect::Separator;
+                            chunk = &chunk[stream.byte_offset()..];
+                        }
+                        Some(Err(e)) if e.is_eof() => {
+                            self.record.extend_from_slice(chunk);
+                            self.retry_at = 2 * chunk.len();
+                            return Ok(&[]);
+                        }
+                        Some(Err(e)) => return Err(json(e)),
+                        None => return Ok(&[]),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One byte outside any string.
+    fn structural(&mut self, b: u8) -> Result<(), WireError> {
+        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        match self.scan {
+            Scan::Head => {
+                if self.top_object.is_none() && !ws {
+                    self.top_object = Some(b == b'{');
+                }
+                match b {
+                    b'"' => {
+                        self.in_string = true;
+                        // A string directly inside the top-level object may be a key.
+                        self.key.clear();
+                        if self.depth == 1 && self.top_object == Some(true) {
+                            self.key.push(b'"');
+                        }
+                    }
+                    b':' if self.depth == 1 && !self.key.is_empty() => {
+                        let key: Result<String, _> = serde_json::from_slice(&self.key);
+                        if key.is_ok_and(|k| k == "Files") {
+                            self.scan = Scan::FilesValue;
+                        }
+                        self.key.clear();
+                    }
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                    _ if ws => {}
+                    _ => self.key.clear(),
+                }
+                self.head.push(b);
+            }
+            Scan::FilesValue => {
+                self.head.push(b);
+                if b == b'[' {
+                    // The records are cut out; `head` keeps `[]`.
+                    self.scan = Scan::Records;
+                    self.expect = Expect::First;
+                } else if !ws {
+                    self.scan = Scan::Head;
+                    return self.structural_again(b);
+                }
+            }
+            // `push` hands records to `records`; never here.
+            Scan::Records => return Err(WireError::Json("internal error: a record seen as structure".into())),
+        }
+        Ok(())
+    }
+
+    /// A byte that ended [`Scan::FilesValue`] (already in `head`) seen again as part of `head`.
+    fn structural_again(&mut self, b: u8) -> Result<(), WireError> {
+        self.head.pop();
+        self.structural(b)
+    }
+
+    /// The update, once the whole body has been pushed.
+    pub fn finish(mut self) -> Result<Update, WireError> {
+        if !self.record.is_empty() {
+            let joined = std::mem::take(&mut self.record);
+            self.push_slice(&joined)?;
+        }
+        if self.scan != Scan::Head || self.in_string || !self.record.is_empty() {
+            return Err(WireError::Json("EOF while parsing the Files list".into()));
+        }
+        let mut u = Update::from_json(&self.head)?;
+        u.files = self.files;
+        Ok(u)
+    }
+}
+
 /// One node as `GET /cluster/` shows it. Times are Unix seconds, 0 for never.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -440,6 +672,69 @@ mod tests {
         assert!(u.files.is_empty());
         assert_eq!(u.seq, None);
         assert!(Update::from_json(b"{bad").unwrap_err().to_string().starts_with("Error decoding json"));
+    }
+
+    /// The incremental parser agrees with `from_json` wherever the body is cut.
+    #[test]
+    fn parser_matches_from_json() {
+        let bodies: Vec<&[u8]> = vec![
+            br#"{"Files":[{"FullName":"a/b","Basename":"b","Dir":false,"LastModified":1,"LastInfoUpdated":2,"SizeInBytes":3,"FileMode":420,"OwnerNode":"n","Deletion":false},{"FullName":"q\"\\]x,{","OwnerNode":"n"}],"UpdateTime":5,"Full":true,"SenderNodeName":"n","Epoch":1,"Seq":2}"#,
+            br#" { "Full" : true , "F\u0069les" : [ { "FullName" : "x" } , {"FullName":"y","Extra":[1,{"a":"]"}]} ] , "SenderNodeName":"n" } "#,
+            br#"{"Files":null,"Full":true,"SenderNodeName":"x","Extra":1}"#,
+            br#"{"Files":[],"Full":false}"#,
+            br#"{"SenderNodeName":"x","Nested":{"Files":[1,2]},"Files":[{"FullName":"z"}]}"#,
+            br#"{}"#,
+        ];
+        for body in bodies {
+            let want = Update::from_json(body).unwrap();
+            for cut in 0..=body.len() {
+                let mut p = UpdateParser::new();
+                p.push(&body[..cut]).unwrap();
+                p.push(&body[cut..]).unwrap();
+                assert_eq!(p.finish().unwrap(), want, "{} cut at {cut}", String::from_utf8_lossy(body));
+            }
+            let mut p = UpdateParser::new();
+            for b in body.chunks(1) {
+                p.push(b).unwrap();
+            }
+            assert_eq!(p.finish().unwrap(), want);
+        }
+        let bad: Vec<&[u8]> = vec![
+            b"{bad",
+            br#"{"Files":[{"FullName":"x"},]}"#,
+            br#"{"Files":[,{"FullName":"x"}]}"#,
+            br#"{"Files":[{"FullName":"x"}"#,
+            br#"{"Files":[{"FullName":"x"}]"#,
+            br#"{"Files":[null]}"#,
+            br#"{"Files":[{"FullName":"x"}],"Files":[]}"#,
+            br#"{"Files":[{"FullName":"x"}]} x"#,
+            br#"[{"Files":[]}]"#,
+            br#"{"Files":{}}"#,
+            b"",
+        ];
+        for body in bad {
+            assert!(Update::from_json(body).is_err(), "{}", String::from_utf8_lossy(body));
+            let mut p = UpdateParser::new();
+            let r = p.push(body).and_then(|()| p.finish());
+            assert!(r.is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    /// A record far larger than the chunks, and many small ones, in tiny chunks.
+    #[test]
+    fn parser_joins_cut_records() {
+        let big = format!(r#"{{"FullName":"big","Extra":"{}","OwnerNode":"n"}}"#, "x".repeat(200_000));
+        let small: Vec<String> = (0..500).map(|i| format!(r#"{{"FullName":"f{i}","OwnerNode":"n"}}"#)).collect();
+        let body = format!(r#"{{"Files":[{},{big}],"Full":true,"SenderNodeName":"n"}}"#, small.join(","));
+        let want = Update::from_json(body.as_bytes()).unwrap();
+        assert_eq!(want.files.len(), 501);
+        for size in [1, 7, 4096] {
+            let mut p = UpdateParser::new();
+            for c in body.as_bytes().chunks(size) {
+                p.push(c).unwrap();
+            }
+            assert_eq!(p.finish().unwrap(), want);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use dftp_core::{
     file_info, parse_join_form, Announcement, ClusterInfo, DfsPath, Event, FileInfo, FileMode, Greeting, Meta, Mount,
-    Node, PeerAddr, Update, UpdateHeader,
+    Node, PeerAddr, Update, UpdateHeader, UpdateParser,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -198,10 +198,32 @@ proptest! {
         prop_assert_eq!(snapshot_canon(&other.snapshot(t0())), model_canon(&model));
     }
 
-    /// Nothing parsed from outside panics on arbitrary bytes.
+    /// The incremental parser gives what `from_json` gives, wherever the body is cut.
+    #[test]
+    fn update_parser_agrees_with_from_json(u in update_strategy(), cuts in vec(any::<prop::sample::Index>(), 0..6)) {
+        let json = u.to_json();
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(json.len() + 1)).collect();
+        at.sort_unstable();
+        let mut p = UpdateParser::new();
+        let mut from = 0;
+        for cut in at.into_iter().chain([json.len()]) {
+            p.push(&json[from..cut]).expect("a valid body");
+            from = cut;
+        }
+        prop_assert_eq!(p.finish(), Ok(u));
+    }
+
+    /// Nothing parsed from outside panics on arbitrary bytes, and the incremental parser
+    /// accepts exactly what `from_json` accepts.
     #[test]
     fn parsers_never_panic(bytes in vec(any::<u8>(), 0..200), s in any::<String>()) {
-        let _ = Update::from_json(&bytes);
+        let whole = Update::from_json(&bytes);
+        let mut p = UpdateParser::new();
+        let streamed = p.push(&bytes).and_then(|()| p.finish());
+        prop_assert_eq!(whole.is_ok(), streamed.is_ok(), "{:?}", String::from_utf8_lossy(&bytes));
+        if let (Ok(a), Ok(b)) = (whole, streamed) {
+            prop_assert_eq!(a, b);
+        }
         let _ = ClusterInfo::from_json(&bytes);
         let _ = Announcement::from_json(&bytes);
         let _ = Greeting::from_form(&bytes);

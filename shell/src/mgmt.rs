@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dftp_core::{parse_join_form, Event, Greeting, Update};
+use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, WireError};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use smol_str::SmolStr;
+use tokio::sync::mpsc;
 
+use crate::blocking::Blocking;
 use crate::driver::Handle;
 use crate::peers::Body;
 use crate::respond::{method_not_allowed, text, with_type};
@@ -133,6 +135,60 @@ fn is_json(req: &Request<Incoming>) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// Reads and parses an update body at once: a full update of a large tree is tens of megabytes
+/// of JSON, parsed chunk by chunk as it arrives (on a blocking thread, off the async ones) rather
+/// than after all of it has been buffered.
+async fn parse_update(req: Request<Incoming>, limit: usize, blocking: Blocking) -> Result<Update, Response<Body>> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if len > limit as u64 {
+            return Err(too_large(limit));
+        }
+    }
+    let mut body = Limited::new(req.into_body(), limit);
+    let bad = |e: WireError| text(StatusCode::BAD_REQUEST, e.to_string());
+    if blocking == Blocking::Inline {
+        let mut parser = UpdateParser::new();
+        while let Some(chunk) = next_chunk(&mut body, limit).await? {
+            parser.push(&chunk).map_err(bad)?;
+        }
+        return parser.finish().map_err(bad);
+    }
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let parsing = tokio::task::spawn_blocking(move || {
+        let mut parser = UpdateParser::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            parser.push(&chunk)?;
+        }
+        parser.finish()
+    });
+    while let Some(chunk) = next_chunk(&mut body, limit).await? {
+        if tx.send(chunk).await.is_err() {
+            break; // the parser stopped at an error
+        }
+    }
+    drop(tx);
+    match parsing.await {
+        Ok(parsed) => parsed.map_err(bad),
+        Err(_) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed")),
+    }
+}
+
+/// The next data of a body, `None` at its end.
+async fn next_chunk(body: &mut Limited<Incoming>, limit: usize) -> Result<Option<Bytes>, Response<Body>> {
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+            Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
+            Some(Err(e)) => return Err(text(StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))),
+        }
+    }
+}
+
 async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::POST {
         return method_not_allowed("POST", "Use POST /update/");
@@ -141,17 +197,9 @@ async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Resp
         return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
     let limit = usize::try_from(max_update).unwrap_or(usize::MAX);
-    let body = match read_body(req, limit).await {
-        Ok(b) => b,
+    let update = match parse_update(req, limit, handle.blocking()).await {
+        Ok(u) => u,
         Err(r) => return r,
-    };
-    // A full update of a large tree is hundreds of megabytes of JSON: parse it off the async
-    // threads.
-    let parsed = handle.blocking().run(move || Update::from_json(&body)).await;
-    let update = match parsed {
-        Ok(Ok(u)) => u,
-        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed"),
     };
     let large = update.files.len() > crate::memory::TRIM_ABOVE;
     match handle.ask(Event::UpdateReceived(update)).await {
