@@ -628,7 +628,7 @@ impl Node {
             }
         }
         if u.full {
-            changed = self.tree.replace_view(id, items).len();
+            changed = self.tree.replace_view_count(id, items);
         }
         out.push(Action::Notice(Notice::UpdateApplied {
             from: from.clone(),

@@ -48,14 +48,36 @@ impl Meta {
     }
 }
 
+/// One holder's record, flat: 32 bytes where a `NodeId` next to a `Meta` takes 40 (the mode's
+/// padding is shared with the id), so that the tree's entries stay small.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Holder {
     node: NodeId,
-    meta: Meta,
+    mode: FileMode,
+    size: u64,
+    modified: i64,
+    info_updated: i64,
+}
+
+impl Holder {
+    fn new(node: NodeId, meta: Meta) -> Holder {
+        Holder { node, mode: meta.mode, size: meta.size, modified: meta.modified, info_updated: meta.info_updated }
+    }
+
+    fn meta(&self) -> Meta {
+        Meta { mode: self.mode, size: self.size, modified: self.modified, info_updated: self.info_updated }
+    }
+
+    fn is_dir(&self) -> bool {
+        self.mode.is_dir()
+    }
 }
 
 /// Holders of one path, best first. Almost always exactly one, which stays inline.
 type Holders = SmallVec<[Holder; 1]>;
+
+// An entry of the map: the path and its holders. Checked here so that it does not grow unnoticed.
+const _: () = assert!(std::mem::size_of::<(DfsPath, Holders)>() == 64);
 
 /// What lies below one directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,7 +117,7 @@ struct DirDelta {
 impl DirDelta {
     /// Adds the change of one path's winner from `old` to `new`.
     fn add(&mut self, old: Option<Holder>, new: Option<Holder>) {
-        let file_owner = |h: Option<Holder>| h.filter(|h| !h.meta.is_dir()).map(|h| h.node);
+        let file_owner = |h: Option<Holder>| h.filter(|h| !h.is_dir()).map(|h| h.node);
         let (old_owner, new_owner) = (file_owner(old), file_owner(new));
         self.below += match (old.is_some(), new.is_some()) {
             (false, true) => 1,
@@ -257,7 +279,7 @@ impl Tree {
 
     /// Ranks two holders: the greater `(info_updated, node name)` wins.
     fn rank(&self, a: &Holder, b: &Holder) -> Ordering {
-        a.meta.info_updated.cmp(&b.meta.info_updated).then_with(|| self.name(a.node).cmp(self.name(b.node)))
+        a.info_updated.cmp(&b.info_updated).then_with(|| self.name(a.node).cmp(self.name(b.node)))
     }
 
     /// Records that `node` holds `path` with `meta`. Returns whether its view changed.
@@ -275,7 +297,7 @@ impl Tree {
     /// `node`'s view changed, for the caller to pass on to the summaries.
     fn set_holder(&mut self, node: NodeId, path: &DfsPath, meta: Meta) -> Option<(Option<Holder>, Holder)> {
         debug_assert!(!path.is_root());
-        let new = Holder { node, meta };
+        let new = Holder::new(node, meta);
         let Some(current) = self.entries.get(path.as_str()) else {
             self.entries.insert(path.clone(), SmallVec::from_buf([new]));
             self.counts[node.index()] += 1;
@@ -304,7 +326,7 @@ impl Tree {
     /// instead of a lookup and an insert.
     fn add_holder(&mut self, node: NodeId, path: &DfsPath, meta: Meta) -> (Option<Holder>, Holder) {
         debug_assert!(!path.is_root());
-        let new = Holder { node, meta };
+        let new = Holder::new(node, meta);
         self.counts[node.index()] += 1;
         let Some(mut holders) = self.entries.insert(path.clone(), SmallVec::from_buf([new])) else {
             return (None, new);
@@ -352,7 +374,24 @@ impl Tree {
     /// Replaces `node`'s whole view (a full update or a full local scan): paths it no longer
     /// lists are dropped. Returns the changes against the previous view. Later duplicates of a
     /// path win.
-    pub fn replace_view(&mut self, node: NodeId, mut items: Vec<(DfsPath, Meta)>) -> Vec<Change> {
+    pub fn replace_view(&mut self, node: NodeId, items: Vec<(DfsPath, Meta)>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        self.replace_view_with(node, items, Some(&mut changes));
+        changes
+    }
+
+    /// [`Tree::replace_view`] returning only how many paths changed: a peer's full update needs
+    /// no list of changes, and building one for every path of a first full update costs time.
+    pub fn replace_view_count(&mut self, node: NodeId, items: Vec<(DfsPath, Meta)>) -> usize {
+        self.replace_view_with(node, items, None)
+    }
+
+    fn replace_view_with(
+        &mut self,
+        node: NodeId,
+        mut items: Vec<(DfsPath, Meta)>,
+        mut report: Option<&mut Vec<Change>>,
+    ) -> usize {
         // Full updates and scans mostly come sorted already (ours are sent in path order).
         if !items.windows(2).all(|w| w[0].0 < w[1].0) {
             // Stable sort keeps duplicates in arrival order; keep the last of each run.
@@ -384,12 +423,16 @@ impl Tree {
             }
         }
         dirs.flush(self);
-        let mut changes: Vec<Change> = items
-            .iter()
-            .zip(&changed)
-            .filter(|(_, c)| **c)
-            .map(|((path, meta), _)| Change::Upsert(path.clone(), *meta))
-            .collect();
+        let mut count = changed.iter().filter(|c| **c).count();
+        if let Some(changes) = report.as_deref_mut() {
+            changes.extend(
+                items
+                    .iter()
+                    .zip(&changed)
+                    .filter(|(_, c)| **c)
+                    .map(|((path, meta), _)| Change::Upsert(path.clone(), *meta)),
+            );
+        }
         if self.count_of(node) > items.len() {
             let stale: Vec<DfsPath> = self
                 .view(node)
@@ -400,11 +443,14 @@ impl Tree {
                 if let Some((old_winner, new_winner)) = self.unset_holder(node, &path) {
                     dirs.note(self, &path, Some(old_winner), new_winner);
                 }
-                changes.push(Change::Remove(path));
+                count += 1;
+                if let Some(changes) = report.as_deref_mut() {
+                    changes.push(Change::Remove(path));
+                }
             }
             dirs.flush(self);
         }
-        changes
+        count
     }
 
     /// Drops everything `node` holds; paths others hold too switch to their next holder.
@@ -425,7 +471,7 @@ impl Tree {
 
     /// Everything `node` holds, in path order. O(size of the tree).
     pub fn view(&self, node: NodeId) -> impl Iterator<Item = (&DfsPath, Meta)> + '_ {
-        self.entries.iter().filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta)))
+        self.entries.iter().filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta())))
     }
 
     /// What `node` holds at `dir` and below it, in path order. O(size of that subtree).
@@ -436,7 +482,7 @@ impl Tree {
             .entries
             .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
             .take_while(move |(k, _)| k.as_str().starts_with(prefix.as_str()));
-        at.into_iter().chain(below).filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta)))
+        at.into_iter().chain(below).filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta())))
     }
 
     /// Replaces what `node` holds at `dir` and below with `items` (a rescan of one subtree):
@@ -515,14 +561,14 @@ impl Tree {
                 },
                 _ => Owner::Multiple,
             };
-            return Some(Entry { path: path.clone(), kind: Kind::Dir, owner, meta: winner.map(|w| w.meta) });
+            return Some(Entry { path: path.clone(), kind: Kind::Dir, owner, meta: winner.map(|w| w.meta()) });
         }
         let w = winner?;
         Some(Entry {
             path: path.clone(),
-            kind: if w.meta.is_dir() { Kind::Dir } else { Kind::File },
+            kind: if w.is_dir() { Kind::Dir } else { Kind::File },
             owner: Owner::Node(self.name(w.node).clone()),
-            meta: Some(w.meta),
+            meta: Some(w.meta()),
         })
     }
 
@@ -593,7 +639,7 @@ impl Tree {
                 }
             }
             for h in holders {
-                fresh.upsert(h.node, path.clone(), h.meta);
+                fresh.upsert(h.node, path.clone(), h.meta());
             }
         }
         if fresh.counts != self.counts {
