@@ -16,8 +16,9 @@ use crate::blocking::Blocking;
 use crate::net::Datagram;
 use crate::peers::{full_body, Body, PeerClient};
 
-/// Size of the chunks a full update is streamed in.
-const FULL_UPDATE_CHUNK: usize = 256 << 10;
+/// Size of the chunks a full update is streamed in: below the allocator's threshold for blocks
+/// of their own (`memory`), which would cost a map, page faults and an unmap per chunk.
+const FULL_UPDATE_CHUNK: usize = 64 << 10;
 
 /// Wall-clock time derived from the runtime's monotonic clock, so that it moves with
 /// `tokio::time` (which the simulator controls) and never jumps backwards.

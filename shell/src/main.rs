@@ -7,6 +7,7 @@ use dftp::net::TokioNet;
 use dftp::Env;
 
 fn main() {
+    dftp::memory::configure();
     let cli = Cli::parse_from(normalize_args(std::env::args()));
     tracing_subscriber::fmt()
         // libunftp's spans carry a dump of the whole FTP session: keep them out of the log.
