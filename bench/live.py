@@ -3,12 +3,15 @@
 
   bench/live.py                 # all three measurements
   FILES=50000 bench/live.py     # a smaller tree for the join/memory part
+  JOINS=5 bench/live.py         # five joiners in turn (each fresh), with medians
 
 1. Write-to-visibility delay: a file written on node B's disk until it is listed by node A's
    /find/ (median and max of 20).
 2. Join: node J joins node P, which holds FILES (default 200,000) files; time from J's start
    until J's /find/ lists all of them, and each node's resident memory per file (RSS with the
-   tree minus RSS of an empty node, divided by the number of paths).
+   tree minus RSS of a node without one, divided by the number of paths). The node without a
+   tree has been joined by a peer of 10 files and has served requests, so that the code pages
+   and runtime buffers every busy node has are in the baseline, not in the per-path figure.
 3. Update sizes: a fake peer (this script) greets P asking for a full update, records the bytes
    of every POST /update/ it receives, then one file changes on P's disk: the incremental
    update's bytes against the full one's.
@@ -31,6 +34,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = int(os.environ.get("FILES", "200000"))
+JOINS = int(os.environ.get("JOINS", "1"))
 
 
 def free_port():
@@ -135,6 +139,29 @@ def latency(exe, work):
         b.stop()
 
 
+def baseline_rss(exe, work):
+    """The resident size of a node without a tree that has done what the measured nodes do: it
+    scanned, was joined by a peer, received and sent full updates, served listings and /find/.
+    An idle node that never ran that code would leave its pages in the per-path figure."""
+    e_root, t_root = os.path.join(work, "e"), os.path.join(work, "t")
+    os.makedirs(e_root)
+    make_tree(t_root, 10)
+    empty = Node(exe, "empty", e_root)
+    tiny = Node(exe, "tiny", t_root, join=empty.mgmt_addr())
+    try:
+        wait(lambda: count_find(empty) >= 10, 30)
+        for _ in range(3):
+            get(empty.url("/find/"))
+            get(empty.url("/fs/"))
+            get(empty.url("/fs/project-000/module_00000/?format=json"))
+            get(f"http://{empty.mgmt_addr()}/cluster/")
+        time.sleep(1)
+        return empty.rss()
+    finally:
+        tiny.stop()
+        empty.stop()
+
+
 class Recorder(http.server.BaseHTTPRequestHandler):
     sizes = []
 
@@ -179,30 +206,34 @@ def main():
         print(f"median {statistics.median(d):.0f} ms, min {min(d):.0f}, max {max(d):.0f}")
 
         print(f"# 2. join a node holding {FILES} files")
-        p_root, j_root, e_root = (os.path.join(work, x) for x in ("p", "j", "e"))
-        os.makedirs(j_root)
-        os.makedirs(e_root)
+        p_root = os.path.join(work, "p")
         t0 = time.monotonic()
         make_tree(p_root, FILES)
         print(f"(tree made in {time.monotonic() - t0:.1f}s)")
-        empty = Node(exe, "empty", e_root)
-        time.sleep(1)
-        base_rss = empty.rss()
-        empty.stop()
+        base_rss = baseline_rss(exe, work)
         p = Node(exe, "owner", p_root)
         listing = get(p.url("/find/")).splitlines()
         total, last = len(listing), listing[-1].decode()[1:]
-        j = Node(exe, "joiner", j_root, join=p.mgmt_addr())
-        # Poll for the last path only (a full /find/ per poll would steal the joiner's CPU),
-        # then check that everything is there. An update is applied whole or not at all.
-        wait(lambda: (get(j.url("/find/?prefix=" + urllib.parse.quote(last))) or b"").startswith(b"/"), 300, 0.002)
-        joined = time.monotonic() - j.started
-        assert count_find(j) >= total
-        print(f"joiner lists all {total} paths {joined:.2f} s after it was started")
-        time.sleep(1)
-        print(f"RSS per path: owner {(p.rss() - base_rss) / total:.0f} B, peer {(j.rss() - base_rss) / total:.0f} B"
-              f" (empty node {base_rss / 1e6:.1f} MB)")
-        j.stop()
+        times, owner_rss, peer_rss = [], [], []
+        for run in range(JOINS):
+            j_root = os.path.join(work, f"j{run}")
+            os.makedirs(j_root)
+            j = Node(exe, "joiner", j_root, join=p.mgmt_addr())
+            # Poll for the last path only (a full /find/ per poll would steal the joiner's CPU),
+            # then check that everything is there. An update is applied whole or not at all.
+            wait(lambda: (get(j.url("/find/?prefix=" + urllib.parse.quote(last))) or b"").startswith(b"/"), 300, 0.002)
+            times.append(time.monotonic() - j.started)
+            assert count_find(j) >= total
+            time.sleep(1)
+            owner_rss.append((p.rss() - base_rss) / total)
+            peer_rss.append((j.rss() - base_rss) / total)
+            print(f"joiner lists all {total} paths {times[-1]:.2f} s after it was started;"
+                  f" RSS per path: owner {owner_rss[-1]:.0f} B, peer {peer_rss[-1]:.0f} B")
+            j.stop()
+        if JOINS > 1:
+            print(f"median of {JOINS}: join {statistics.median(times):.2f} s, RSS per path owner"
+                  f" {statistics.median(owner_rss):.0f} B, peer {statistics.median(peer_rss):.0f} B")
+        print(f"(empty node {base_rss / 1e6:.1f} MB)")
 
         print("# 3. update sizes")
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
