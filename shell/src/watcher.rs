@@ -27,10 +27,17 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut guard = match fs.watch(tx) {
-        Ok(g) => Some(g),
-        Err(e) => {
+    // Setting up watches walks the whole tree (a watch per directory): blocking work, which
+    // would otherwise hold an async thread while the first peers join.
+    let watch_fs = fs.clone();
+    let mut guard = match handle.blocking().run(move || watch_fs.watch(tx)).await {
+        Ok(Ok(g)) => Some(g),
+        Ok(Err(e)) => {
             fallback_warning(&e.to_string(), rescan_every);
+            None
+        }
+        Err(e) => {
+            fallback_warning(&format!("setting up the watches failed: {e}"), rescan_every);
             None
         }
     };
