@@ -151,6 +151,9 @@ pub enum Notice {
     AnnouncementIgnored { reason: String },
 }
 
+/// The first wait before seeds that have not answered are greeted again.
+const SEED_RETRY_FIRST: Span = Span(500);
+
 /// The state machine of one dftp node.
 pub struct Node {
     cfg: Config,
@@ -159,6 +162,10 @@ pub struct Node {
     peers: Peers,
     /// Addresses to greet until they answer once (`--join`, `POST /join/`, announcements).
     seeds: BTreeSet<PeerAddr>,
+    /// When the seeds are greeted again sooner than the next ping, and the wait after that:
+    /// nodes started together greet each other before they listen, and should not then wait a
+    /// whole ping interval to join.
+    seed_retry: Option<(Time, Span)>,
     /// Greetings sent and not yet answered, by address, with whether they asked for a full
     /// update.
     greeting: BTreeMap<PeerAddr, bool>,
@@ -184,6 +191,7 @@ impl Node {
             tree,
             peers: Peers::new(),
             seeds: BTreeSet::new(),
+            seed_retry: None,
             greeting: BTreeMap::new(),
             early_full: BTreeMap::new(),
             seq: 0,
@@ -247,6 +255,7 @@ impl Node {
                     self.seeds.insert(addr.clone());
                     self.greet(addr, true, &mut out);
                 }
+                self.seed_retry = Some((now + SEED_RETRY_FIRST, SEED_RETRY_FIRST));
             }
             Event::RequestFailed { request, .. } => match request {
                 Request::Greet(addr) => {
@@ -649,6 +658,9 @@ impl Node {
         if let Some(a) = self.next_announce {
             t = t.min(a);
         }
+        if let Some((at, _)) = self.seed_retry {
+            t = t.min(at);
+        }
         t
     }
 
@@ -657,6 +669,18 @@ impl Node {
             if now >= at {
                 out.push(Action::Announce(Announcement::ping(&self.cfg.cluster, &self.cfg.name, &self.cfg.mgmt_addr)));
                 self.next_announce = Some(now + every);
+            }
+        }
+        if let Some((at, wait)) = self.seed_retry {
+            if now >= at {
+                let seeds: Vec<PeerAddr> = self.seeds.iter().cloned().collect();
+                for addr in seeds {
+                    self.greet(addr, true, out); // not those still under way
+                }
+                // Doubling until the pings take over.
+                let next = Span::from_millis(wait.as_millis().saturating_mul(2));
+                self.seed_retry =
+                    (!self.seeds.is_empty() && next < self.cfg.ping_interval).then_some((now + next, next));
             }
         }
         if now >= self.next_ping {
@@ -788,6 +812,38 @@ mod tests {
         assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::UpdateApplied { full: true, .. }))));
         assert_eq!(a.snapshot(t).lookup(&path).unwrap().owner.as_str(), "b");
         assert!(!actions.iter().any(|x| matches!(x, Action::Greet { .. })), "no second request: {actions:?}");
+    }
+
+    #[test]
+    fn a_seed_that_was_not_listening_yet_is_greeted_again_soon_then_at_the_pings() {
+        let mut a = node("a", 100);
+        let seed = addr("127.0.0.1:201");
+        let greets = |actions: &[Action]| {
+            actions.iter().filter(|x| matches!(x, Action::Greet { to, .. } if *to == seed)).count()
+        };
+        let t0 = Time::from_secs(1000);
+        assert_eq!(greets(&a.handle(t0, Event::JoinRequested(vec![seed.clone()]))), 1);
+        let failed =
+            || Event::RequestFailed { request: Request::Greet(seed.clone()), reason: "connection refused".into() };
+        let mut retries = Vec::new();
+        let mut now = t0;
+        a.handle(now, failed());
+        // Step through a ping interval; each greeting fails at once.
+        while now < t0 + a.cfg.ping_interval {
+            now = now + Span::from_millis(100);
+            if greets(&a.handle(now, Event::Timer)) > 0 {
+                retries.push(now.since(t0).as_millis());
+                a.handle(now, failed());
+            }
+        }
+        assert_eq!(retries, [500, 1500, 3500, 7500, 10_000], "backing off, then the ping");
+        // Once the seed answers, it is a peer: no more seed greetings.
+        a.handle(now, Event::JoinRequested(vec![seed.clone()]));
+        a.handle(now, Event::GreetingAnswered { to: seed.clone(), reply: cluster_of("b", 200) });
+        assert!(a.seeds.is_empty());
+        let later = now + SEED_RETRY_FIRST;
+        let actions = a.handle(later, Event::Timer);
+        assert_eq!(greets(&actions), 0, "{actions:?}");
     }
 
     #[test]
