@@ -342,27 +342,22 @@ impl UpdateParser {
                 }
                 self.head.push(b);
             }
-            Scan::FilesValue => {
+            Scan::FilesValue if b == b'[' => {
+                // The records are cut out; `head` keeps `[]`.
                 self.head.push(b);
-                if b == b'[' {
-                    // The records are cut out; `head` keeps `[]`.
-                    self.scan = Scan::Records;
-                    self.expect = Expect::First;
-                } else if !ws {
-                    self.scan = Scan::Head;
-                    return self.structural_again(b);
-                }
+                self.scan = Scan::Records;
+                self.expect = Expect::First;
+            }
+            Scan::FilesValue if ws => self.head.push(b),
+            Scan::FilesValue => {
+                // Not an array (`null`, or something serde will refuse): part of `head`.
+                self.scan = Scan::Head;
+                return self.structural(b);
             }
             // `push` hands records to `records`; never here.
             Scan::Records => return Err(WireError::Json("internal error: a record seen as structure".into())),
         }
         Ok(())
-    }
-
-    /// A byte that ended [`Scan::FilesValue`] (already in `head`) seen again as part of `head`.
-    fn structural_again(&mut self, b: u8) -> Result<(), WireError> {
-        self.head.pop();
-        self.structural(b)
     }
 
     /// The update, once the whole body has been pushed.

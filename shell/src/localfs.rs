@@ -35,18 +35,16 @@ pub struct FileMeta {
 }
 
 /// The bytes of an opened regular file.
-#[derive(Clone)]
 pub enum Contents {
     /// Read whole when opened (small files, and the simulator's files): serving them needs no
     /// further trip to the disk or the blocking pool.
     Bytes(Bytes),
-    /// A file on disk, read with positioned reads on the blocking pool straight into the
-    /// buffers that go to the socket (no intermediate buffer, no shared file position).
+    /// A file on disk: sent with `sendfile` to a real socket, else read with positioned reads
+    /// straight into the buffers that go out ([`crate::diskread`]).
     Disk(Arc<std::fs::File>),
 }
 
 /// A regular file, opened: its bytes and what they were when it was opened.
-#[derive(Clone)]
 pub struct Opened {
     pub contents: Contents,
     pub meta: FileMeta,
@@ -357,15 +355,15 @@ fn open_beneath(root: &Path, root_dir: &std::os::fd::OwnedFd, rel: &str) -> io::
 
 // ---- the adapter that lets tower-http's ServeDir answer for an opened file ---------------------
 
-/// A `ServeDir` backend that knows one file, already opened: ServeDir then does ranges,
-/// validators and 304s for it, without opening anything itself.
-#[derive(Clone)]
-pub struct Preopened(pub Opened);
+/// A `ServeDir` backend that knows one file, already opened, by its metadata: ServeDir then
+/// works out the status and headers (ranges, validators, 304s) without opening anything itself.
+/// The caller sends the bytes (ServeDir's body is never read: see [`BackendFile`]).
+#[derive(Clone, Copy)]
+pub struct Preopened(pub FileMeta);
 
-/// What ServeDir reads from. Only `Bytes` contents are read through it; the caller replaces the
-/// body of a disk file with [`crate::public`]'s positioned reads, so this reader refuses.
+/// What ServeDir would read from. It only seeks it (for a range); reading fails, as the caller
+/// replaces the body with the opened file's own bytes.
 pub struct BackendFile {
-    contents: Contents,
     meta: FileMeta,
     pos: u64,
 }
@@ -383,15 +381,8 @@ impl tower_http::services::fs::Metadata for FileMeta {
 }
 
 impl AsyncRead for BackendFile {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let Contents::Bytes(bytes) = &self.contents else {
-            return Poll::Ready(Err(io::Error::other("a disk file is sent with positioned reads")));
-        };
-        let at = (self.pos as usize).min(bytes.len());
-        let n = buf.remaining().min(bytes.len() - at);
-        buf.put_slice(&bytes[at..at + n]);
-        self.pos += n as u64;
-        Poll::Ready(Ok(()))
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(io::Error::other("the body of a local file is sent from the opened file")))
     }
 }
 
@@ -426,10 +417,10 @@ impl tower_http::services::fs::Backend for Preopened {
     type MetadataFuture = std::future::Ready<io::Result<FileMeta>>;
 
     fn open(&self, _: PathBuf) -> Self::OpenFuture {
-        std::future::ready(Ok(BackendFile { contents: self.0.contents.clone(), meta: self.0.meta, pos: 0 }))
+        std::future::ready(Ok(BackendFile { meta: self.0, pos: 0 }))
     }
 
     fn metadata(&self, _: PathBuf) -> Self::MetadataFuture {
-        std::future::ready(Ok(self.0.meta))
+        std::future::ready(Ok(self.0))
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::blocking::Blocking;
 use crate::driver::Handle;
-use crate::peers::Body;
+use crate::peers::{Body, BoxError};
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
 
@@ -48,18 +48,28 @@ async fn route(handle: Handle, max_update: u64, req: Request<Incoming>, peer: So
     }
 }
 
+/// Whether `req` says, in its Content-Length, that its body is over `limit`: refused at once.
+/// A body that only turns out longer is cut off by `Limited` (see [`body_error`]).
+fn declares_more_than(req: &Request<Incoming>, limit: usize) -> bool {
+    let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    len.is_some_and(|len| len > limit as u64)
+}
+
+/// The answer to a failure reading a body through `Limited`.
+fn body_error(e: BoxError, limit: usize) -> Response<Body> {
+    if e.is::<http_body_util::LengthLimitError>() {
+        too_large(limit)
+    } else {
+        text(StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))
+    }
+}
+
 /// Reads a whole body of at most `limit` bytes.
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
-        if len > limit as u64 {
-            return Err(too_large(limit));
-        }
+    if declares_more_than(&req, limit) {
+        return Err(too_large(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(e) => Err(text(StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))),
-    }
+    Limited::new(req.into_body(), limit).collect().await.map(|b| b.to_bytes()).map_err(|e| body_error(e, limit))
 }
 
 fn too_large(limit: usize) -> Response<Body> {
@@ -139,10 +149,8 @@ fn is_json(req: &Request<Incoming>) -> bool {
 /// of JSON, parsed chunk by chunk as it arrives (on a blocking thread, off the async ones) rather
 /// than after all of it has been buffered.
 async fn parse_update(req: Request<Incoming>, limit: usize, blocking: Blocking) -> Result<Update, Response<Body>> {
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
-        if len > limit as u64 {
-            return Err(too_large(limit));
-        }
+    if declares_more_than(&req, limit) {
+        return Err(too_large(limit));
     }
     let mut body = Limited::new(req.into_body(), limit);
     let bad = |e: WireError| text(StatusCode::BAD_REQUEST, e.to_string());
@@ -183,8 +191,7 @@ async fn next_chunk(body: &mut Limited<Incoming>, limit: usize) -> Result<Option
                     return Ok(Some(data));
                 }
             }
-            Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
-            Some(Err(e)) => return Err(text(StatusCode::BAD_REQUEST, format!("could not read the body: {e}"))),
+            Some(Err(e)) => return Err(body_error(e, limit)),
         }
     }
 }

@@ -77,7 +77,8 @@ pub fn body(queue: SendQueue, file: Arc<File>, start: u64, len: u64) -> Body {
 /// which are replaced by their stretch of file.
 pub struct SendfileIo {
     io: TokioIo<BoxConn>,
-    queue: SendQueue,
+    /// `None` where the connection is not a kernel socket.
+    queue: Option<SendQueue>,
 }
 
 impl SendfileIo {
@@ -86,12 +87,15 @@ impl SendfileIo {
     pub fn new(mut conn: BoxConn) -> (SendfileIo, Option<SendQueue>) {
         let any: &mut dyn Any = conn.as_mut().get_mut();
         let queue = any.is::<tokio::net::TcpStream>().then(SendQueue::default);
-        (SendfileIo { io: TokioIo::new(conn), queue: queue.clone().unwrap_or_default() }, queue)
+        (SendfileIo { io: TokioIo::new(conn), queue: queue.clone() }, queue)
     }
 
     /// Sends the front stretch of file, at most `max` bytes of it, in place of a stand-in.
     fn send_stretch(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
-        let (file, offset, len) = match self.queue.lock().front() {
+        let Some(queue) = &self.queue else {
+            return Poll::Ready(Err(io::Error::other("a file stand-in on a connection that is not a socket")));
+        };
+        let (file, offset, len) = match queue.lock().front() {
             Some(s) => (s.file.clone(), s.offset, s.len.min(max)),
             None => return Poll::Ready(Err(io::Error::other("a file stand-in with no file queued"))),
         };
@@ -113,7 +117,7 @@ impl SendfileIo {
                     )))
                 }
                 Ok(n) => {
-                    let mut queue = self.queue.lock();
+                    let mut queue = queue.lock();
                     if let Some(front) = queue.front_mut() {
                         front.offset += n as u64;
                         front.len -= n;

@@ -2,7 +2,7 @@
 //! Content-Length, streamed from disk); files of other nodes streamed from their owner.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use dftp_core::{Entry, Mount, Snapshot};
@@ -96,8 +96,7 @@ impl Files {
         *inner.method_mut() = parts.method;
         *inner.uri_mut() = uri;
         *inner.headers_mut() = parts.headers;
-        let contents = opened.contents.clone();
-        let mut serve = ServeDir::with_backend("", Preopened(opened)).append_index_html_on_directories(false);
+        let mut serve = ServeDir::with_backend("", Preopened(opened.meta)).append_index_html_on_directories(false);
         let resp = match serve.try_call(inner).await {
             Ok(r) => r,
             Err(e) => {
@@ -125,7 +124,7 @@ impl Files {
         let (parts, body) = resp.into_parts();
         // ServeDir decided the status and headers; the bytes come from what was opened, without
         // copying them through an async reader.
-        let body = match (span, contents) {
+        let body = match (span, opened.contents) {
             (Some((start, len)), Contents::Bytes(b)) => {
                 let (start, end) = (start as usize, (start + len) as usize);
                 match b.get(start..end) {
@@ -190,52 +189,19 @@ fn content_range(v: &HeaderValue) -> Option<(u64, u64)> {
     (a <= b).then(|| (a, b - a + 1))
 }
 
-/// `len` bytes of `file` from `start`, each chunk read straight into a buffer that then goes to
-/// the socket as it is (tokio's file reads into a buffer of its own and copies out of it: a
-/// third more CPU per byte). The buffers are reused once the socket is done with them, so a
-/// read writes into memory that is still in the CPU cache. A file that shrank meanwhile ends
-/// the body with an error: the connection is closed rather than the promised length faked.
+/// `len` bytes of `file` from `start`, for connections that are not kernel sockets (where
+/// [`sendfile::body`] cannot be used): each chunk read straight into a buffer that then goes out
+/// as it is. A file that shrank meanwhile ends the body with an error: the connection is closed
+/// rather than the promised length faked.
 fn disk_body(file: Arc<std::fs::File>, start: u64, len: u64) -> Body {
     let reader = DiskReader::new(file, start, start + len);
-    let chunks = futures_util::stream::try_unfold((reader, BufferPool::default()), |(mut reader, pool)| async move {
-        let (buf, n) = reader.read(pool.take()).await?;
+    let chunks = futures_util::stream::try_unfold(reader, |mut reader| async move {
+        let (mut buf, n) = reader.read(vec![0; diskread::CHUNK]).await?;
         if n == 0 {
             return Ok(None);
         }
-        let chunk = Bytes::from_owner(Pooled { buf, len: n, pool: pool.clone() });
-        Ok::<_, io::Error>(Some((Frame::data(chunk), (reader, pool))))
+        buf.truncate(n);
+        Ok::<_, io::Error>(Some((Frame::data(Bytes::from(buf)), reader)))
     });
     StreamBody::new(chunks.map_err(BoxError::from)).boxed_unsync()
-}
-
-/// The read buffers of one response.
-#[derive(Clone, Default)]
-struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl BufferPool {
-    fn take(&self) -> Vec<u8> {
-        let reused = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        reused.unwrap_or_else(|| vec![0; diskread::CHUNK])
-    }
-}
-
-/// The first `len` bytes of a buffer on their way to the socket; the buffer goes back to its
-/// pool when they have been sent.
-struct Pooled {
-    buf: Vec<u8>,
-    len: usize,
-    pool: BufferPool,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        self.pool.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
-    }
 }
