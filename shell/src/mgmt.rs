@@ -72,8 +72,13 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Respon
     Limited::new(req.into_body(), limit).collect().await.map(|b| b.to_bytes()).map_err(|e| body_error(e, limit))
 }
 
+/// 413, with `Connection: close`: the rest of the body is not read, so the connection cannot
+/// carry another request, and a client must not pick it from its pool for the next one (it
+/// would find it closed under it).
 fn too_large(limit: usize) -> Response<Body> {
-    text(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"))
+    let mut resp = text(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"));
+    resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    resp
 }
 
 /// Form fields from the query string and the body together, as Go's `FormValue` sees them.
