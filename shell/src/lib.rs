@@ -16,6 +16,7 @@ pub mod public;
 pub mod respond;
 pub mod sendfile;
 pub mod server;
+pub mod upstream;
 pub mod watcher;
 
 use std::net::SocketAddr;

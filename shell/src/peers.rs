@@ -13,14 +13,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use dftp_core::{ClusterInfo, Greeting, PeerAddr};
 use futures_util::future::BoxFuture;
-use http::{header, Method, Request, Response, Uri};
+use http::{header, Method, Request, Uri};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::net::{BoxConn, Net};
+use crate::upstream::{Fetched, Pool};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -30,8 +30,6 @@ const MAX_CLUSTER_REPLY: usize = 16 << 20;
 const GREET_TIMEOUT: Duration = Duration::from_secs(10);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(60);
 const FULL_UPDATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Until the response headers of a proxied file arrive.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn full_body(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
@@ -123,6 +121,8 @@ impl Default for Timeouts {
 #[derive(Clone)]
 pub struct PeerClient {
     client: Client<Connector, Body>,
+    /// Files are fetched with our own client (see `upstream`).
+    files: Arc<Pool>,
     timeouts: Timeouts,
 }
 
@@ -135,8 +135,8 @@ impl PeerClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
-            .build(Connector(net));
-        PeerClient { client, timeouts: Timeouts::default() }
+            .build(Connector(net.clone()));
+        PeerClient { client, files: Pool::new(net), timeouts: Timeouts::default() }
     }
 
     pub fn with_timeouts(self, timeouts: Timeouts) -> PeerClient {
@@ -216,15 +216,16 @@ impl PeerClient {
         }
     }
 
-    /// Fetches `path_and_query` from a peer's public interface, passing the given headers on.
+    /// Fetches `path_and_query` from a peer's public interface, passing the request headers
+    /// that matter for a file (range and validators) on.
     pub async fn fetch(
         &self,
         to: &PeerAddr,
         method: Method,
         path_and_query: &str,
         headers: &http::HeaderMap,
-    ) -> Result<Response<Incoming>, String> {
-        let mut req = Request::builder().method(method).uri(Self::url(to, path_and_query)?);
+    ) -> Result<Fetched, String> {
+        let mut passed = http::HeaderMap::new();
         for name in [
             header::RANGE,
             header::IF_RANGE,
@@ -233,14 +234,10 @@ impl PeerClient {
             header::IF_MATCH,
             header::IF_UNMODIFIED_SINCE,
         ] {
-            if let Some(v) = headers.get(&name) {
-                req = req.header(name, v);
+            for v in headers.get_all(&name) {
+                passed.append(name.clone(), v.clone());
             }
         }
-        let req = req.body(full_body(Bytes::new())).map_err(|e| e.to_string())?;
-        timed(FETCH_TIMEOUT, "fetch", async {
-            self.client.request(req).await.map_err(|e| format!("fetching from {to}: {e}"))
-        })
-        .await
+        self.files.fetch(to, &method, path_and_query, &passed).await
     }
 }

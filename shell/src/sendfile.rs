@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::num::NonZeroU64;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -25,9 +26,11 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
+use rustix::pipe::{PipeFlags, SpliceFlags};
 
 use crate::net::BoxConn;
 use crate::peers::{Body, BoxError};
+use crate::upstream::Lease;
 
 /// The longest stretch one stand-in stands for.
 const STAND_IN_LEN: usize = 1 << 20;
@@ -40,15 +43,18 @@ fn is_stand_in(buf: &[u8]) -> bool {
     !buf.is_empty() && at >= start && at < start + STAND_IN_LEN
 }
 
-/// A stretch of a file waiting to be sent in place of a stand-in.
-struct Stretch {
-    file: Arc<File>,
-    offset: u64,
-    len: usize,
+/// What a stand-in stands for, in the order the stand-ins were yielded.
+enum Stretch {
+    /// `len` bytes of `file` from `offset`, sent with `sendfile`.
+    File { file: Arc<File>, offset: u64, len: usize },
+    /// The next `len` bytes arriving on a peer's connection (a proxied body), moved through a
+    /// pipe with `splice`. One stretch stands for all of a body's stand-ins; the connection
+    /// goes back to its pool once they are sent.
+    Socket { from: Lease, len: u64 },
 }
 
-/// The stretches of file queued on one connection, in the order their stand-ins were yielded
-/// (which is the order hyper writes them: one response at a time, its body in order).
+/// The stretches queued on one connection, in the order their stand-ins were yielded (which is
+/// the order hyper writes them: one response at a time, its body in order).
 #[derive(Clone, Default)]
 pub struct SendQueue(Arc<Mutex<VecDeque<Stretch>>>);
 
@@ -58,75 +64,209 @@ impl SendQueue {
     }
 }
 
+/// Stand-ins for `len` bytes, at most [`STAND_IN_LEN`] each, with their offsets from 0.
+fn stand_ins(len: u64) -> impl Iterator<Item = (u64, usize)> {
+    (0..len).step_by(STAND_IN_LEN).map(move |at| (at, (len - at).min(STAND_IN_LEN as u64) as usize))
+}
+
 /// A body of `len` bytes of `file` from `start`, sent by the connection's [`SendfileIo`].
 pub fn body(queue: SendQueue, file: Arc<File>, start: u64, len: u64) -> Body {
-    let end = start + len;
-    let stretches =
-        (start..end).step_by(STAND_IN_LEN).map(move |at| (at, (end - at).min(STAND_IN_LEN as u64) as usize));
-    let frames = futures_util::stream::iter(stretches).map(move |(offset, len)| {
+    let frames = futures_util::stream::iter(stand_ins(len)).map(move |(at, len)| {
+        let offset = start + at;
         // Start reading it from the disk now if it is not cached, so that sendfile (which
         // runs on an async thread) finds it in the page cache rather than waiting for it.
         let _ = rustix::fs::fadvise(&*file, offset, NonZeroU64::new(len as u64), rustix::fs::Advice::WillNeed);
-        queue.lock().push_back(Stretch { file: file.clone(), offset, len });
+        queue.lock().push_back(Stretch::File { file: file.clone(), offset, len });
         Ok::<_, BoxError>(Frame::data(Bytes::from_static(&STAND_IN[..len])))
     });
     StreamBody::new(frames).boxed_unsync()
 }
 
+/// Whether a body arriving on `conn` can be spliced ([`spliced_body`]): it is a kernel socket.
+pub fn can_splice(conn: &mut BoxConn) -> bool {
+    let any: &mut dyn Any = conn.as_mut().get_mut();
+    any.is::<tokio::net::TcpStream>()
+}
+
+/// A proxied body: `arrived` (read with the response head), then the next `len` bytes on
+/// `from`'s connection, moved by the client connection's [`SendfileIo`].
+pub fn spliced_body(queue: SendQueue, arrived: Bytes, from: Lease, len: u64) -> Body {
+    let head = (!arrived.is_empty()).then(|| Ok::<_, BoxError>(Frame::data(arrived)));
+    let mut from = Some(from);
+    let rest = futures_util::stream::iter(stand_ins(len)).map(move |(_, n)| {
+        if let Some(from) = from.take() {
+            queue.lock().push_back(Stretch::Socket { from, len });
+        }
+        Ok::<_, BoxError>(Frame::data(Bytes::from_static(&STAND_IN[..n])))
+    });
+    StreamBody::new(futures_util::stream::iter(head).chain(rest)).boxed_unsync()
+}
+
+/// A pipe that spliced bytes pass through, and how many of them it holds.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    held: usize,
+    capacity: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // Bigger than the default 64 KiB, for fewer calls; the kernel may refuse, which is fine.
+        let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_WANTED);
+        let capacity = rustix::pipe::fcntl_getpipe_size(&write)?;
+        Ok(Pipe { read, write, held: 0, capacity })
+    }
+}
+
+const PIPE_WANTED: usize = 1 << 20;
+
 /// The IO of one HTTP connection: what hyper writes goes to the socket, except stand-ins,
-/// which are replaced by their stretch of file.
+/// which are replaced by what they stand for.
 pub struct SendfileIo {
     io: TokioIo<BoxConn>,
     /// `None` where the connection is not a kernel socket.
     queue: Option<SendQueue>,
+    /// Made at the first spliced body.
+    pipe: Option<Pipe>,
+}
+
+fn not_a_socket() -> io::Error {
+    io::Error::other("a stand-in on a connection that is not a socket")
 }
 
 impl SendfileIo {
     /// Wraps `conn`; the queue is `None` where the connection is not a kernel socket (the
     /// simulator's), so file bodies are sent as bytes there.
     pub fn new(mut conn: BoxConn) -> (SendfileIo, Option<SendQueue>) {
-        let any: &mut dyn Any = conn.as_mut().get_mut();
-        let queue = any.is::<tokio::net::TcpStream>().then(SendQueue::default);
-        (SendfileIo { io: TokioIo::new(conn), queue: queue.clone() }, queue)
+        let queue = can_splice(&mut conn).then(SendQueue::default);
+        (SendfileIo { io: TokioIo::new(conn), queue: queue.clone(), pipe: None }, queue)
     }
 
-    /// Sends the front stretch of file, at most `max` bytes of it, in place of a stand-in.
+    /// Sends at most `max` bytes of the front stretch in place of a stand-in.
     fn send_stretch(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
         let Some(queue) = &self.queue else {
-            return Poll::Ready(Err(io::Error::other("a file stand-in on a connection that is not a socket")));
+            return Poll::Ready(Err(not_a_socket()));
         };
-        let (file, offset, len) = match queue.lock().front() {
-            Some(s) => (s.file.clone(), s.offset, s.len.min(max)),
-            None => return Poll::Ready(Err(io::Error::other("a file stand-in with no file queued"))),
+        // Out of the queue while it is worked on (no lock held over system calls), and back
+        // at its front unless it is done.
+        let Some(mut front) = queue.lock().pop_front() else {
+            return Poll::Ready(Err(io::Error::other("a stand-in with nothing queued")));
         };
         let any: &mut dyn Any = self.io.inner_mut().as_mut().get_mut();
         let Some(tcp) = any.downcast_mut::<tokio::net::TcpStream>() else {
-            return Poll::Ready(Err(io::Error::other("a file stand-in on a connection that is not a socket")));
+            return Poll::Ready(Err(not_a_socket()));
         };
-        loop {
+        let polled = match &mut front {
+            Stretch::File { file, offset, len } => send_file(tcp, cx, file, *offset, (*len).min(max)),
+            Stretch::Socket { from, len } => {
+                let pipe = match &mut self.pipe {
+                    Some(p) => p,
+                    None => self.pipe.insert(Pipe::new()?),
+                };
+                splice_from(tcp, cx, pipe, from.conn(), *len, max)
+            }
+        };
+        let sent = match polled {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Pending => {
+                queue.lock().push_front(front);
+                return Poll::Pending;
+            }
+            // The connection closes; what was queued goes with it.
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+        };
+        match &mut front {
+            Stretch::File { offset, len, .. } => {
+                *offset += sent as u64;
+                *len -= sent;
+            }
+            Stretch::Socket { len, .. } => *len -= sent as u64,
+        }
+        match front {
+            Stretch::File { len: 0, .. } => {}
+            Stretch::Socket { from, len: 0 } => from.release(),
+            unfinished => queue.lock().push_front(unfinished),
+        }
+        Poll::Ready(Ok(sent))
+    }
+}
+/// `sendfile` of at most `len` bytes of `file` from `offset` to `tcp`, when it can take them.
+fn send_file(
+    tcp: &mut tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    file: &File,
+    offset: u64,
+    len: usize,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(tcp.poll_write_ready(cx))?;
+        let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+            let mut at = offset;
+            rustix::fs::sendfile(&*tcp, file, Some(&mut at), len).map_err(io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was being sent",
+                )))
+            }
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Moves at most `max` of the `len` bytes still due from `from` to `tcp` through `pipe`: what
+/// the pipe holds goes out first, and the pipe is refilled from `from` when empty. The bytes
+/// stay in the kernel, referenced rather than copied.
+fn splice_from(
+    tcp: &mut tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    pipe: &mut Pipe,
+    from: &mut BoxConn,
+    len: u64,
+    max: usize,
+) -> Poll<io::Result<usize>> {
+    let any: &mut dyn Any = from.as_mut().get_mut();
+    let Some(from) = any.downcast_mut::<tokio::net::TcpStream>() else {
+        return Poll::Ready(Err(not_a_socket()));
+    };
+    loop {
+        if pipe.held > 0 {
             ready!(tcp.poll_write_ready(cx))?;
+            let n = pipe.held.min(max);
+            let more = if (n as u64) < len { SpliceFlags::MORE } else { SpliceFlags::empty() };
             let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
-                let mut at = offset;
-                rustix::fs::sendfile(&*tcp, &*file, Some(&mut at), len).map_err(io::Error::from)
+                rustix::pipe::splice(&pipe.read, None, &*tcp, None, n, SpliceFlags::NONBLOCK | more)
+                    .map_err(io::Error::from)
             });
             match sent {
+                Ok(n) => {
+                    pipe.held -= n;
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        } else {
+            ready!(from.poll_read_ready(cx))?;
+            let want = (len as usize).min(pipe.capacity);
+            let got = from.try_io(tokio::io::Interest::READABLE, || {
+                rustix::pipe::splice(&*from, None, &pipe.write, None, want, SpliceFlags::NONBLOCK)
+                    .map_err(io::Error::from)
+            });
+            match got {
                 Ok(0) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        "the file shrank while it was being sent",
+                        "the owner closed the connection before the end of the file",
                     )))
                 }
-                Ok(n) => {
-                    let mut queue = queue.lock();
-                    if let Some(front) = queue.front_mut() {
-                        front.offset += n as u64;
-                        front.len -= n;
-                        if front.len == 0 {
-                            queue.pop_front();
-                        }
-                    }
-                    return Poll::Ready(Ok(n));
-                }
+                Ok(n) => pipe.held += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }

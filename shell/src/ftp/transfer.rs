@@ -108,14 +108,14 @@ pub async fn remote<W: AsyncWrite + Unpin + ?Sized>(
     }
     let resp = client.fetch(owner, Method::GET, url, &headers).await.map_err(Failure::Source)?;
     // Bytes to drop from the front: the owner may ignore the range and send it all.
-    let mut skip = match resp.status() {
+    let mut skip = match resp.status {
         StatusCode::PARTIAL_CONTENT => 0,
         StatusCode::OK => start,
         StatusCode::RANGE_NOT_SATISFIABLE => return Ok(0), // REST at or past the end
         StatusCode::NOT_FOUND => return Err(Failure::NotFound(format!("{owner} answered 404"))),
         s => return Err(Failure::Source(format!("{owner} answered {s}"))),
     };
-    let mut body = resp.into_body();
+    let mut body = resp.into_body(None);
     let mut sent = 0u64;
     loop {
         let frame = match tokio::time::timeout(READ_STALL, body.frame()).await {

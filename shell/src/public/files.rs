@@ -164,14 +164,14 @@ impl Files {
         let url = format!("/fs/{}?redirN={}", encode_path(&entry.path), query.redir_n + 1);
         match self.client.fetch(addr, req.method().clone(), &url, req.headers()).await {
             Ok(upstream) => {
-                let mut resp = Response::builder().status(upstream.status());
+                let mut resp = Response::builder().status(upstream.status);
                 for name in &PASSED {
-                    if let Some(v) = upstream.headers().get(name) {
+                    if let Some(v) = upstream.headers.get(name) {
                         resp = resp.header(name, v);
                     }
                 }
-                resp.body(upstream.into_body().map_err(Into::into).boxed_unsync())
-                    .unwrap_or_else(|_| text(StatusCode::BAD_GATEWAY, "bad response from the owner"))
+                let body = upstream.into_body(req.extensions().get::<SendQueue>());
+                resp.body(body).unwrap_or_else(|_| text(StatusCode::BAD_GATEWAY, "bad response from the owner"))
             }
             Err(e) => {
                 tracing::warn!("proxying {}: {e}", entry.path);

@@ -1,0 +1,683 @@
+//! Files of other nodes, fetched from their owner (for the HTTP proxy and for FTP).
+//!
+//! A small HTTP/1.1 client of our own rather than hyper's, for two reasons measured with
+//! `bench/http.sh`:
+//! - the body of a large file can then go from the owner's socket to the client's with
+//!   `splice(2)` ([`crate::sendfile`]), which needs the socket, and hyper's client keeps it;
+//! - a small file is read by the task that serves the request, with no connection task and no
+//!   channel in between.
+//!
+//! Heads are parsed with `httparse` (what hyper uses). A body may be framed by Content-Length
+//! (our nodes), chunked (the original's nodes, which send no Content-Length), or the end of the
+//! connection. Connections are kept per peer and reused only after a response was read to its
+//! end, so that a request never reads the rest of another's.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use dftp_core::PeerAddr;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+
+use crate::net::{BoxConn, Net};
+use crate::peers::{Body, BoxError};
+use crate::sendfile::{self, SendQueue};
+
+/// An idle connection older than this is closed rather than reused: our nodes close a
+/// connection that sends no request for 30 s (`server::HEADER_TIMEOUT`).
+const IDLE_FOR: Duration = Duration::from_secs(20);
+const MAX_IDLE_PER_PEER: usize = 32;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Until the response head has arrived.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// A body that stops arriving for this long ends in an error (the client's connection closes).
+const BODY_STALL: Duration = Duration::from_secs(60);
+/// Longest response head, and longest chunk-size or trailer line.
+const MAX_HEAD: usize = 64 << 10;
+const MAX_HEADERS: usize = 64;
+/// Bytes asked of the socket per read when the body is copied.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Keep-alive connections to the other nodes' public interfaces.
+pub struct Pool {
+    net: Arc<dyn Net>,
+    idle: Mutex<HashMap<PeerAddr, Vec<(BoxConn, Instant)>>>,
+}
+
+/// A connection to `to`, lent by the [`Pool`]. It goes back with [`Lease::release`] once a
+/// response has been read to its end, and is closed when dropped instead.
+pub struct Lease {
+    conn: BoxConn,
+    pool: Arc<Pool>,
+    to: PeerAddr,
+    keep_alive: bool,
+}
+
+impl Lease {
+    pub fn conn(&mut self) -> &mut BoxConn {
+        &mut self.conn
+    }
+
+    /// Hands the connection back for the next request to this peer, unless the peer said it
+    /// would close it.
+    pub fn release(self) {
+        if self.keep_alive {
+            self.pool.put(self.to, self.conn);
+        }
+    }
+}
+
+/// True when nothing has arrived on an idle connection: a peer that closed it (or, wrongly,
+/// sent something) would have made it readable.
+fn still_idle(conn: &mut BoxConn) -> bool {
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    let mut byte = [0u8; 1];
+    matches!(conn.as_mut().poll_read(&mut cx, &mut ReadBuf::new(&mut byte)), Poll::Pending)
+}
+
+impl Pool {
+    pub fn new(net: Arc<dyn Net>) -> Arc<Pool> {
+        Arc::new(Pool { net, idle: Mutex::default() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerAddr, Vec<(BoxConn, Instant)>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, to: PeerAddr, conn: BoxConn) {
+        let mut idle = self.lock();
+        let conns = idle.entry(to).or_default();
+        if conns.len() < MAX_IDLE_PER_PEER {
+            conns.push((conn, Instant::now()));
+        }
+    }
+
+    /// The most recently used idle connection to `to` that is still usable.
+    fn take(self: &Arc<Self>, to: &PeerAddr) -> Option<Lease> {
+        let mut idle = self.lock();
+        let conns = idle.get_mut(to)?;
+        let now = Instant::now();
+        while let Some((mut conn, since)) = conns.pop() {
+            if now.duration_since(since) < IDLE_FOR && still_idle(&mut conn) {
+                return Some(Lease { conn, pool: self.clone(), to: to.clone(), keep_alive: true });
+            }
+        }
+        idle.remove(to);
+        None
+    }
+
+    async fn connect(self: &Arc<Self>, to: &PeerAddr) -> io::Result<Lease> {
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.net.connect(to.host().to_owned(), to.port()))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        Ok(Lease { conn, pool: self.clone(), to: to.clone(), keep_alive: true })
+    }
+
+    /// Idle connections held, over all peers.
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Sends `method path_and_query` to `to` with `headers` and reads the response head. A
+    /// reused connection that fails before any of the response arrived (the peer closed it
+    /// meanwhile) is retried once on a new connection: the requests are GET and HEAD.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        to: &PeerAddr,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Fetched, String> {
+        let request = request_head(to, method, path_and_query, headers);
+        let mut reused = self.take(to);
+        loop {
+            let (lease, was_reused) = match reused.take() {
+                Some(l) => (l, true),
+                None => (self.connect(to).await.map_err(|e| format!("connecting to {to}: {e}"))?, false),
+            };
+            let exchange = tokio::time::timeout(HEAD_TIMEOUT, exchange(lease, &request, method == Method::HEAD));
+            match exchange.await {
+                Err(_) => return Err(format!("{to} sent no answer within {HEAD_TIMEOUT:?}")),
+                Ok(Ok(fetched)) => return Ok(fetched),
+                Ok(Err(Failed { error, anything_read })) => {
+                    if was_reused && !anything_read {
+                        tracing::debug!("a kept connection to {to} failed ({error}); trying a new one");
+                        continue;
+                    }
+                    return Err(format!("fetching from {to}: {error}"));
+                }
+            }
+        }
+    }
+}
+
+fn request_head(to: &PeerAddr, method: &Method, path_and_query: &str, headers: &HeaderMap) -> Vec<u8> {
+    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {to}\r\n").into_bytes();
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+struct Failed {
+    error: String,
+    /// Whether any byte of a response arrived (if not, the request can be sent again).
+    anything_read: bool,
+}
+
+/// Writes the request and reads the response head (skipping interim 1xx responses).
+async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Result<Fetched, Failed> {
+    let fail = |error: String, anything_read: bool| Failed { error, anything_read };
+    lease.conn.write_all(request).await.map_err(|e| fail(format!("sending the request: {e}"), false))?;
+    let mut buf = BytesMut::with_capacity(16 << 10);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let used = match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {
+                buf.reserve(16 << 10);
+                match lease.conn.read_buf(&mut buf).await {
+                    Ok(0) => return Err(fail("the connection closed before an answer".into(), !buf.is_empty())),
+                    Ok(_) => continue,
+                    Err(e) => return Err(fail(format!("reading the answer: {e}"), !buf.is_empty())),
+                }
+            }
+            Ok(httparse::Status::Partial) => return Err(fail("the answer's head is too long".into(), true)),
+            Err(e) => return Err(fail(format!("a malformed answer: {e}"), true)),
+        };
+        let status = resp
+            .code
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or_else(|| fail("a malformed status".into(), true))?;
+        let mut map = HeaderMap::with_capacity(resp.headers.len());
+        for h in resp.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes());
+            let value = HeaderValue::from_bytes(h.value);
+            if let (Ok(name), Ok(value)) = (name, value) {
+                map.append(name, value);
+            }
+        }
+        let http11 = resp.version == Some(1);
+        buf.advance(used);
+        if status.is_informational() {
+            continue; // 100 Continue and the like; the real answer follows
+        }
+        lease.keep_alive = http11 && !has_token(&map, header::CONNECTION, "close");
+        let framing = framing(status, &map, head_request).map_err(|e| fail(e, true))?;
+        let mut body = BodyReader { lease: Some(lease), buf, framing };
+        if matches!(body.framing, Framing::Length(0)) {
+            body.finish(); // no body: the connection is free now
+        }
+        return Ok(Fetched { status, headers: map, body });
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// How the body's end is found (RFC 9112, section 6.3).
+fn framing(status: StatusCode, headers: &HeaderMap, head_request: bool) -> Result<Framing, String> {
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Length(0));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let last = headers.get_all(header::TRANSFER_ENCODING).iter().next_back().and_then(|v| v.to_str().ok());
+        let chunked = last.and_then(|v| v.rsplit(',').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked { Framing::Chunked(Chunked::Size) } else { Framing::UntilClose });
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    match lengths.next() {
+        None => Ok(Framing::UntilClose),
+        Some(first) => {
+            let n: u64 = first
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| "a malformed Content-Length".to_owned())?;
+            if lengths.any(|v| v != first) {
+                return Err("conflicting Content-Length headers".into());
+            }
+            Ok(Framing::Length(n))
+        }
+    }
+}
+
+/// A response head from a peer, with its body still to be read.
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: BodyReader,
+}
+
+impl Fetched {
+    /// The body. With the client's [`SendQueue`] (its connection is a kernel socket) and a
+    /// body of known length on a kernel socket, what has not arrived yet is spliced from one
+    /// socket to the other; otherwise it is copied through here.
+    pub fn into_body(self, queue: Option<&SendQueue>) -> Body {
+        let mut body = self.body;
+        if let (Some(queue), Framing::Length(len), Some(lease)) = (queue, &body.framing, &mut body.lease) {
+            let arrived = body.buf.len() as u64;
+            if *len > arrived && sendfile::can_splice(lease.conn()) {
+                let rest = *len - arrived;
+                let lease = body.lease.take().expect("checked above");
+                return sendfile::spliced_body(queue.clone(), body.buf.freeze(), lease, rest);
+            }
+        }
+        let chunks = futures_util::stream::try_unfold(body, |mut body| async move {
+            Ok::<_, BoxError>(body.next().await?.map(|b| (Frame::data(b), body)))
+        });
+        StreamBody::new(chunks).boxed_unsync()
+    }
+}
+
+enum Framing {
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+    Done,
+}
+
+/// Where a chunked body is.
+enum Chunked {
+    Size,
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines, up to an empty one.
+    Trailer,
+}
+
+/// What one look at the buffered bytes gave.
+enum Step {
+    Data(Bytes),
+    Again,
+    NeedMore,
+    End,
+}
+
+struct BodyReader {
+    lease: Option<Lease>,
+    /// Bytes received and not yet given out.
+    buf: BytesMut,
+    framing: Framing,
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("the owner sent {what}"))
+}
+
+impl BodyReader {
+    /// The next piece of the body; `None` at its end, when the connection goes back to the pool.
+    async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            match self.step()? {
+                Step::Data(b) => return Ok(Some(b)),
+                Step::Again => {}
+                Step::End => {
+                    self.finish();
+                    return Ok(None);
+                }
+                Step::NeedMore => {
+                    let Some(lease) = &mut self.lease else { return Ok(None) };
+                    self.buf.reserve(READ_CHUNK);
+                    let read = tokio::time::timeout(BODY_STALL, lease.conn.read_buf(&mut self.buf))
+                        .await
+                        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the owner stopped sending"))??;
+                    if read == 0 {
+                        if matches!(self.framing, Framing::UntilClose) {
+                            self.lease = None;
+                            self.framing = Framing::Done;
+                            return Ok(None);
+                        }
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the owner closed the connection before the end of the file",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) -> io::Result<Step> {
+        let buf = &mut self.buf;
+        Ok(match &mut self.framing {
+            Framing::Done => Step::End,
+            Framing::Length(0) => Step::End,
+            Framing::Length(_) | Framing::UntilClose | Framing::Chunked(Chunked::Data(_)) if buf.is_empty() => {
+                Step::NeedMore
+            }
+            Framing::Length(left) => {
+                let n = (*left).min(buf.len() as u64);
+                *left -= n;
+                let data = buf.split_to(n as usize).freeze();
+                if *left == 0 {
+                    // Free the connection with the last byte: hyper stops asking for more of a
+                    // body once it has sent Content-Length bytes, so `End` may never be asked.
+                    self.finish();
+                }
+                Step::Data(data)
+            }
+            Framing::UntilClose => Step::Data(buf.split().freeze()),
+            Framing::Chunked(state) => match state {
+                Chunked::Size => match httparse::parse_chunk_size(buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        buf.advance(used);
+                        *state = if size == 0 { Chunked::Trailer } else { Chunked::Data(size) };
+                        Step::Again
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Step::NeedMore,
+                    _ => return Err(bad("a malformed chunk size")),
+                },
+                Chunked::Data(left) => {
+                    let n = (*left).min(buf.len() as u64);
+                    *left -= n;
+                    if *left == 0 {
+                        *state = Chunked::DataEnd;
+                    }
+                    Step::Data(buf.split_to(n as usize).freeze())
+                }
+                Chunked::DataEnd if buf.len() < 2 => Step::NeedMore,
+                Chunked::DataEnd if buf.starts_with(b"\r\n") => {
+                    buf.advance(2);
+                    *state = Chunked::Size;
+                    Step::Again
+                }
+                Chunked::DataEnd => return Err(bad("a chunk longer than its size")),
+                Chunked::Trailer => match buf.windows(2).position(|w| w == b"\r\n") {
+                    Some(0) => {
+                        buf.advance(2);
+                        Step::End
+                    }
+                    Some(i) => {
+                        buf.advance(i + 2);
+                        Step::Again
+                    }
+                    None if buf.len() < MAX_HEAD => Step::NeedMore,
+                    None => return Err(bad("a trailer line too long")),
+                },
+            },
+        })
+    }
+
+    /// The body has ended: the connection is reused if nothing beyond the body arrived.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let Some(lease) = self.lease.take() {
+            if self.buf.is_empty() {
+                lease.release();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::net::TokioNet;
+
+    /// What the fake owner does with the next request it reads.
+    enum Reply {
+        /// Sends these bytes, a few at a time, and keeps the connection.
+        Send(Vec<u8>),
+        /// Sends these bytes and closes the connection.
+        SendAndClose(Vec<u8>),
+        /// Closes the connection without an answer.
+        Close,
+    }
+
+    /// An owner that answers requests with `replies`, in order, over however many connections
+    /// it is given; returns its address, the connections it accepted, and the requests it read.
+    async fn owner(replies: Vec<Reply>) -> (PeerAddr, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let replies = Arc::new(Mutex::new(std::collections::VecDeque::from(replies)));
+        let (a, r) = (accepted.clone(), requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                a.fetch_add(1, Ordering::SeqCst);
+                let (replies, requests) = (replies.clone(), r.clone());
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    loop {
+                        let mut byte = [0u8; 1];
+                        if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        got.push(byte[0]);
+                        if !got.ends_with(b"\r\n\r\n") {
+                            continue;
+                        }
+                        requests.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
+                        got.clear();
+                        let reply = replies.lock().unwrap().pop_front();
+                        match reply {
+                            Some(Reply::Send(bytes)) => {
+                                for piece in bytes.chunks(7) {
+                                    tcp.write_all(piece).await.unwrap();
+                                    tcp.flush().await.unwrap();
+                                }
+                            }
+                            Some(Reply::SendAndClose(bytes)) => {
+                                let _ = tcp.write_all(&bytes).await;
+                                return;
+                            }
+                            Some(Reply::Close) | None => return,
+                        }
+                    }
+                });
+            }
+        });
+        (PeerAddr::new_unchecked("127.0.0.1", port), accepted, requests)
+    }
+
+    fn ok(body: &[u8]) -> Vec<u8> {
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    async fn get(pool: &Arc<Pool>, to: &PeerAddr, method: Method) -> Result<(StatusCode, Vec<u8>), String> {
+        let fetched = pool.fetch(to, &method, "/fs/f?redirN=1", &HeaderMap::new()).await?;
+        let status = fetched.status;
+        let body = fetched.into_body(None).collect().await.map_err(|e| e.to_string())?;
+        Ok((status, body.to_bytes().to_vec()))
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_body_was_read() {
+        let (to, accepted, requests) = owner(vec![Reply::Send(ok(b"one")), Reply::Send(ok(b"second"))]).await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        // Only as far as the last byte, as hyper reads a body of known length: no poll for
+        // its end.
+        let mut body = pool.fetch(&to, &Method::GET, "/fs/f", &HeaderMap::new()).await.unwrap().into_body(None);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.extend_from_slice(&body.frame().await.unwrap().unwrap().into_data().unwrap());
+        }
+        assert_eq!(got, b"one");
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap(), (StatusCode::OK, b"second".to_vec()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for both");
+        let requests = requests.lock().unwrap();
+        assert!(requests[1].starts_with("GET /fs/f?redirN=1 HTTP/1.1\r\nHost: 127.0.0.1:"), "{}", requests[1]);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_unread_takes_its_connection_with_it() {
+        let (to, accepted, _) = owner(vec![Reply::Send(ok(&[7; 100_000])), Reply::Send(ok(b"x"))]).await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        let fetched = pool.fetch(&to, &Method::GET, "/fs/f", &HeaderMap::new()).await.unwrap();
+        drop(fetched);
+        assert_eq!(pool.idle_count(), 0);
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"x");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_with_extensions_and_trailers_are_decoded() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n1;ext=\"x\"\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"
+            .to_vec();
+        let (to, accepted, _) = owner(vec![Reply::Send(chunked), Reply::Send(ok(b"after"))]).await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"hello 0123456789");
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"after", "the trailer was consumed");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_without_length_ends_with_the_connection() {
+        let (to, accepted, _) = owner(vec![
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it".to_vec()),
+            Reply::Send(ok(b"next")),
+        ])
+        .await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"all of it");
+        assert_eq!(pool.idle_count(), 0);
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"next");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn answers_without_a_body_free_the_connection_at_once() {
+        let (to, accepted, _) = owner(vec![
+            Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n\r\n".to_vec()),
+            Reply::Send(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n".to_vec()),
+            Reply::Send(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone".to_vec(),
+            ),
+        ])
+        .await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        let head = pool.fetch(&to, &Method::HEAD, "/fs/f", &HeaderMap::new()).await.unwrap();
+        assert_eq!(head.headers.get(header::CONTENT_LENGTH).unwrap(), "12345");
+        assert_eq!(pool.idle_count(), 1, "a HEAD answer has no body to wait for");
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap(), (StatusCode::NOT_MODIFIED, Vec::new()));
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap(), (StatusCode::NOT_FOUND, b"gone".to_vec()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_owner_dropped_is_replaced() {
+        // The first connection answers once and then closes when asked again, as a peer that
+        // restarted or timed the connection out would; the request goes out again on a new one.
+        let (to, accepted, requests) = owner(vec![Reply::Send(ok(b"a")), Reply::Close, Reply::Send(ok(b"b"))]).await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"a");
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"b");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(requests.lock().unwrap().len(), 3, "sent, lost, sent again");
+    }
+
+    #[tokio::test]
+    async fn broken_answers_are_errors() {
+        let (to, _, _) = owner(vec![
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort".to_vec()),
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec()),
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n".to_vec()),
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec()),
+            Reply::SendAndClose(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()),
+            Reply::Close,
+        ])
+        .await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        for what in ["truncated", "bad chunk size", "chunk too long", "two lengths", "not HTTP", "no answer"] {
+            assert!(get(&pool, &to, Method::GET).await.is_err(), "{what}");
+        }
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    /// Proxies bodies of several MiB from a fake owner through a real hyper server connection
+    /// whose IO splices them, on one client connection, and compares the bytes that arrive.
+    /// The owner's connection must go back to the pool after each body; an owner that stops
+    /// early must end the client's connection, not leave it waiting or padded.
+    #[tokio::test]
+    async fn spliced_bodies_arrive_whole_and_free_their_connection() {
+        use hyper::server::conn::http1;
+        use tokio::io::AsyncReadExt;
+
+        let data: Vec<u8> = (0..3 * (1 << 20) + 4321).map(|i: usize| (i * 13 + i / 1021) as u8).collect();
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\nonly this".to_vec();
+        let (to, accepted, _) =
+            owner(vec![Reply::Send(ok(&data)), Reply::Send(ok(&data[..200_000])), Reply::SendAndClose(short)]).await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (p, owner_addr) = (pool.clone(), to.clone());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (io, queue) = crate::sendfile::SendfileIo::new(Box::pin(tcp));
+            let queue = queue.expect("a tokio TcpStream is a socket");
+            let svc = hyper::service::service_fn(move |_: http::Request<hyper::body::Incoming>| {
+                let (p, to, queue) = (p.clone(), owner_addr.clone(), queue.clone());
+                async move {
+                    let fetched = p.fetch(&to, &Method::GET, "/fs/f", &HeaderMap::new()).await.unwrap();
+                    let len = fetched.headers.get(header::CONTENT_LENGTH).unwrap().clone();
+                    let mut resp = http::Response::new(fetched.into_body(Some(&queue)));
+                    resp.headers_mut().insert(header::CONTENT_LENGTH, len);
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let _ = http1::Builder::new().writev(true).serve_connection(io, svc).await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for want in [&data[..], &data[..200_000]] {
+            client.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(client.read_u8().await.unwrap());
+            }
+            let mut body = vec![0u8; want.len()];
+            let read = tokio::time::timeout(Duration::from_secs(30), client.read_exact(&mut body)).await;
+            read.expect("the body arrives in time").unwrap();
+            assert!(body == want, "{} bytes", want.len());
+            // The pool gets the connection back when the last stand-in is sent, which is
+            // before the client has read it all; give the server task a moment.
+            for _ in 0..100 {
+                if pool.idle_count() == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(pool.idle_count(), 1, "the owner's connection is back in the pool");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        client.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the client's connection was closed");
+        let text = String::from_utf8_lossy(&rest);
+        assert!(text.starts_with("HTTP/1.1 200 OK") && text.ends_with("only this"), "{text}");
+    }
+}
