@@ -5,6 +5,7 @@
 //! file or a clock, so the same inputs always give the same outputs, which is what the property
 //! tests and the simulator rely on.
 
+pub mod http1;
 pub mod membership;
 pub mod node;
 pub mod path;

@@ -140,6 +140,11 @@ fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
 impl Update {
     /// Parses a body. The error text is safe to show to the sender.
     pub fn from_json(body: &[u8]) -> Result<Update, WireError> {
+        // serde would read a struct from an array of its fields in order too (`[]` is then an
+        // empty update); the original refuses anything but an object, and so do we.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(WireError::Json("an update is a JSON object, not an array".into()));
+        }
         serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))
     }
 
@@ -704,6 +709,8 @@ mod tests {
             br#"{"Files":[{"FullName":"x"}],"Files":[]}"#,
             br#"{"Files":[{"FullName":"x"}]} x"#,
             br#"[{"Files":[]}]"#,
+            b" []",
+            br#"[null, null, null]"#,
             br#"{"Files":{}}"#,
             b"",
         ];

@@ -7,9 +7,9 @@
 //! - a small file is read by the task that serves the request, with no connection task and no
 //!   channel in between.
 //!
-//! Heads are parsed with `httparse` (what hyper uses). A body may be framed by Content-Length
-//! (our nodes), chunked (the original's nodes, which send no Content-Length), or the end of the
-//! connection. Connections are kept per peer and reused only after a response was read to its
+//! Heads and body framing are parsed in the core (`dftp_core::http1`, fuzzed). A body may be
+//! framed by Content-Length (our nodes), chunked (the original's nodes, which send no
+//! Content-Length), or the end of the connection. Connections are kept per peer and reused only after a response was read to its
 //! end, so that a request never reads the rest of another's.
 
 use std::collections::HashMap;
@@ -19,8 +19,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use dftp_core::http1::{self, BodyDecoder, Step};
 use dftp_core::PeerAddr;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
@@ -39,9 +40,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// A body that stops arriving for this long ends in an error (the client's connection closes).
 const BODY_STALL: Duration = Duration::from_secs(60);
-/// Longest response head, and longest chunk-size or trailer line.
-const MAX_HEAD: usize = 64 << 10;
-const MAX_HEADERS: usize = 64;
 /// Bytes asked of the socket per read when the body is copied.
 const READ_CHUNK: usize = 64 << 10;
 
@@ -177,17 +175,21 @@ struct Failed {
     anything_read: bool,
 }
 
-/// Writes the request and reads the response head (skipping interim 1xx responses).
+/// Writes the request and reads the response head (skipping interim 1xx answers).
 async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Result<Fetched, Failed> {
     let fail = |error: String, anything_read: bool| Failed { error, anything_read };
     lease.conn.write_all(request).await.map_err(|e| fail(format!("sending the request: {e}"), false))?;
     let mut buf = BytesMut::with_capacity(16 << 10);
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let used = match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(used)) => used,
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {
+        let mut headers = HeaderMap::new();
+        let parsed = http1::parse_head(&buf, head_request, |name, value| {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+                headers.append(name, value);
+            }
+        });
+        let head = match parsed {
+            Ok(Some(head)) => head,
+            Ok(None) => {
                 buf.reserve(16 << 10);
                 match lease.conn.read_buf(&mut buf).await {
                     Ok(0) => return Err(fail("the connection closed before an answer".into(), !buf.is_empty())),
@@ -195,69 +197,19 @@ async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Resul
                     Err(e) => return Err(fail(format!("reading the answer: {e}"), !buf.is_empty())),
                 }
             }
-            Ok(httparse::Status::Partial) => return Err(fail("the answer's head is too long".into(), true)),
-            Err(e) => return Err(fail(format!("a malformed answer: {e}"), true)),
+            Err(e) => return Err(fail(e.to_string(), true)),
         };
-        let status = resp
-            .code
-            .and_then(|c| StatusCode::from_u16(c).ok())
-            .ok_or_else(|| fail("a malformed status".into(), true))?;
-        let mut map = HeaderMap::with_capacity(resp.headers.len());
-        for h in resp.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes());
-            let value = HeaderValue::from_bytes(h.value);
-            if let (Ok(name), Ok(value)) = (name, value) {
-                map.append(name, value);
-            }
-        }
-        let http11 = resp.version == Some(1);
-        buf.advance(used);
-        if status.is_informational() {
+        buf.advance(head.len);
+        let Some(framing) = head.framing else {
             continue; // 100 Continue and the like; the real answer follows
-        }
-        lease.keep_alive = http11 && !has_token(&map, header::CONNECTION, "close");
-        let framing = framing(status, &map, head_request).map_err(|e| fail(e, true))?;
-        let mut body = BodyReader { lease: Some(lease), buf, framing };
-        if matches!(body.framing, Framing::Length(0)) {
+        };
+        let status = StatusCode::from_u16(head.status).map_err(|_| fail("a malformed status".into(), true))?;
+        lease.keep_alive = head.keep_alive;
+        let mut body = BodyReader { lease: Some(lease), buf, decoder: BodyDecoder::new(framing) };
+        if body.decoder.is_done() {
             body.finish(); // no body: the connection is free now
         }
-        return Ok(Fetched { status, headers: map, body });
-    }
-}
-
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// How the body's end is found (RFC 9112, section 6.3).
-fn framing(status: StatusCode, headers: &HeaderMap, head_request: bool) -> Result<Framing, String> {
-    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Length(0));
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let last = headers.get_all(header::TRANSFER_ENCODING).iter().next_back().and_then(|v| v.to_str().ok());
-        let chunked = last.and_then(|v| v.rsplit(',').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
-        return Ok(if chunked { Framing::Chunked(Chunked::Size) } else { Framing::UntilClose });
-    }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    match lengths.next() {
-        None => Ok(Framing::UntilClose),
-        Some(first) => {
-            let n: u64 = first
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| "a malformed Content-Length".to_owned())?;
-            if lengths.any(|v| v != first) {
-                return Err("conflicting Content-Length headers".into());
-            }
-            Ok(Framing::Length(n))
-        }
+        return Ok(Fetched { status, headers, body });
     }
 }
 
@@ -274,10 +226,10 @@ impl Fetched {
     /// socket to the other; otherwise it is copied through here.
     pub fn into_body(self, queue: Option<&SendQueue>) -> Body {
         let mut body = self.body;
-        if let (Some(queue), Framing::Length(len), Some(lease)) = (queue, &body.framing, &mut body.lease) {
+        if let (Some(queue), Some(len), Some(lease)) = (queue, body.decoder.remaining(), &mut body.lease) {
             let arrived = body.buf.len() as u64;
-            if *len > arrived && sendfile::can_splice(lease.conn()) {
-                let rest = *len - arrived;
+            if len > arrived && sendfile::can_splice(lease.conn()) {
+                let rest = len - arrived;
                 let lease = body.lease.take().expect("checked above");
                 return sendfile::spliced_body(queue.clone(), body.buf.freeze(), lease, rest);
             }
@@ -289,140 +241,54 @@ impl Fetched {
     }
 }
 
-enum Framing {
-    /// This many bytes still to come.
-    Length(u64),
-    Chunked(Chunked),
-    UntilClose,
-    Done,
-}
-
-/// Where a chunked body is.
-enum Chunked {
-    Size,
-    Data(u64),
-    /// The CRLF after a chunk's data.
-    DataEnd,
-    /// Trailer lines, up to an empty one.
-    Trailer,
-}
-
-/// What one look at the buffered bytes gave.
-enum Step {
-    Data(Bytes),
-    Again,
-    NeedMore,
-    End,
-}
-
 struct BodyReader {
     lease: Option<Lease>,
     /// Bytes received and not yet given out.
     buf: BytesMut,
-    framing: Framing,
-}
-
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the owner sent {what}"))
+    decoder: BodyDecoder,
 }
 
 impl BodyReader {
-    /// The next piece of the body; `None` at its end, when the connection goes back to the pool.
+    /// The next piece of the body; `None` at its end. The connection goes back to the pool
+    /// with the last byte: hyper stops asking for more of a body once it has sent
+    /// Content-Length bytes, so the end may never be asked for.
     async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        let invalid =
+            |e: http1::FramingError| io::Error::new(io::ErrorKind::InvalidData, format!("the owner sent {e}"));
         loop {
-            match self.step()? {
-                Step::Data(b) => return Ok(Some(b)),
-                Step::Again => {}
-                Step::End => {
+            match self.decoder.step(&self.buf).map_err(invalid)? {
+                Step::Data { skip, len } => {
+                    self.buf.advance(skip);
+                    let data = self.buf.split_to(len).freeze();
+                    if self.decoder.is_done() {
+                        self.finish();
+                    }
+                    return Ok(Some(data));
+                }
+                Step::End { skip } => {
+                    self.buf.advance(skip);
                     self.finish();
                     return Ok(None);
                 }
-                Step::NeedMore => {
+                Step::NeedMore { skip } => {
+                    self.buf.advance(skip);
                     let Some(lease) = &mut self.lease else { return Ok(None) };
                     self.buf.reserve(READ_CHUNK);
                     let read = tokio::time::timeout(BODY_STALL, lease.conn.read_buf(&mut self.buf))
                         .await
                         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the owner stopped sending"))??;
                     if read == 0 {
-                        if matches!(self.framing, Framing::UntilClose) {
-                            self.lease = None;
-                            self.framing = Framing::Done;
-                            return Ok(None);
-                        }
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the owner closed the connection before the end of the file",
-                        ));
+                        self.lease = None;
+                        self.decoder.eof().map_err(invalid)?;
+                        return Ok(None);
                     }
                 }
             }
         }
     }
 
-    fn step(&mut self) -> io::Result<Step> {
-        let buf = &mut self.buf;
-        Ok(match &mut self.framing {
-            Framing::Done => Step::End,
-            Framing::Length(0) => Step::End,
-            Framing::Length(_) | Framing::UntilClose | Framing::Chunked(Chunked::Data(_)) if buf.is_empty() => {
-                Step::NeedMore
-            }
-            Framing::Length(left) => {
-                let n = (*left).min(buf.len() as u64);
-                *left -= n;
-                let data = buf.split_to(n as usize).freeze();
-                if *left == 0 {
-                    // Free the connection with the last byte: hyper stops asking for more of a
-                    // body once it has sent Content-Length bytes, so `End` may never be asked.
-                    self.finish();
-                }
-                Step::Data(data)
-            }
-            Framing::UntilClose => Step::Data(buf.split().freeze()),
-            Framing::Chunked(state) => match state {
-                Chunked::Size => match httparse::parse_chunk_size(buf) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        buf.advance(used);
-                        *state = if size == 0 { Chunked::Trailer } else { Chunked::Data(size) };
-                        Step::Again
-                    }
-                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Step::NeedMore,
-                    _ => return Err(bad("a malformed chunk size")),
-                },
-                Chunked::Data(left) => {
-                    let n = (*left).min(buf.len() as u64);
-                    *left -= n;
-                    if *left == 0 {
-                        *state = Chunked::DataEnd;
-                    }
-                    Step::Data(buf.split_to(n as usize).freeze())
-                }
-                Chunked::DataEnd if buf.len() < 2 => Step::NeedMore,
-                Chunked::DataEnd if buf.starts_with(b"\r\n") => {
-                    buf.advance(2);
-                    *state = Chunked::Size;
-                    Step::Again
-                }
-                Chunked::DataEnd => return Err(bad("a chunk longer than its size")),
-                Chunked::Trailer => match buf.windows(2).position(|w| w == b"\r\n") {
-                    Some(0) => {
-                        buf.advance(2);
-                        Step::End
-                    }
-                    Some(i) => {
-                        buf.advance(i + 2);
-                        Step::Again
-                    }
-                    None if buf.len() < MAX_HEAD => Step::NeedMore,
-                    None => return Err(bad("a trailer line too long")),
-                },
-            },
-        })
-    }
-
     /// The body has ended: the connection is reused if nothing beyond the body arrived.
     fn finish(&mut self) {
-        self.framing = Framing::Done;
         if let Some(lease) = self.lease.take() {
             if self.buf.is_empty() {
                 lease.release();
@@ -435,6 +301,7 @@ impl BodyReader {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use http::header;
     use http_body_util::BodyExt;
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
