@@ -4,6 +4,7 @@
 #
 #   bench/http.sh            # 1 GiB file + 1000 files of 4 KiB, 3 rounds each
 #   ROUNDS=5 SMALL_SECS=20 bench/http.sh
+#   DFTP=/tmp/old/target/release/dftp bench/http.sh   # another build of dftp
 #
 # Needs nginx and wrk (installed with apt-get when missing). Everything listens on 127.0.0.1;
 # multicast is off.
@@ -23,8 +24,11 @@ if ! need nginx || ! need wrk; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release -q -p dftp
-DFTP=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')/release/dftp
+# DFTP=/path/to/dftp runs another build (an earlier commit's, for a before/after comparison).
+if [ -z "${DFTP:-}" ]; then
+  cargo build --release -q -p dftp
+  DFTP=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')/release/dftp
+fi
 
 WORK=$(mktemp -d /tmp/dftp-bench.XXXXXX)
 chmod 755 "$WORK"  # nginx workers run as another user

@@ -1,12 +1,13 @@
-//! Zero-copy file bodies on real sockets: the bytes of a local file go from the page cache to
-//! the socket with `sendfile(2)`, instead of being read into memory and written back out (two
-//! copies, four times nginx's CPU per byte, measured with `bench/http.sh`).
+//! Zero-copy bodies on real sockets: the bytes of a local file go from the page cache to the
+//! socket with `sendfile(2)`, and those of a proxied file from the owner's socket to the
+//! client's with `splice(2)`, instead of being read into memory and written back out (two
+//! copies, four times nginx's CPU per byte for local files, measured with `bench/http.sh`).
 //!
-//! hyper writes a response body from the buffers the body yields and has no way to take a file.
-//! So a file body yields *stand-ins*: slices of one static buffer, each as long as the stretch of
-//! the file it stands for, after queueing that stretch on the connection's [`SendQueue`]. The
-//! connection's IO ([`SendfileIo`]) knows a stand-in by its address when hyper writes it and
-//! sends the queued stretch of the file in its place. hyper is set to vectored writes
+//! hyper writes a response body from the buffers the body yields and has no way to take a file
+//! or a socket. So such a body yields *stand-ins*: slices of one static buffer, as long as the
+//! stretch of bytes they stand for, after queueing that stretch on the connection's
+//! [`SendQueue`]. The connection's IO ([`SendfileIo`]) knows a stand-in by its address when
+//! hyper writes it and sends the queued stretch in its place. hyper is set to vectored writes
 //! (`http1::Builder::writev(true)`), in which mode it hands body buffers to the IO as they are
 //! instead of copying them into its own buffer. A stand-in that reaches the IO with nothing
 //! queued is an error that closes the connection; its bytes are never sent.
@@ -192,6 +193,7 @@ impl SendfileIo {
         Poll::Ready(Ok(sent))
     }
 }
+
 /// `sendfile` of at most `len` bytes of `file` from `offset` to `tcp`, when it can take them.
 fn send_file(
     tcp: &mut tokio::net::TcpStream,
