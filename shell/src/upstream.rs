@@ -46,7 +46,15 @@ const READ_CHUNK: usize = 64 << 10;
 /// Keep-alive connections to the other nodes' public interfaces.
 pub struct Pool {
     net: Arc<dyn Net>,
-    idle: Mutex<HashMap<PeerAddr, Vec<(BoxConn, Instant)>>>,
+    idle: Mutex<Idle>,
+}
+
+/// The idle connections of each peer, most recently used last.
+struct Idle {
+    by_peer: HashMap<PeerAddr, Vec<(BoxConn, Instant)>>,
+    /// When expired connections of all peers were last closed: a peer that left the cluster is
+    /// never asked for a connection again, so its connections are not found expired by `take`.
+    swept: Instant,
 }
 
 /// A connection to `to`, lent by the [`Pool`]. It goes back with [`Lease::release`] once a
@@ -82,32 +90,40 @@ fn still_idle(conn: &mut BoxConn) -> bool {
 
 impl Pool {
     pub fn new(net: Arc<dyn Net>) -> Arc<Pool> {
-        Arc::new(Pool { net, idle: Mutex::default() })
+        Arc::new(Pool { net, idle: Mutex::new(Idle { by_peer: HashMap::new(), swept: Instant::now() }) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerAddr, Vec<(BoxConn, Instant)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn put(&self, to: PeerAddr, conn: BoxConn) {
+        let now = Instant::now();
         let mut idle = self.lock();
-        let conns = idle.entry(to).or_default();
+        if now.duration_since(idle.swept) >= IDLE_FOR {
+            idle.swept = now;
+            idle.by_peer.retain(|_, conns| {
+                conns.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
+                !conns.is_empty()
+            });
+        }
+        let conns = idle.by_peer.entry(to).or_default();
         if conns.len() < MAX_IDLE_PER_PEER {
-            conns.push((conn, Instant::now()));
+            conns.push((conn, now));
         }
     }
 
     /// The most recently used idle connection to `to` that is still usable.
     fn take(self: &Arc<Self>, to: &PeerAddr) -> Option<Lease> {
         let mut idle = self.lock();
-        let conns = idle.get_mut(to)?;
+        let conns = idle.by_peer.get_mut(to)?;
         let now = Instant::now();
         while let Some((mut conn, since)) = conns.pop() {
             if now.duration_since(since) < IDLE_FOR && still_idle(&mut conn) {
                 return Some(Lease { conn, pool: self.clone(), to: to.clone(), keep_alive: true });
             }
         }
-        idle.remove(to);
+        idle.by_peer.remove(to);
         None
     }
 
@@ -121,7 +137,7 @@ impl Pool {
     /// Idle connections held, over all peers.
     #[cfg(test)]
     fn idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().by_peer.values().map(Vec::len).sum()
     }
 
     /// Sends `method path_and_query` to `to` with `headers` and reads the response head. A
@@ -546,5 +562,32 @@ mod tests {
         assert!(read.is_ok(), "the client's connection was closed");
         let text = String::from_utf8_lossy(&rest);
         assert!(text.starts_with("HTTP/1.1 200 OK") && text.ends_with("only this"), "{text}");
+    }
+
+    /// Idle connections are closed after `IDLE_FOR`: those of a peer asked again when it is
+    /// asked, and those of peers never asked again at the next sweep.
+    #[tokio::test(start_paused = true)]
+    async fn expired_idle_connections_are_closed() {
+        let pool = Pool::new(Arc::new(TokioNet));
+        let mut far_ends = Vec::new(); // kept open: a closed far end makes a connection unusable
+        let mut conn = || {
+            let (near, far) = tokio::io::duplex(64);
+            far_ends.push(far);
+            Box::pin(near) as BoxConn
+        };
+        let (gone, asked, other) = (
+            PeerAddr::new_unchecked("gone", 1),
+            PeerAddr::new_unchecked("asked", 1),
+            PeerAddr::new_unchecked("other", 1),
+        );
+        pool.put(gone.clone(), conn());
+        pool.put(asked.clone(), conn());
+        assert_eq!(pool.idle_count(), 2);
+        tokio::time::advance(IDLE_FOR + Duration::from_secs(1)).await;
+        assert!(pool.take(&asked).is_none(), "expired");
+        assert_eq!(pool.idle_count(), 1);
+        pool.put(other.clone(), conn());
+        assert_eq!(pool.idle_count(), 1, "the gone peer's connection was swept");
+        assert!(pool.take(&other).is_some());
     }
 }

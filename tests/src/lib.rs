@@ -681,7 +681,7 @@ pub type Reply = (u16, String, Vec<u8>);
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and answers with a handler:
 /// enough to play a peer (for example a node of the original implementation) in a test. One
-/// request per connection.
+/// request per connection; bodies over 2 KiB are sent chunked, as the original sends files.
 pub struct FakeServer {
     pub addr: SocketAddr,
     requests: std::sync::Arc<std::sync::Mutex<Vec<Req>>>,
@@ -702,9 +702,22 @@ impl FakeServer {
                     let Some(req) = read_request(&mut conn) else { return };
                     let (status, ctype, body) = handler(&req);
                     log.lock().unwrap().push(req);
+                    // Like Go's net/http for a handler that sets no length: a short body gets a
+                    // Content-Length, a longer one is sent chunked.
+                    let (framing, body) = if body.len() <= 2048 {
+                        (format!("Content-Length: {}", body.len()), body)
+                    } else {
+                        let mut chunked = Vec::new();
+                        for chunk in body.chunks(4096) {
+                            chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                            chunked.extend_from_slice(chunk);
+                            chunked.extend_from_slice(b"\r\n");
+                        }
+                        chunked.extend_from_slice(b"0\r\n\r\n");
+                        ("Transfer-Encoding: chunked".to_string(), chunked)
+                    };
                     let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
+                        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\n{framing}\r\nConnection: close\r\n\r\n"
                     );
                     let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&body));
                 });
