@@ -81,6 +81,43 @@ fn read_cached(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     Ok(got)
 }
 
+/// Whether the page holding byte `at` of `file` is in the page cache: one byte of it is read
+/// without waiting for the disk. Also true where the kernel cannot tell (no `RWF_NOWAIT`) and
+/// past the end of the file (whoever reads there finds out).
+pub fn is_cached(file: &File, at: u64) -> bool {
+    if !NOWAIT.load(Ordering::Relaxed) {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::preadv2(file, &mut [io::IoSliceMut::new(&mut byte)], at, ReadWriteFlags::NOWAIT) {
+            Err(Errno::AGAIN) => return false,
+            Err(Errno::INTR) => {}
+            Err(Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => {
+                NOWAIT.store(false, Ordering::Relaxed);
+                return true;
+            }
+            _ => return true,
+        }
+    }
+}
+
+/// Reads `len` bytes at `at` into the page cache and drops them, waiting for the disk: on the
+/// blocking pool, so that a `sendfile` of them afterwards does not wait on an async thread.
+/// Errors are left for the `sendfile` to meet.
+pub fn load(file: &File, at: u64, len: usize) {
+    use std::os::unix::fs::FileExt;
+    let mut scratch = vec![0u8; len.min(CHUNK)];
+    let mut done = 0;
+    while done < len {
+        let n = scratch.len().min(len - done);
+        match file.read_at(&mut scratch[..n], at + done as u64) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => done += k,
+        }
+    }
+}
+
 /// Reads exactly `buf.len()` bytes at `at` (blocking).
 fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
@@ -138,6 +175,24 @@ mod tests {
         let mut reader = DiskReader::new(file, 0, 2000);
         let err = read_all(&mut reader, 300).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// Dropped from the page cache, a file is seen as not cached, and as cached once read.
+    #[test]
+    fn cold_pages_are_told_apart() {
+        let data = vec![5u8; 3 * CHUNK];
+        let (path, file) = file_with(&data, "cold");
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        if is_cached(&file, 2 * CHUNK as u64) {
+            // tmpfs and the like keep every page; there is nothing to tell apart there.
+            eprintln!("skipped: this file system kept the pages after POSIX_FADV_DONTNEED");
+        } else {
+            load(&file, 2 * CHUNK as u64, 1000);
+            assert!(is_cached(&file, 2 * CHUNK as u64 + 999));
+        }
+        assert!(is_cached(&file, data.len() as u64 + 10), "past the end: the reader finds out");
         std::fs::remove_file(path).unwrap();
     }
 }

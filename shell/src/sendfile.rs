@@ -15,6 +15,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::num::NonZeroU64;
 use std::os::fd::OwnedFd;
@@ -29,6 +30,7 @@ use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
+use crate::diskread;
 use crate::net::BoxConn;
 use crate::peers::{Body, BoxError};
 use crate::upstream::Lease;
@@ -131,6 +133,15 @@ pub struct SendfileIo {
     queue: Option<SendQueue>,
     /// Made at the first spliced body.
     pipe: Option<Pipe>,
+    /// A stretch of file being read into the page cache on the blocking pool.
+    warming: Option<Warming>,
+}
+
+/// The blocking-pool read that brings the `len` bytes at `offset` into the page cache.
+struct Warming {
+    offset: u64,
+    len: usize,
+    task: tokio::task::JoinHandle<()>,
 }
 
 fn not_a_socket() -> io::Error {
@@ -142,7 +153,7 @@ impl SendfileIo {
     /// simulator's), so file bodies are sent as bytes there.
     pub fn new(mut conn: BoxConn) -> (SendfileIo, Option<SendQueue>) {
         let queue = can_splice(&mut conn).then(SendQueue::default);
-        (SendfileIo { io: TokioIo::new(conn), queue: queue.clone(), pipe: None }, queue)
+        (SendfileIo { io: TokioIo::new(conn), queue: queue.clone(), pipe: None, warming: None }, queue)
     }
 
     /// Sends at most `max` bytes of the front stretch in place of a stand-in.
@@ -160,7 +171,13 @@ impl SendfileIo {
             return Poll::Ready(Err(not_a_socket()));
         };
         let polled = match &mut front {
-            Stretch::File { file, offset, len } => send_file(tcp, cx, file, *offset, (*len).min(max)),
+            Stretch::File { file, offset, len } => {
+                let len = (*len).min(max);
+                match poll_cached(&mut self.warming, cx, file, *offset, len) {
+                    Poll::Ready(()) => send_file(tcp, cx, file, *offset, len),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
             Stretch::Socket { from, len } => {
                 let pipe = match &mut self.pipe {
                     Some(p) => p,
@@ -192,6 +209,35 @@ impl SendfileIo {
         }
         Poll::Ready(Ok(sent))
     }
+}
+
+/// Ready once the `len` bytes at `offset` are (most likely) in the page cache, so that
+/// `sendfile`, which runs on an async thread, does not hold it while the disk reads. The last
+/// page is checked: the stretch was given to readahead (`WILLNEED`) when it was queued, which
+/// reads in order. When it is not there, the stretch is read on the blocking pool first.
+fn poll_cached(
+    warming: &mut Option<Warming>,
+    cx: &mut Context<'_>,
+    file: &Arc<File>,
+    offset: u64,
+    len: usize,
+) -> Poll<()> {
+    if warming.as_ref().is_some_and(|w| (w.offset, w.len) != (offset, len)) {
+        *warming = None; // for a stretch no longer asked for
+    }
+    if warming.is_none() {
+        if len == 0 || diskread::is_cached(file, offset + len as u64 - 1) {
+            return Poll::Ready(());
+        }
+        let f = file.clone();
+        let task = tokio::task::spawn_blocking(move || diskread::load(&f, offset, len));
+        *warming = Some(Warming { offset, len, task });
+    }
+    let w = warming.as_mut().expect("set above");
+    // Whatever the read met, the sendfile meets too and reports.
+    let _ = ready!(Pin::new(&mut w.task).poll(cx));
+    *warming = None;
+    Poll::Ready(())
 }
 
 /// `sendfile` of at most `len` bytes of `file` from `offset` to `tcp`, when it can take them.
@@ -349,7 +395,7 @@ mod tests {
             let queue = queue.expect("a tokio TcpStream is a socket");
             let served = std::sync::atomic::AtomicUsize::new(0);
             let svc = hyper::service::service_fn(move |_: Request<Incoming>| {
-                let (start, end) = ranges[served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2];
+                let (start, end) = ranges[served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ranges.len()];
                 let body = body(queue.clone(), file.clone(), start, end - start);
                 let resp = Response::builder().header(header::CONTENT_LENGTH, end - start).body(body).unwrap();
                 async move { Ok::<_, std::convert::Infallible>(resp) }
@@ -357,15 +403,25 @@ mod tests {
             let _ = http1::Builder::new().writev(true).serve_connection(io, svc).await;
         });
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        for (start, end) in ranges {
-            client.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
-            let mut head = Vec::new();
-            while !head.ends_with(b"\r\n\r\n") {
-                head.push(client.read_u8().await.unwrap());
+        // The second time round from a file dropped from the page cache: its stretches are
+        // read in on the blocking pool before they are sent (`poll_cached`).
+        for cold in [false, true] {
+            for (start, end) in ranges {
+                if cold {
+                    let f = File::open(&path).unwrap();
+                    f.sync_all().unwrap();
+                    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+                }
+                client.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    head.push(client.read_u8().await.unwrap());
+                }
+                let mut body = vec![0u8; (end - start) as usize];
+                let read = tokio::time::timeout(std::time::Duration::from_secs(30), client.read_exact(&mut body));
+                read.await.expect("the body arrives in time").unwrap();
+                assert!(body == data[start as usize..end as usize], "bytes {start}..{end}, cold: {cold}");
             }
-            let mut body = vec![0u8; (end - start) as usize];
-            client.read_exact(&mut body).await.unwrap();
-            assert!(body == data[start as usize..end as usize], "bytes {start}..{end}");
         }
         drop(client);
         server.await.unwrap();
