@@ -98,40 +98,23 @@ pub struct Cli {
     #[arg(long)]
     pub advertise_mgmt: Option<String>,
 
+    /// Threads serving the public HTTP interface, each keeping the connections it accepted
+    /// (default: one per core). 1 serves it from the runtime shared with everything else.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub http_threads: Option<u16>,
+
     /// Largest accepted POST /update/ body, in bytes (a full update of 1M files is ~250 MB).
     #[arg(long, default_value_t = 1 << 30)]
     pub max_update_bytes: u64,
 }
 
-/// Flags the original spelled with one dash, which we accept for compatibility.
-const LONG_FLAGS: &[&str] = &[
-    "dfsroot",
-    "dfsmount",
-    "node-name",
-    "http-listen",
-    "http-mgmt-listen",
-    "ftp-listen",
-    "ftp-passive-ports",
-    "ftp-greeting",
-    "ftp-idle-timeout",
-    "multicast-discovery-addr",
-    "multicast-interface",
-    "cluster-name",
-    "join",
-    "announce-interval",
-    "ping-interval",
-    "peer-timeout",
-    "full-update-interval",
-    "rescan-interval",
-    "advertise-http",
-    "advertise-mgmt",
-    "max-update-bytes",
-    "help",
-    "version",
-];
-
 /// Rewrites `-dfsroot=/x` and `-dfsroot /x` to their double-dash form.
+/// Every long flag gets the single-dash spelling, the original's and ours alike, so that no
+/// flag can be forgotten here; clap's short `-h` and `-V` keep working.
 pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let long: Vec<&str> = command.get_arguments().filter_map(|a| a.get_long()).chain(["help", "version"]).collect();
     args.into_iter()
         .enumerate()
         .map(|(i, a)| {
@@ -139,7 +122,7 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
                 return a;
             }
             let name = a[1..].split('=').next().unwrap_or("");
-            if LONG_FLAGS.contains(&name) {
+            if long.contains(&name) {
                 format!("-{a}")
             } else {
                 a

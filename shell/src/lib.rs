@@ -68,6 +68,11 @@ impl Env {
     }
 }
 
+/// Threads that serve the public interface: `--http-threads`, or one per core.
+fn public_threads(cli: &Cli) -> usize {
+    cli.http_threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
+}
+
 /// Runs a node until `shutdown` fires.
 pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<(), String> {
     let name = match &cli.node_name {
@@ -167,7 +172,13 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
     let public = public::Public::new(handle.clone(), env.fs.clone(), mount, client).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let servers = [
-        tokio::spawn(server::serve("public HTTP", http_listener, public, shutdown.clone())),
+        match (http_listener.share(), public_threads(&cli)) {
+            (Some(shared), threads) if threads > 1 => {
+                drop(http_listener);
+                tokio::spawn(server::serve_on_threads("public HTTP", shared, threads, public, shutdown.clone()))
+            }
+            _ => tokio::spawn(server::serve("public HTTP", http_listener, public, shutdown.clone())),
+        },
         tokio::spawn(server::serve("management HTTP", mgmt_listener, mgmt, shutdown.clone())),
     ];
     let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone())));

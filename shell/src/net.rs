@@ -20,6 +20,25 @@ pub type BoxConn = Pin<Box<dyn Conn>>;
 pub trait Listener: Send + 'static {
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>>;
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The same listening socket for another runtime to accept on (see
+    /// `server::serve_on_threads`); `None` where there is no kernel socket (the simulator).
+    fn share(&self) -> Option<SharedListener> {
+        None
+    }
+}
+
+/// A listening kernel socket that a runtime other than the one that bound it can accept on.
+pub struct SharedListener(std::net::TcpListener);
+
+impl SharedListener {
+    pub fn try_clone(&self) -> io::Result<SharedListener> {
+        self.0.try_clone().map(SharedListener)
+    }
+
+    /// Registers the socket with the current runtime.
+    pub fn into_listener(self) -> io::Result<Box<dyn Listener>> {
+        Ok(Box::new(TokioListener(tokio::net::TcpListener::from_std(self.0)?)))
+    }
 }
 
 /// A datagram socket joined to the discovery group.
@@ -56,6 +75,13 @@ impl Listener for TokioListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
+    }
+
+    fn share(&self) -> Option<SharedListener> {
+        use std::os::fd::AsFd;
+        // A duplicate descriptor of the same socket (non-blocking, as tokio set it).
+        let fd = self.0.as_fd().try_clone_to_owned().ok()?;
+        Some(SharedListener(std::net::TcpListener::from(fd)))
     }
 }
 

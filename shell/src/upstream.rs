@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -49,9 +50,12 @@ pub struct Pool {
     idle: Mutex<Idle>,
 }
 
-/// The idle connections of each peer, most recently used last.
+/// The idle connections of each peer, most recently used last, kept apart per thread: the
+/// public interface runs one runtime per thread (`server::serve_on_threads`), and a socket
+/// reused on the thread whose runtime registered it is woken there, without a hop to another
+/// thread.
 struct Idle {
-    by_peer: HashMap<PeerAddr, Vec<(BoxConn, Instant)>>,
+    by_peer: HashMap<(ThreadId, PeerAddr), Vec<(BoxConn, Instant)>>,
     /// When expired connections of all peers were last closed: a peer that left the cluster is
     /// never asked for a connection again, so its connections are not found expired by `take`.
     swept: Instant,
@@ -107,7 +111,7 @@ impl Pool {
                 !conns.is_empty()
             });
         }
-        let conns = idle.by_peer.entry(to).or_default();
+        let conns = idle.by_peer.entry((std::thread::current().id(), to)).or_default();
         if conns.len() < MAX_IDLE_PER_PEER {
             conns.push((conn, now));
         }
@@ -115,15 +119,16 @@ impl Pool {
 
     /// The most recently used idle connection to `to` that is still usable.
     fn take(self: &Arc<Self>, to: &PeerAddr) -> Option<Lease> {
+        let key = (std::thread::current().id(), to.clone());
         let mut idle = self.lock();
-        let conns = idle.by_peer.get_mut(to)?;
+        let conns = idle.by_peer.get_mut(&key)?;
         let now = Instant::now();
         while let Some((mut conn, since)) = conns.pop() {
             if now.duration_since(since) < IDLE_FOR && still_idle(&mut conn) {
                 return Some(Lease { conn, pool: self.clone(), to: to.clone(), keep_alive: true });
             }
         }
-        idle.by_peer.remove(to);
+        idle.by_peer.remove(&key);
         None
     }
 
