@@ -90,6 +90,7 @@ pub async fn serve_on_threads(
     handler: Handler,
     shutdown: watch::Receiver<bool>,
 ) {
+    tracing::info!("{what}: served by {threads} threads");
     let mut done = Vec::new();
     let mut listener = Some(listener);
     for i in 0..threads {
