@@ -271,6 +271,11 @@ fn send_file(
 /// Moves at most `max` of the `len` bytes still due from `from` to `tcp` through `pipe`: what
 /// the pipe holds goes out first, and the pipe is refilled from `from` when empty. The bytes
 /// stay in the kernel, referenced rather than copied.
+///
+/// Only an empty pipe is refilled: a pipe counts buffers, not bytes, so a pipe with bytes in it
+/// can be full, and its EAGAIN would be taken for "nothing arrived" (clearing the socket's
+/// readiness, after which the bytes that did arrive are never announced: transfers stalled for
+/// 30 s when this was tried). Refilling early was also no faster (bench/http.sh).
 fn splice_from(
     tcp: &mut tokio::net::TcpStream,
     cx: &mut Context<'_>,
