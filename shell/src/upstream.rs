@@ -9,8 +9,9 @@
 //!
 //! Heads and body framing are parsed in the core (`dftp_core::http1`, fuzzed). A body may be
 //! framed by Content-Length (our nodes), chunked (the original's nodes, which send no
-//! Content-Length), or the end of the connection. Connections are kept per peer and reused only after a response was read to its
-//! end, so that a request never reads the rest of another's.
+//! Content-Length), or the end of the connection. Connections are kept per peer and reused
+//! only after a response was read to its end, so that a request never reads the rest of
+//! another's.
 
 use std::collections::HashMap;
 use std::io;
