@@ -37,6 +37,8 @@ use crate::sendfile::{self, SendQueue};
 /// connection that sends no request for 30 s (`server::HEADER_TIMEOUT`).
 const IDLE_FOR: Duration = Duration::from_secs(20);
 const MAX_IDLE_PER_PEER: usize = 32;
+/// How often expired idle connections are closed.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Until the response head has arrived.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,9 +59,6 @@ pub struct Pool {
 /// thread.
 struct Idle {
     by_peer: HashMap<(ThreadId, PeerAddr), Vec<(BoxConn, Instant)>>,
-    /// When expired connections of all peers were last closed: a peer that left the cluster is
-    /// never asked for a connection again, so its connections are not found expired by `take`.
-    swept: Instant,
 }
 
 /// A connection to `to`, lent by the [`Pool`]. It goes back with [`Lease::release`] once a
@@ -94,8 +93,31 @@ fn still_idle(conn: &mut BoxConn) -> bool {
 }
 
 impl Pool {
+    /// A pool, and a task that closes its expired connections every [`SWEEP_EVERY`] until
+    /// the pool is dropped: otherwise a connection left idle when the traffic stops would stay
+    /// open here after the peer closed its end (CLOSE-WAIT), for as long as nothing is fetched.
     pub fn new(net: Arc<dyn Net>) -> Arc<Pool> {
-        Arc::new(Pool { net, idle: Mutex::new(Idle { by_peer: HashMap::new(), swept: Instant::now() }) })
+        let pool = Arc::new(Pool { net, idle: Mutex::new(Idle { by_peer: HashMap::new() }) });
+        let weak = Arc::downgrade(&pool);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = weak.upgrade() else { return };
+                pool.sweep();
+            }
+        });
+        pool
+    }
+
+    /// Closes the connections idle for [`IDLE_FOR`] or longer.
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.lock().by_peer.retain(|_, conns| {
+            conns.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
+            !conns.is_empty()
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
@@ -105,13 +127,6 @@ impl Pool {
     fn put(&self, to: PeerAddr, conn: BoxConn) {
         let now = Instant::now();
         let mut idle = self.lock();
-        if now.duration_since(idle.swept) >= IDLE_FOR {
-            idle.swept = now;
-            idle.by_peer.retain(|_, conns| {
-                conns.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
-                !conns.is_empty()
-            });
-        }
         let conns = idle.by_peer.entry((std::thread::current().id(), to)).or_default();
         if conns.len() < MAX_IDLE_PER_PEER {
             conns.push((conn, now));
@@ -570,8 +585,8 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 200 OK") && text.ends_with("only this"), "{text}");
     }
 
-    /// Idle connections are closed after `IDLE_FOR`: those of a peer asked again when it is
-    /// asked, and those of peers never asked again at the next sweep.
+    /// Idle connections are closed after `IDLE_FOR`: at once for a peer asked again, and by the
+    /// sweeping task for peers never asked again, with no fetch to trigger it.
     #[tokio::test(start_paused = true)]
     async fn expired_idle_connections_are_closed() {
         let pool = Pool::new(Arc::new(TokioNet));
@@ -581,19 +596,17 @@ mod tests {
             far_ends.push(far);
             Box::pin(near) as BoxConn
         };
-        let (gone, asked, other) = (
-            PeerAddr::new_unchecked("gone", 1),
-            PeerAddr::new_unchecked("asked", 1),
-            PeerAddr::new_unchecked("other", 1),
-        );
+        let (gone, asked) = (PeerAddr::new_unchecked("gone", 1), PeerAddr::new_unchecked("asked", 1));
         pool.put(gone.clone(), conn());
         pool.put(asked.clone(), conn());
-        assert_eq!(pool.idle_count(), 2);
-        tokio::time::advance(IDLE_FOR + Duration::from_secs(1)).await;
-        assert!(pool.take(&asked).is_none(), "expired");
-        assert_eq!(pool.idle_count(), 1);
-        pool.put(other.clone(), conn());
-        assert_eq!(pool.idle_count(), 1, "the gone peer's connection was swept");
-        assert!(pool.take(&other).is_some());
+        tokio::time::sleep(IDLE_FOR - Duration::from_secs(1)).await;
+        assert_eq!(pool.idle_count(), 2, "not expired yet");
+        assert!(pool.take(&asked).is_some());
+        pool.put(asked.clone(), conn());
+        tokio::time::sleep(Duration::from_secs(1) + SWEEP_EVERY).await;
+        assert_eq!(pool.idle_count(), 1, "the gone peer's connection was swept, with no fetch");
+        tokio::time::sleep(IDLE_FOR).await;
+        assert_eq!(pool.idle_count(), 0);
+        assert!(pool.take(&asked).is_none());
     }
 }
