@@ -66,17 +66,17 @@ pub fn parse_head(
         Err(e) => return Err(FramingError::Head(e.to_string())),
     };
     let status = resp.code.ok_or_else(|| FramingError::Head("no status".into()))?;
-    let (mut close, mut chunked, mut other_coding, mut length) = (false, false, false, None::<u64>);
+    // `chunked_last`: whether chunked is the last transfer coding, once one is named.
+    let (mut close, mut chunked_last, mut length) = (false, None::<bool>, None::<u64>);
     for h in resp.headers.iter() {
         on_header(h.name, h.value);
         let value = || std::str::from_utf8(h.value).unwrap_or("");
         if h.name.eq_ignore_ascii_case("connection") {
             close |= value().split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only the last coding counts: chunked must be it for the body to be chunked.
+            // Only the last coding of the last header counts (several headers are one list).
             let last = value().rsplit(',').next().unwrap_or("").trim();
-            chunked = last.eq_ignore_ascii_case("chunked");
-            other_coding |= !chunked;
+            chunked_last = Some(last.eq_ignore_ascii_case("chunked"));
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let n: u64 = value().trim().parse().map_err(|_| FramingError::Length)?;
             if length.is_some_and(|l| l != n) {
@@ -89,12 +89,13 @@ pub fn parse_head(
         None
     } else if head_request || status == 204 || status == 304 {
         Some(Framing::Length(0))
-    } else if chunked && !other_coding {
-        Some(Framing::Chunked)
-    } else if chunked || other_coding {
-        Some(Framing::UntilClose)
     } else {
-        Some(length.map_or(Framing::UntilClose, Framing::Length))
+        Some(match chunked_last {
+            Some(true) => Framing::Chunked,
+            // A transfer coding that is not chunked last ends with the connection.
+            Some(false) => Framing::UntilClose,
+            None => length.map_or(Framing::UntilClose, Framing::Length),
+        })
     };
     let keep_alive = resp.version == Some(1) && !close && framing != Some(Framing::UntilClose);
     Ok(Some(Head { status, len, keep_alive, framing }))

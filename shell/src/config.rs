@@ -109,6 +109,7 @@ pub struct Cli {
 }
 
 /// Rewrites `-dfsroot=/x` and `-dfsroot /x` to their double-dash form.
+///
 /// Every long flag gets the single-dash spelling, the original's and ours alike, so that no
 /// flag can be forgotten here; clap's short `-h` and `-V` keep working.
 pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {

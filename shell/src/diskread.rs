@@ -88,17 +88,10 @@ pub fn is_cached(file: &File, at: u64) -> bool {
     if !NOWAIT.load(Ordering::Relaxed) {
         return true;
     }
-    let mut byte = [0u8; 1];
-    loop {
-        match rustix::io::preadv2(file, &mut [io::IoSliceMut::new(&mut byte)], at, ReadWriteFlags::NOWAIT) {
-            Err(Errno::AGAIN) => return false,
-            Err(Errno::INTR) => {}
-            Err(Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => {
-                NOWAIT.store(false, Ordering::Relaxed);
-                return true;
-            }
-            _ => return true,
-        }
+    match read_cached(file, &mut [0u8; 1], at) {
+        // Not cached, or the kernel turned out not to know (`read_cached` then cleared NOWAIT).
+        Ok(0) => !NOWAIT.load(Ordering::Relaxed),
+        _ => true,
     }
 }
 
@@ -106,14 +99,11 @@ pub fn is_cached(file: &File, at: u64) -> bool {
 /// blocking pool, so that a `sendfile` of them afterwards does not wait on an async thread.
 /// Errors are left for the `sendfile` to meet.
 pub fn load(file: &File, at: u64, len: usize) {
-    use std::os::unix::fs::FileExt;
     let mut scratch = vec![0u8; len.min(CHUNK)];
-    let mut done = 0;
-    while done < len {
-        let n = scratch.len().min(len - done);
-        match file.read_at(&mut scratch[..n], at + done as u64) {
-            Ok(0) | Err(_) => return,
-            Ok(k) => done += k,
+    for done in (0..len).step_by(CHUNK) {
+        let n = CHUNK.min(len - done);
+        if read_exact_at(file, &mut scratch[..n], at + done as u64).is_err() {
+            return;
         }
     }
 }
@@ -124,7 +114,7 @@ fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     file.read_exact_at(buf, at).map_err(|e| if e.kind() == io::ErrorKind::UnexpectedEof { shrank() } else { e })
 }
 
-fn shrank() -> io::Error {
+pub fn shrank() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being sent")
 }
 

@@ -240,6 +240,27 @@ fn poll_cached(
     Poll::Ready(())
 }
 
+/// Runs `op`, a non-blocking system call on `socket` with the given interest, once the socket
+/// is ready for it, and again at the next readiness whenever it would block.
+fn poll_io(
+    socket: &tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    interest: tokio::io::Interest,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        if interest.is_readable() {
+            ready!(socket.poll_read_ready(cx))?;
+        } else {
+            ready!(socket.poll_write_ready(cx))?;
+        }
+        match socket.try_io(interest, &mut op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+    }
+}
+
 /// `sendfile` of at most `len` bytes of `file` from `offset` to `tcp`, when it can take them.
 fn send_file(
     tcp: &mut tokio::net::TcpStream,
@@ -248,24 +269,14 @@ fn send_file(
     offset: u64,
     len: usize,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(tcp.poll_write_ready(cx))?;
-        let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
-            let mut at = offset;
-            rustix::fs::sendfile(&*tcp, file, Some(&mut at), len).map_err(io::Error::from)
-        });
-        match sent {
-            Ok(0) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file shrank while it was being sent",
-                )))
-            }
-            Ok(n) => return Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
+    let sent = ready!(poll_io(tcp, cx, tokio::io::Interest::WRITABLE, || {
+        let mut at = offset;
+        rustix::fs::sendfile(&*tcp, file, Some(&mut at), len).map_err(io::Error::from)
+    }));
+    Poll::Ready(match sent {
+        Ok(0) => Err(diskread::shrank()),
+        sent => sent,
+    })
 }
 
 /// Moves at most `max` of the `len` bytes still due from `from` to `tcp` through `pipe`: what
@@ -290,40 +301,26 @@ fn splice_from(
     };
     loop {
         if pipe.held > 0 {
-            ready!(tcp.poll_write_ready(cx))?;
             let n = pipe.held.min(max);
             let more = if (n as u64) < len { SpliceFlags::MORE } else { SpliceFlags::empty() };
-            let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+            let sent = ready!(poll_io(tcp, cx, tokio::io::Interest::WRITABLE, || {
                 rustix::pipe::splice(&pipe.read, None, &*tcp, None, n, SpliceFlags::NONBLOCK | more)
                     .map_err(io::Error::from)
-            });
-            match sent {
-                Ok(n) => {
-                    pipe.held -= n;
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        } else {
-            ready!(from.poll_read_ready(cx))?;
-            let want = (len as usize).min(pipe.capacity);
-            let got = from.try_io(tokio::io::Interest::READABLE, || {
-                rustix::pipe::splice(&*from, None, &pipe.write, None, want, SpliceFlags::NONBLOCK)
-                    .map_err(io::Error::from)
-            });
-            match got {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the owner closed the connection before the end of the file",
-                    )))
-                }
-                Ok(n) => pipe.held += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+            }))?;
+            pipe.held -= sent;
+            return Poll::Ready(Ok(sent));
         }
+        let want = (len as usize).min(pipe.capacity);
+        let got = ready!(poll_io(from, cx, tokio::io::Interest::READABLE, || {
+            rustix::pipe::splice(&*from, None, &pipe.write, None, want, SpliceFlags::NONBLOCK).map_err(io::Error::from)
+        }))?;
+        if got == 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the owner closed the connection before the end of the file",
+            )));
+        }
+        pipe.held += got;
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn serve(
     }
 }
 
-/// Serves HTTP/1.1 on `listener` from `threads` more threads, each with a single-threaded
+/// Serves HTTP/1.1 on `listener` from `threads` threads, each with a single-threaded
 /// runtime of its own, until `shutdown` fires; returns when they have all stopped.
 ///
 /// Why: under many small requests, tokio's multi-threaded scheduler moves connections between
@@ -92,17 +92,18 @@ pub async fn serve_on_threads(
 ) {
     tracing::info!("{what}: served by {threads} threads");
     let mut done = Vec::new();
-    let mut listener = Some(listener);
     for i in 0..threads {
-        let shared = match (i + 1 == threads, &listener) {
-            (true, _) => listener.take(),
-            (false, Some(l)) => l.try_clone().ok(),
-            (false, None) => None,
+        let shared = match listener.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{what}: cannot share the socket with another thread: {e}");
+                break;
+            }
         };
-        let Some(shared) = shared else { break };
         let (handler, shutdown) = (handler.clone(), shutdown.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new().name(format!("dftp-http-{i}")).spawn(move || {
+            let _done = tx; // dropped when the thread ends, however it ends
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(r) => r,
                 Err(e) => return tracing::error!("{what}: cannot start a runtime: {e}"),
@@ -113,7 +114,6 @@ pub async fn serve_on_threads(
                     Err(e) => tracing::error!("{what}: cannot accept on another thread: {e}"),
                 }
             });
-            drop(tx);
         });
         match spawned {
             Ok(_) => done.push(rx),

@@ -57,9 +57,7 @@ pub struct Pool {
 /// public interface runs one runtime per thread (`server::serve_on_threads`), and a socket
 /// reused on the thread whose runtime registered it is woken there, without a hop to another
 /// thread.
-struct Idle {
-    by_peer: HashMap<(ThreadId, PeerAddr), Vec<(BoxConn, Instant)>>,
-}
+type Idle = HashMap<(ThreadId, PeerAddr), Vec<(BoxConn, Instant)>>;
 
 /// A connection to `to`, lent by the [`Pool`]. It goes back with [`Lease::release`] once a
 /// response has been read to its end, and is closed when dropped instead.
@@ -97,7 +95,7 @@ impl Pool {
     /// the pool is dropped: otherwise a connection left idle when the traffic stops would stay
     /// open here after the peer closed its end (CLOSE-WAIT), for as long as nothing is fetched.
     pub fn new(net: Arc<dyn Net>) -> Arc<Pool> {
-        let pool = Arc::new(Pool { net, idle: Mutex::new(Idle { by_peer: HashMap::new() }) });
+        let pool = Arc::new(Pool { net, idle: Mutex::default() });
         let weak = Arc::downgrade(&pool);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -114,7 +112,7 @@ impl Pool {
     /// Closes the connections idle for [`IDLE_FOR`] or longer.
     fn sweep(&self) {
         let now = Instant::now();
-        self.lock().by_peer.retain(|_, conns| {
+        self.lock().retain(|_, conns| {
             conns.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
             !conns.is_empty()
         });
@@ -127,7 +125,7 @@ impl Pool {
     fn put(&self, to: PeerAddr, conn: BoxConn) {
         let now = Instant::now();
         let mut idle = self.lock();
-        let conns = idle.by_peer.entry((std::thread::current().id(), to)).or_default();
+        let conns = idle.entry((std::thread::current().id(), to)).or_default();
         if conns.len() < MAX_IDLE_PER_PEER {
             conns.push((conn, now));
         }
@@ -137,14 +135,14 @@ impl Pool {
     fn take(self: &Arc<Self>, to: &PeerAddr) -> Option<Lease> {
         let key = (std::thread::current().id(), to.clone());
         let mut idle = self.lock();
-        let conns = idle.by_peer.get_mut(&key)?;
+        let conns = idle.get_mut(&key)?;
         let now = Instant::now();
         while let Some((mut conn, since)) = conns.pop() {
             if now.duration_since(since) < IDLE_FOR && still_idle(&mut conn) {
                 return Some(Lease { conn, pool: self.clone(), to: to.clone(), keep_alive: true });
             }
         }
-        idle.by_peer.remove(&key);
+        idle.remove(&key);
         None
     }
 
@@ -158,7 +156,7 @@ impl Pool {
     /// Idle connections held, over all peers.
     #[cfg(test)]
     fn idle_count(&self) -> usize {
-        self.lock().by_peer.values().map(Vec::len).sum()
+        self.lock().values().map(Vec::len).sum()
     }
 
     /// Sends `method path_and_query` to `to` with `headers` and reads the response head. A
