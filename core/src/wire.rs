@@ -1,7 +1,7 @@
 //! The original protocol's messages, byte-compatible with its Go nodes.
 //!
 //! Field names, casing and numeric encodings follow what the Go nodes send (see
-//! `shared/seed/wire/`). We add two optional fields to updates (`Epoch`, `Seq`) so a receiver can
+//! `tests/fixtures/seed-wire/`). We add two optional fields to updates (`Epoch`, `Seq`) so a receiver can
 //! notice a lost incremental update; Go's decoder ignores unknown fields, so the original nodes
 //! still accept our bodies, and theirs (without the fields) are accepted here.
 

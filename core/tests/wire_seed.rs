@@ -1,4 +1,4 @@
-//! The captured bytes of the original Go nodes (`shared/seed/wire/`), read at test time: each
+//! The captured bytes of the original Go nodes (`tests/fixtures/seed-wire/`), read at test time: each
 //! body parses, re-serialises with the same field names and values, and means to a node what
 //! it meant to the original.
 
@@ -11,7 +11,7 @@ use dftp_core::{
 };
 use serde_json::Value;
 
-const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/wire/");
+const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/seed-wire/");
 
 fn read(name: &str) -> Vec<u8> {
     let path = format!("{WIRE}{name}");

@@ -80,9 +80,9 @@ fn scenario() {
     // The original's captured packets, sent to the group.
     let captured = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seed/wire/multicast_captured_packets.txt"
+        "/fixtures/seed-wire/multicast_captured_packets.txt"
     ))
-    .expect("shared/seed/wire beside the repository");
+    .expect("tests/fixtures/seed-wire/ is part of the repository");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut sent = 0;
     for line in captured.lines() {

@@ -1,5 +1,5 @@
 //! Wire compatibility with the original Go implementation, by replaying the bodies it was
-//! captured sending (shared/seed/wire/): a node of the original, "nodeA", is played by a fake
+//! captured sending (tests/fixtures/seed-wire/): a node of the original, "nodeA", is played by a fake
 //! server here; it greets our node with its captured greeting form and pushes its captured full
 //! update, and our node must list nodeA's files as nodeA's, fetch them from nodeA the way the
 //! original does (`?redirN=1`), speak to nodeA in the original's formats, and answer the
@@ -10,12 +10,12 @@ use std::fs;
 
 use dftp_e2e::*;
 
-const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/wire/");
+const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-wire/");
 
 fn capture(name: &str) -> String {
     let path = format!("{WIRE}{name}");
     fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("the captured traffic {path} ({e}): shared/ must sit beside the repository"))
+        .unwrap_or_else(|e| panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository"))
 }
 
 /// Splits a captured HTTP message into its head and its body (cut at Content-Length).
