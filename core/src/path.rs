@@ -2,8 +2,10 @@
 //!
 //! Every path that enters the core (from a peer's update, a URL, an FTP command or the local scan)
 //! goes through [`DfsPath::parse`], so the rest of the code can rely on one shape: relative,
-//! `/`-separated, no `.`/`..`/empty segments, no NUL or backslash. That is what keeps a request
-//! from climbing out of the served root, whichever interface it came through.
+//! `/`-separated, no `.`/`..`/empty segments, no NUL, backslash or other control character. That
+//! is what keeps a request from climbing out of the served root, whichever interface it came
+//! through, and what keeps every line-based output (`/find/`, FTP listings, logs) one path per
+//! line.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -34,6 +36,10 @@ pub enum PathError {
     Nul,
     #[error("the path contains a backslash")]
     Backslash,
+    /// A newline in a name would split one path into two lines of `/find/`; a tab, escape or
+    /// other control character only confuses terminals and parsers. No tool expects them.
+    #[error("the path contains a control character (such as a newline or a tab)")]
+    Control,
     #[error("the path is longer than {MAX_PATH_LEN} bytes")]
     TooLong,
 }
@@ -178,6 +184,7 @@ fn check_segment(seg: &str) -> Result<(), PathError> {
         ".." => Err(PathError::DotDot),
         _ if seg.contains('\0') => Err(PathError::Nul),
         _ if seg.contains('\\') => Err(PathError::Backslash),
+        _ if seg.chars().any(char::is_control) => Err(PathError::Control),
         _ => Ok(()),
     }
 }
@@ -255,6 +262,11 @@ mod tests {
             ("a/../../etc/passwd", PathError::DotDot),
             ("a\0b", PathError::Nul),
             ("a\\..\\b", PathError::Backslash),
+            ("new\nline.txt", PathError::Control),
+            ("dir/tab\there", PathError::Control),
+            ("esc\u{1b}[31m", PathError::Control),
+            ("del\u{7f}", PathError::Control),
+            ("c1\u{85}next-line", PathError::Control),
         ];
         for (p, e) in cases {
             assert_eq!(DfsPath::parse(p), Err(e.clone()), "{p:?}");

@@ -24,6 +24,8 @@ pub struct ScanReport {
     pub files: usize,
     pub skipped_symlinks: usize,
     pub skipped_non_utf8: usize,
+    /// UTF-8 names that are no path of the tree (a control character, a backslash).
+    pub skipped_bad_names: usize,
     pub errors: usize,
 }
 
@@ -167,13 +169,19 @@ impl StdFs {
                 tracing::debug!("scan: not following symlink {rel_str}");
                 continue;
             }
-            let Ok(path) = DfsPath::parse(rel_str) else {
-                report.errors += 1;
-                tracing::warn!("scan: skipping {rel_str:?}: not a valid path in the tree");
-                if entry.file_type().is_dir() {
-                    walker.skip_current_dir();
+            let path = match DfsPath::parse(rel_str) {
+                Ok(p) => p,
+                Err(e) => {
+                    // A name with a newline or another control character, for one: it would
+                    // break every line-based listing, so it is not served (nor, for a
+                    // directory, anything below it).
+                    report.skipped_bad_names += 1;
+                    tracing::warn!("scan: skipping {rel_str:?}: {e}");
+                    if entry.file_type().is_dir() {
+                        walker.skip_current_dir();
+                    }
+                    continue;
                 }
-                continue;
             };
             let md = match entry.metadata() {
                 Ok(m) => m,
@@ -237,6 +245,7 @@ impl LocalFs for StdFs {
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>> {
         use notify::{EventKind, RecursiveMode, Watcher};
         let root = self.root.clone();
+        let mut skipped = SkippedNames::default();
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
                 if matches!(event.kind, EventKind::Access(_)) {
@@ -251,7 +260,15 @@ impl LocalFs for StdFs {
                         Ok(rel) if rel.as_os_str().is_empty() => WatchMsg::RescanAll,
                         Ok(rel) => match rel.to_str().map(DfsPath::parse) {
                             Some(Ok(p)) => WatchMsg::Changed(p),
-                            _ => continue, // not UTF-8 or not a valid path: never listed either
+                            // Never listed either (the scan skips it too); said once per name.
+                            Some(Err(e)) => {
+                                skipped.warn(path, &e.to_string());
+                                continue;
+                            }
+                            None => {
+                                skipped.warn(path, "its name is not UTF-8");
+                                continue;
+                            }
                         },
                         Err(_) => continue,
                     };
@@ -289,6 +306,26 @@ impl LocalFs for StdFs {
                 .await
                 .map_err(io::Error::other)?
         })
+    }
+}
+
+/// Names the watcher saw and cannot serve. A file with such a name that is being written raises
+/// an event per write: the warning is logged once per name, and the memory of names is bounded.
+#[derive(Default)]
+struct SkippedNames(std::collections::HashSet<PathBuf>);
+
+impl SkippedNames {
+    const REMEMBERED: usize = 1024;
+
+    fn warn(&mut self, path: &Path, why: &str) {
+        if self.0.contains(path) {
+            return;
+        }
+        if self.0.len() >= Self::REMEMBERED {
+            self.0.clear();
+        }
+        self.0.insert(path.to_path_buf());
+        tracing::warn!("watch: skipping {path:?}: {why}");
     }
 }
 
