@@ -2,7 +2,7 @@
 //! same as JSON with `?format=json`; a directory without its slash redirects; a path held by
 //! several nodes shows the same owner on every node (greatest status-change time, then name).
 
-use dftp_e2e::{encode_path, encode_segment, Fixture, Value};
+use dftp_e2e::*;
 
 fn entries(listing: &Value) -> Vec<Value> {
     listing["entries"].as_array().cloned().unwrap_or_default()
@@ -18,16 +18,16 @@ fn html_listing_is_escaped_encoded_and_shows_owners() {
         let page = r.text();
         assert!(page.contains("<title>Index of /</title>"), "{page}");
         // Names escaped in the text, percent-encoded in the links.
-        assert!(page.contains(r#"<a href="%3Cb%3E.html">&lt;b&gt;.html</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./%3Cb%3E.html">&lt;b&gt;.html</a>"#), "{page}");
         assert!(!page.contains("<b>.html"), "an unescaped name: {page}");
-        assert!(page.contains(r#"<a href="a%26b.txt">a&amp;b.txt</a>"#), "{page}");
-        assert!(page.contains(r#"<a href="what%3F.txt">what?.txt</a>"#), "{page}");
-        assert!(page.contains(r#"<a href="hash%23tag.txt">hash#tag.txt</a>"#), "{page}");
-        assert!(page.contains(r#"<a href="100%25%20done.txt">100% done.txt</a>"#), "{page}");
-        assert!(page.contains(r#"<a href="space%20name.txt">space name.txt</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./a%26b.txt">a&amp;b.txt</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./what%3F.txt">what?.txt</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./hash%23tag.txt">hash#tag.txt</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./100%25%20done.txt">100% done.txt</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./space%20name.txt">space name.txt</a>"#), "{page}");
         assert!(page.contains("&quot;double.txt</a>"), "a double quote is escaped: {page}");
         assert!(!page.contains("and\"double"), "{page}");
-        assert!(page.contains(r#"<a href="sub%20dir/">sub dir/</a>"#), "{page}");
+        assert!(page.contains(r#"<a href="./sub%20dir/">sub dir/</a>"#), "{page}");
         assert!(page.contains("[DIR]"), "{page}");
         // Owners at the end of each line: the file of each node, and the shared one's winner.
         for (file, owner) in [("gamma.txt", "gamma"), ("a&amp;b.txt", "alpha"), ("shared.txt", "alpha")] {
@@ -35,21 +35,22 @@ fn html_listing_is_escaped_encoded_and_shows_owners() {
             assert!(line.trim_end().ends_with(owner), "owner of {file} on {}: {line}", n.name);
         }
         // Every href resolves on this node.
-        for href in page.split("href=\"").skip(1).map(|s| s.split('"').next().unwrap()) {
+        for href in hrefs(&page) {
             if href.contains("?format=txt") || href == "../" {
                 continue;
             }
-            let r = n.get(&format!("/fs/{href}"));
+            let rel = href.strip_prefix("./").unwrap_or_else(|| panic!("{href} does not start with ./"));
+            let r = n.get(&format!("/fs/{rel}"));
             assert_eq!(r.status, 200, "GET /fs/{href} on {}: {}", n.name, r.text());
         }
 
         let sub = n.get(&format!("/fs/{}/", encode_segment("sub dir"))).text();
         assert!(sub.contains("<title>Index of /sub dir/</title>"), "{sub}");
         assert!(sub.contains(r#"<a href="../">../</a>"#), "{sub}");
-        assert!(sub.contains(r#"<a href="alpha.txt">alpha.txt</a>"#) && sub.contains(">beta.txt</a>"), "{sub}");
+        assert!(sub.contains(r#"<a href="./alpha.txt">alpha.txt</a>"#) && sub.contains(">beta.txt</a>"), "{sub}");
 
         let unicode = n.get(&format!("/fs/{}/", encode_segment("ünïcødé"))).text();
-        assert!(unicode.contains(&format!("<a href=\"{}\">файл.txt</a>", encode_segment("файл.txt"))), "{unicode}");
+        assert!(unicode.contains(&format!("<a href=\"./{}\">файл.txt</a>", encode_segment("файл.txt"))), "{unicode}");
     }
 }
 
@@ -120,4 +121,78 @@ fn directory_without_slash_redirects() {
         assert_eq!(missing.status, 404);
         assert!(missing.text().contains("no such/dir"), "{}", missing.text());
     }
+}
+
+/// The links of an HTML page, in order.
+fn hrefs(page: &str) -> Vec<&str> {
+    page.split("href=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect()
+}
+
+/// Names that read as URL schemes (`javascript:`, `http:`, `data:`, `mailto:`, any `word:`)
+/// are linked as paths: each is reached through a node that owns nothing by following its link
+/// the way a browser resolves it, and `wget -r` mirrors every one of them. A binary gets no
+/// "as text" link, so the mirror holds each file once.
+#[test]
+fn names_that_look_like_schemes_are_reachable_and_harmless() {
+    let owner_root = awkward_tempdir("schemes");
+    let names = [
+        "javascript:alert(document.domain)",
+        "http:example.com",
+        "data:text,hello",
+        "mailto:someone@example.com",
+        "colon:name.txt",
+        "payload.bin",
+    ];
+    let mut files = Vec::new();
+    for n in names {
+        for rel in [n.to_string(), format!("ftp:dir/{n}")] {
+            let content = format!("content of {rel}\n").into_bytes();
+            write_file(owner_root.path(), &rel, &content);
+            files.push((rel, content));
+        }
+    }
+    let front_root = awkward_tempdir("schemes-front");
+    let owner = Node::start(NodeOpts::new("owner", owner_root.path()));
+    let front = Node::start(NodeOpts::new("front", front_root.path()).join(&owner.mgmt_addr()));
+    let expected = expected_find(&[owner_root.path()]);
+    wait_until("the front node to list the owner's files", WAIT, || (front.find() == expected).then_some(()));
+
+    for (dir, count) in [("", names.len() + 1), ("ftp:dir/", names.len())] {
+        let base = format!("/fs/{}", dir.split('/').map(encode_segment).collect::<Vec<_>>().join("/"));
+        let page = front.get(&base).text();
+        let links: Vec<&str> =
+            hrefs(&page).into_iter().filter(|h| *h != "../" && !h.ends_with("?format=txt")).collect();
+        assert_eq!(links.len(), count, "{page}");
+        for href in links {
+            // A relative reference that starts with `./` is a path, whatever follows (RFC 3986 4.2).
+            let rel = href.strip_prefix("./").unwrap_or_else(|| panic!("{href:?} may read as a scheme:\n{page}"));
+            assert!(!rel.starts_with('/'), "{href}");
+            let r = front.get(&format!("{base}{rel}"));
+            assert_eq!(r.status, 200, "GET {base}{rel}: {}", r.text());
+        }
+        assert!(!page.contains("payload.bin?format=txt"), "a binary has an as-text link:\n{page}");
+        assert!(page.contains("colon:name.txt?format=txt"), "a text file lost its as-text link:\n{page}");
+    }
+
+    // A mirroring tool, as a user would run it against the node that owns nothing.
+    if std::process::Command::new("wget").arg("--version").output().is_err() {
+        eprintln!("skipping the wget mirror: wget is not installed (.ci/run installs it)");
+        return;
+    }
+    let mirror = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("wget")
+        .args(["-r", "-np", "-nH", "--cut-dirs=1", "-e", "robots=off", "-q", "--restrict-file-names=nocontrol"])
+        .arg("-P")
+        .arg(mirror.path())
+        .arg(front.url("/fs/"))
+        .output()
+        .unwrap();
+    // wget exits 8 when a link answered with an error; every one here must answer.
+    assert!(out.status.success(), "wget -r: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    for (rel, content) in &files {
+        let got = std::fs::read(mirror.path().join(rel)).unwrap_or_else(|e| panic!("wget did not mirror {rel}: {e}"));
+        assert_eq!(&got, content, "{rel}");
+    }
+    let fetched: Vec<String> = walk(mirror.path()).into_iter().filter(|(_, dir)| !dir).map(|(p, _)| p).collect();
+    assert!(!fetched.iter().any(|p| p.starts_with("payload.bin?")), "a binary was fetched twice: {fetched:?}");
 }

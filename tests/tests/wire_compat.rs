@@ -14,8 +14,9 @@ const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-wire/");
 
 fn capture(name: &str) -> String {
     let path = format!("{WIRE}{name}");
-    fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository"))
+    fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository")
+    })
 }
 
 /// Splits a captured HTTP message into its head and its body (cut at Content-Length).
@@ -168,7 +169,7 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     assert_eq!(test_txt["size"], 20);
     assert_eq!(test_txt["modified"], 1477174081);
     let html = us.get("/fs/").text();
-    assert!(html.contains(r#"<a href="%3Cb%3E.html">&lt;b&gt;.html</a>"#), "{html}");
+    assert!(html.contains(r#"<a href="./%3Cb%3E.html">&lt;b&gt;.html</a>"#), "{html}");
 
     // 4. nodeA's files are fetched from nodeA, the original's way.
     let r = us.get("/fs/somedir/a.txt");

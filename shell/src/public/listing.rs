@@ -41,6 +41,31 @@ pub fn encode_path(p: &DfsPath) -> String {
     p.as_str().split('/').map(encode_segment).collect::<Vec<_>>().join("/")
 }
 
+/// The link to an entry of the listed directory, relative to it and safe by construction.
+///
+/// A relative reference whose first segment holds a `:` is read as a scheme by browsers and
+/// mirroring tools (RFC 3986, 4.2): `colon:name.txt` would be skipped by wget, rclone and lftp,
+/// and `javascript:alert(1)` would run script on this origin. A leading `./` makes every name a
+/// path, whatever it holds; its `%`-encoding keeps it one segment.
+pub fn relative_href(name: &str) -> String {
+    format!("./{}", encode_segment(name))
+}
+
+/// Whether a file is worth a "view as plain text" link: text a browser would otherwise offer to
+/// download (a script, YAML, source code). Binaries get none, so that mirroring tools, which
+/// follow every link, do not download every large file twice.
+fn is_text_like(name: &str) -> bool {
+    let Some(mime) = mime_guess::from_path(name).first() else {
+        return false;
+    };
+    mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            mime.subtype().as_str(),
+            "json" | "xml" | "javascript" | "x-javascript" | "x-sh" | "x-csh" | "x-yaml" | "yaml" | "toml" | "x-tex"
+        )
+        || mime.suffix().is_some_and(|s| s == mime_guess::mime::XML || s == mime_guess::mime::JSON)
+}
+
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -80,9 +105,9 @@ pub fn html(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
     for e in children {
         let name = e.path.name();
         let (href, mut shown) = if e.is_dir() {
-            (format!("{}/", encode_segment(name)), format!("{name}/"))
+            (format!("{}/", relative_href(name)), format!("{name}/"))
         } else {
-            (encode_segment(name), name.to_string())
+            (relative_href(name), name.to_string())
         };
         if shown.chars().count() > NAME_MAX {
             shown = shown.chars().take(NAME_MAX - 1).collect::<String>() + "…";
@@ -92,11 +117,13 @@ pub fn html(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
         page.push_str(&date(e.meta.map(|m| m.modified)));
         if e.is_dir() {
             page.push_str(&format!("{:>20}       ", "[DIR]"));
-        } else {
+        } else if is_text_like(name) {
             page.push_str(&format!(
                 "{:>20} <a href=\"{href}?format=txt\" title=\"view as plain text\">txt</a>   ",
                 e.size()
             ));
+        } else {
+            page.push_str(&format!("{:>20}       ", e.size()));
         }
         page.push_str(&html_escape(e.owner.as_str()));
         page.push('\n');
@@ -150,5 +177,29 @@ mod tests {
         assert_eq!(encode_segment("a b#?&%.txt"), "a%20b%23%3F%26%25.txt");
         assert_eq!(encode_path(&DfsPath::parse("a b/ü").unwrap()), "a%20b/%C3%BC");
         assert_eq!(date(Some(1477174081)), "2016-10-22 22:08");
+    }
+
+    #[test]
+    fn hrefs_never_start_with_a_scheme() {
+        for (name, href) in [
+            ("javascript:alert(1)", "./javascript:alert(1)"),
+            ("http:x", "./http:x"),
+            ("colon:name.txt", "./colon:name.txt"),
+            ("plain.txt", "./plain.txt"),
+            ("a b", "./a%20b"),
+            ("//evil", "./%2F%2Fevil"),
+        ] {
+            assert_eq!(relative_href(name), href);
+        }
+    }
+
+    #[test]
+    fn text_links_only_for_text() {
+        for name in ["a.txt", "b.md", "run.sh", "c.json", "d.xml", "e.html", "f.css", "g.yaml", "notes.log"] {
+            assert!(is_text_like(name), "{name}");
+        }
+        for name in ["a.iso", "b.tar.gz", "c.png", "d.bin", "e.mp4", "Makefile", "no-extension", "f.zip", "g.pdf"] {
+            assert!(!is_text_like(name), "{name}");
+        }
     }
 }
