@@ -16,6 +16,7 @@ pub mod public;
 pub mod respond;
 pub mod sendfile;
 pub mod server;
+pub mod settings;
 pub mod upstream;
 pub mod watcher;
 
@@ -23,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dftp_core::{Config, DfsPath, Event, Meta, Mount, Node, PeerAddr, Span};
+use dftp_core::{Config, DfsPath, Event, Meta, Node, PeerAddr, Span};
 use tokio::sync::watch;
 
 use crate::blocking::Blocking;
@@ -32,13 +33,14 @@ use crate::driver::{Clock, Driver, Handle};
 use crate::localfs::LocalFs;
 use crate::net::Net;
 use crate::peers::PeerClient;
+use crate::settings::Settings;
 
 /// The address peers should use for a listener: the configured one, or the host given in the
 /// listen flag (empty for every interface, so that peers fill in the address they see us from)
 /// with the port actually bound.
-fn advertised(explicit: Option<&str>, listen: &str, bound: SocketAddr) -> Result<PeerAddr, String> {
+fn advertised(explicit: Option<PeerAddr>, listen: &str, bound: SocketAddr) -> Result<PeerAddr, String> {
     if let Some(a) = explicit {
-        return PeerAddr::parse(a).map_err(|e| e.to_string());
+        return Ok(a);
     }
     let host = listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
     let host = if host == "0.0.0.0" || host == "[::]" { "" } else { host };
@@ -73,22 +75,22 @@ fn public_threads(cli: &Cli) -> usize {
     cli.http_threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
 }
 
-/// Runs a node until `shutdown` fires.
-pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<(), String> {
-    let name = match &cli.node_name {
-        Some(n) => n.clone(),
-        None => gethostname::gethostname().to_string_lossy().into_owned(),
-    };
-    dftp_core::wire::check_name(&name).map_err(|e| format!("--node-name: {e}"))?;
-    let cluster = dftp_core::wire::check_name(&cli.cluster_name).map_err(|e| format!("--cluster-name: {e}"))?;
-    let mount = Mount::parse(&cli.dfsmount).map_err(|e| format!("--dfsmount {:?}: {e}", cli.dfsmount))?;
-    let http_addr = net::parse_listen(&cli.http_listen).map_err(|e| format!("--http-listen: {e}"))?;
-    let mgmt_addr = net::parse_listen(&cli.http_mgmt_listen).map_err(|e| format!("--http-mgmt-listen: {e}"))?;
-    let joins = cli
-        .join
-        .iter()
-        .map(|j| PeerAddr::parse(j).map_err(|e| format!("--join: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+/// Runs a node until `shutdown` fires. The flags were checked before ([`Settings::from_cli`]);
+/// what fails here is what only trying can tell (a port taken, an unreadable tree).
+pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    let Settings {
+        cli,
+        name,
+        cluster,
+        mount,
+        http_listen: http_addr,
+        mgmt_listen: mgmt_addr,
+        ftp_listen,
+        discovery,
+        advertise_http,
+        advertise_mgmt,
+        joins,
+    } = settings;
 
     // Scan before serving, as the original does: a node answers with its whole tree or not at all.
     let started = Instant::now();
@@ -100,12 +102,13 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
         .map_err(|e| format!("scan: {e}"))?
         .map_err(|e| format!("scan: {e}"))?;
     tracing::info!(
-        "local scan finished, {} file(s) found in {:.2?} ({} entries; {} symlink(s) not followed, {} non-UTF-8 name(s) and {} error(s) skipped)",
+        "local scan finished, {} file(s) found in {:.2?} ({} entries; {} symlink(s) not followed, {} non-UTF-8 name(s), {} name(s) with control characters or backslashes and {} error(s) skipped)",
         report.files,
         started.elapsed(),
         report.entries.len(),
         report.skipped_symlinks,
         report.skipped_non_utf8,
+        report.skipped_bad_names,
         report.errors
     );
     let local: Vec<(DfsPath, Meta)> =
@@ -117,24 +120,32 @@ pub async fn run(cli: Cli, env: Env, shutdown: watch::Receiver<bool>) -> Result<
         env.net.bind(mgmt_addr).await.map_err(|e| format!("cannot listen on {mgmt_addr} (--http-mgmt-listen): {e}"))?;
     let public_bound = http_listener.local_addr().map_err(|e| e.to_string())?;
     let mgmt_bound = mgmt_listener.local_addr().map_err(|e| e.to_string())?;
-    let ftp = ftp::bind_from_cli(&cli).await?;
-    let public_addr = advertised(cli.advertise_http.as_deref(), &cli.http_listen, public_bound)?;
-    let mgmt_pub = advertised(cli.advertise_mgmt.as_deref(), &cli.http_mgmt_listen, mgmt_bound)?;
+    let ftp = match ftp_listen {
+        Some(addr) => Some(ftp::bind(addr, &cli).await?),
+        None => None,
+    };
+    let public_addr = advertised(advertise_http, &cli.http_listen, public_bound)?;
+    let mgmt_pub = advertised(advertise_mgmt, &cli.http_mgmt_listen, mgmt_bound)?;
 
-    let multicast = if cli.multicast_discovery_addr.is_empty() {
-        None
-    } else {
-        let group: SocketAddr = cli
-            .multicast_discovery_addr
-            .parse()
-            .map_err(|e| format!("--multicast-discovery-addr {:?}: {e}", cli.multicast_discovery_addr))?;
-        match env.net.multicast(group, cli.multicast_interface).await {
+    let multicast = match discovery {
+        None => None,
+        Some(group) => match env.net.multicast(group.into(), cli.multicast_interface).await {
             Ok(s) => {
                 tracing::info!("multicast discovery on {group}");
                 Some(s)
             }
-            Err(e) => return Err(format!("--multicast-discovery-addr {group}: {e} (pass '' to disable discovery)")),
-        }
+            // Most containers and many VMs have no multicast route. Discovery is a convenience:
+            // the node still serves, and peers still meet it through --join and POST /join/.
+            Err(e) => {
+                tracing::warn!(
+                    "multicast discovery on {group} (interface {}) could not start: {e}. \
+                     Serving without it: join peers with --join HOST:PORT or POST /join/ \
+                     (pass --multicast-discovery-addr '' to turn discovery off and silence this)",
+                    cli.multicast_interface
+                );
+                None
+            }
+        },
     };
 
     let mut cfg = Config::new(&name, &cluster, public_addr.clone(), mgmt_pub.clone(), env.start_unix_ms);

@@ -4,18 +4,29 @@ use clap::Parser;
 use dftp::config::{normalize_args, Cli};
 use dftp::localfs::StdFs;
 use dftp::net::TokioNet;
+use dftp::settings::Settings;
 use dftp::Env;
 
 fn main() {
     dftp::memory::configure();
+    // A bad flag exits with status 2 here, before the tree is scanned.
     let cli = Cli::parse_from(normalize_args(std::env::args()));
+    let settings = match Settings::from_cli(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dftp: {e}");
+            std::process::exit(2);
+        }
+    };
     tracing_subscriber::fmt()
         // libunftp's spans carry a dump of the whole FTP session: keep them out of the log.
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,libunftp=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .init();
+    let cli = &settings.cli;
     let fs = match StdFs::new(&cli.dfsroot) {
         Ok(fs) => fs,
         Err(e) => {
@@ -35,12 +46,19 @@ fn main() {
             let _ = stop_tx.send(true);
         });
         let env = Env::new(Arc::new(TokioNet), Arc::new(fs), start_unix_ms);
-        dftp::run(cli, env, stop_rx).await
+        dftp::run(settings, env, stop_rx).await
     });
     if let Err(e) = result {
         eprintln!("dftp: {e}");
         std::process::exit(1);
     }
+}
+
+/// Colours only for a person at a terminal: a log file, a pipe or journald gets plain text, and
+/// so does anyone who sets `NO_COLOR` (no-color.org: any non-empty value).
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn wait_for_signal() {

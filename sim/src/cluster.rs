@@ -13,6 +13,7 @@ use clap::Parser;
 use dftp::blocking::Blocking;
 use dftp::config::Cli;
 use dftp::driver::Handle;
+use dftp::settings::Settings;
 use dftp::Env;
 use dftp_core::Snapshot;
 use rand::rngs::SmallRng;
@@ -295,6 +296,7 @@ impl Cluster {
             let snap = s.clone();
             async move {
                 let cli = Cli::try_parse_from(&args).map_err(|e| e.to_string())?;
+                let settings = Settings::from_cli(cli)?;
                 let start_unix_ms = turmoil::since_epoch().map_or(0, |d| d.as_millis() as u64);
                 let on_ready = Box::new(move |h: &Handle| {
                     *snap.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.snapshots());
@@ -308,7 +310,7 @@ impl Cluster {
                 };
                 // Never stopped gracefully: hosts crash.
                 let (stop, stopped) = watch::channel(false);
-                let result = dftp::run(cli, env, stopped).await;
+                let result = dftp::run(settings, env, stopped).await;
                 drop(stop);
                 result.map_err(|e| format!("dftp::run: {e}").into())
             }

@@ -1,7 +1,8 @@
 //! Multicast discovery, tested only inside a private network namespace that this test makes
 //! (so no packet leaves it): two nodes with discovery on and no --join find each other, a node
 //! of another cluster on the same group is left alone, and the original's captured discovery
-//! packets (another cluster, not JSON, an address without a port) harm nothing.
+//! packets (another cluster, not JSON, an address without a port) harm nothing. And on a host
+//! without a multicast route (most containers), a node with discovery on warns once and serves.
 //!
 //! Needs root (unshare(2) with CLONE_NEWNET) and `ip`; skipped with a printed reason otherwise.
 //! Every other test runs with discovery off.
@@ -26,8 +27,9 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-#[test]
-fn nodes_discover_each_other_in_a_private_network_namespace() {
+/// Runs `scenario` in a new network namespace whose loopback is set up by the `ip` commands
+/// given; skips (with the reason printed) where that cannot be done.
+fn in_private_network(setup: &'static [&'static [&'static str]], scenario: fn()) {
     if unsafe { libc::geteuid() } != 0 {
         return skip("not running as root (a private network namespace needs it)");
     }
@@ -37,13 +39,13 @@ fn nodes_discover_each_other_in_a_private_network_namespace() {
     // Built here, while this thread is still in the host's network namespace.
     let _ = dftp_bin();
     // Only the thread that enters the namespace (and the processes it starts) lives there.
-    let result = std::thread::spawn(|| -> Result<(), String> {
+    let result = std::thread::spawn(move || -> Result<(), String> {
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(format!("skip: unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error()));
         }
-        ip(&["link", "set", "lo", "up"])?;
-        ip(&["link", "set", "lo", "multicast", "on"])?;
-        ip(&["route", "add", "224.0.0.0/4", "dev", "lo"])?;
+        for args in setup {
+            ip(args)?;
+        }
         scenario();
         Ok(())
     })
@@ -56,7 +58,45 @@ fn nodes_discover_each_other_in_a_private_network_namespace() {
     }
 }
 
-fn scenario() {
+#[test]
+fn nodes_discover_each_other_in_a_private_network_namespace() {
+    in_private_network(
+        &[
+            &["link", "set", "lo", "up"],
+            &["link", "set", "lo", "multicast", "on"],
+            &["route", "add", "224.0.0.0/4", "dev", "lo"],
+        ],
+        discovery,
+    );
+}
+
+/// The README's first command on a host with no multicast route: discovery on (the default
+/// group) cannot start, and the node says so once, with what still works, and serves; a peer
+/// joins it with --join.
+#[test]
+fn a_host_without_multicast_gets_a_warning_and_a_serving_node() {
+    in_private_network(&[&["link", "set", "lo", "up"]], without_multicast);
+}
+
+fn without_multicast() {
+    let root = awkward_tempdir("no-multicast");
+    write_file(root.path(), "here.txt", b"here\n");
+    let mut o = NodeOpts::new("lonely", root.path());
+    o.multicast = "224.0.0.9:7041".into();
+    let node = Node::start(o);
+    assert_eq!(node.get("/fs/here.txt").body, b"here\n");
+    let log = node.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN") && l.contains("multicast")).collect();
+    assert_eq!(warnings.len(), 1, "one warning about discovery:\n{log}");
+    for said in ["224.0.0.9:7041", "could not start", "--join", "POST /join/"] {
+        assert!(warnings[0].contains(said), "the warning does not say {said:?}: {}", warnings[0]);
+    }
+    let other_root = awkward_tempdir("no-multicast-peer");
+    let peer = Node::start(NodeOpts::new("peer", other_root.path()).join(&node.mgmt_addr()));
+    wait_until("the peer to list here.txt", WAIT, || peer.find().contains("/here.txt").then_some(()));
+}
+
+fn discovery() {
     let roots: Vec<_> = ["a", "b", "c"].iter().map(|n| awkward_tempdir(n)).collect();
     write_file(roots[0].path(), "from a.txt", b"a\n");
     write_file(roots[1].path(), "from b.txt", b"b\n");

@@ -127,15 +127,8 @@ fn session_server(
         .build()
 }
 
-/// Binds the FTP interface the command line asks for: `None` when `--ftp-listen` is empty.
-pub async fn bind_from_cli(cli: &crate::config::Cli) -> Result<Option<Ftp>, String> {
-    if cli.ftp_listen.is_empty() {
-        return Ok(None);
-    }
-    let addr = crate::net::parse_listen(&cli.ftp_listen).map_err(|e| format!("--ftp-listen: {e}"))?;
-    if cli.ftp_greeting.chars().any(char::is_control) {
-        return Err("--ftp-greeting: the greeting must be one line without control characters".into());
-    }
+/// Binds the FTP interface on `addr` (`--ftp-listen`), with the other `--ftp-*` options.
+pub async fn bind(addr: std::net::SocketAddr, cli: &crate::config::Cli) -> Result<Ftp, String> {
     let options = Options {
         passive_ports: cli.ftp_passive_ports.clone(),
         greeting: cli.ftp_greeting.clone(),
@@ -145,5 +138,5 @@ pub async fn bind_from_cli(cli: &crate::config::Cli) -> Result<Option<Ftp>, Stri
     if let Ok(bound) = ftp.local_addr() {
         tracing::info!("FTP interface listening on {bound}...");
     }
-    Ok(Some(ftp))
+    Ok(ftp)
 }
