@@ -1,7 +1,7 @@
 //! The node: `handle(now, event) -> actions`. Every rule of the cluster lives here; the shell
 //! only turns I/O into events and actions into I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use smol_str::SmolStr;
@@ -140,15 +140,60 @@ impl std::fmt::Debug for Action {
 /// What happened, for the logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
-    PeerJoined { name: SmolStr, mgmt_addr: PeerAddr },
-    PeerReturned { name: SmolStr },
-    PeerLost { name: SmolStr, files_removed: usize },
-    PeerForgotten { name: SmolStr },
-    UpdateApplied { from: SmolStr, full: bool, files: usize, changed: usize, rejected: usize },
-    UpdateIgnored { from: SmolStr, reason: String },
-    GapDetected { from: SmolStr, expected: Option<StreamPos>, got: StreamPos },
-    LocalChanged { changes: usize },
-    AnnouncementIgnored { reason: String },
+    PeerJoined {
+        name: SmolStr,
+        mgmt_addr: PeerAddr,
+    },
+    PeerReturned {
+        name: SmolStr,
+    },
+    PeerLost {
+        name: SmolStr,
+        files_removed: usize,
+    },
+    PeerForgotten {
+        name: SmolStr,
+    },
+    UpdateApplied {
+        from: SmolStr,
+        full: bool,
+        files: usize,
+        changed: usize,
+        rejected: usize,
+    },
+    UpdateIgnored {
+        from: SmolStr,
+        reason: String,
+    },
+    GapDetected {
+        from: SmolStr,
+        expected: Option<StreamPos>,
+        got: StreamPos,
+    },
+    LocalChanged {
+        changes: usize,
+    },
+    AnnouncementIgnored {
+        reason: String,
+    },
+    /// A node we were asked to join (`--join`, `POST /join/`) did not answer: said at the first
+    /// failure, then at most every [`SEED_WARN_EVERY`] while it stays silent, so that a typo in
+    /// an address is seen at once and a long outage does not flood the log.
+    SeedUnanswered {
+        addr: PeerAddr,
+        failures: u64,
+        reason: String,
+    },
+}
+
+/// The least time between two [`Notice::SeedUnanswered`] of one address.
+pub const SEED_WARN_EVERY: Span = Span(60_000);
+
+/// A seed's failures since it was asked for, and when the last notice about it went out.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seed {
+    failures: u64,
+    warned_at: Option<Time>,
 }
 
 /// The first wait before seeds that have not answered are greeted again.
@@ -161,7 +206,7 @@ pub struct Node {
     me: NodeId,
     peers: Peers,
     /// Addresses to greet until they answer once (`--join`, `POST /join/`, announcements).
-    seeds: BTreeSet<PeerAddr>,
+    seeds: BTreeMap<PeerAddr, Seed>,
     /// When the seeds are greeted again sooner than the next ping, and the wait after that:
     /// nodes started together greet each other before they listen, and should not then wait a
     /// whole ping interval to join.
@@ -190,7 +235,7 @@ impl Node {
             me,
             tree,
             peers: Peers::new(),
-            seeds: BTreeSet::new(),
+            seeds: BTreeMap::new(),
             seed_retry: None,
             greeting: BTreeMap::new(),
             early_full: BTreeMap::new(),
@@ -252,14 +297,21 @@ impl Node {
             }
             Event::JoinRequested(addrs) => {
                 for addr in addrs {
-                    self.seeds.insert(addr.clone());
+                    self.seeds.entry(addr.clone()).or_default();
                     self.greet(addr, true, &mut out);
                 }
                 self.seed_retry = Some((now + SEED_RETRY_FIRST, SEED_RETRY_FIRST));
             }
-            Event::RequestFailed { request, .. } => match request {
+            Event::RequestFailed { request, reason } => match request {
                 Request::Greet(addr) => {
                     self.greeting.remove(&addr);
+                    if let Some(seed) = self.seeds.get_mut(&addr) {
+                        seed.failures += 1;
+                        if seed.warned_at.is_none_or(|t| now.since(t) >= SEED_WARN_EVERY) {
+                            seed.warned_at = Some(now);
+                            out.push(Action::Notice(Notice::SeedUnanswered { addr, failures: seed.failures, reason }));
+                        }
+                    }
                 }
                 Request::Update { to, .. } => {
                     if let Some(p) = self.peers.get_mut(&to) {
@@ -673,7 +725,7 @@ impl Node {
         }
         if let Some((at, wait)) = self.seed_retry {
             if now >= at {
-                let seeds: Vec<PeerAddr> = self.seeds.iter().cloned().collect();
+                let seeds: Vec<PeerAddr> = self.seeds.keys().cloned().collect();
                 for addr in seeds {
                     self.greet(addr, true, out); // not those still under way
                 }
@@ -732,7 +784,7 @@ impl Node {
         for name in names {
             self.greet_peer(now, &name, out);
         }
-        let seeds: Vec<PeerAddr> = self.seeds.iter().cloned().collect();
+        let seeds: Vec<PeerAddr> = self.seeds.keys().cloned().collect();
         for addr in seeds {
             self.greet(addr, true, out);
         }
@@ -844,6 +896,46 @@ mod tests {
         let later = now + SEED_RETRY_FIRST;
         let actions = a.handle(later, Event::Timer);
         assert_eq!(greets(&actions), 0, "{actions:?}");
+    }
+
+    #[test]
+    fn a_silent_seed_is_reported_at_once_then_at_most_once_a_minute() {
+        let mut a = node("a", 100);
+        let seed = addr("127.0.0.1:201");
+        let greeted = |actions: Vec<Action>| -> Vec<PeerAddr> {
+            actions
+                .into_iter()
+                .filter_map(|x| match x {
+                    Action::Greet { to, .. } => Some(to),
+                    _ => None,
+                })
+                .collect()
+        };
+        let t0 = Time::from_secs(1000);
+        let mut asked = greeted(a.handle(t0, Event::JoinRequested(vec![seed.clone()])));
+        let mut reports = Vec::new();
+        let mut now = t0;
+        // Five minutes of a seed that refuses every greeting, each failing 10 ms after it went out.
+        while now < t0 + Span::from_millis(300_000) {
+            now = now + Span::from_millis(10);
+            for to in std::mem::take(&mut asked) {
+                let failed = Event::RequestFailed { request: Request::Greet(to), reason: "connection refused".into() };
+                for x in a.handle(now, failed) {
+                    if let Action::Notice(Notice::SeedUnanswered { addr, failures, reason }) = x {
+                        assert_eq!((&addr, reason.as_str()), (&seed, "connection refused"));
+                        reports.push((now.since(t0).as_millis(), failures));
+                    }
+                }
+            }
+            asked = greeted(a.handle(now, Event::Timer));
+        }
+        assert_eq!(reports.first(), Some(&(10, 1)), "at the first failure: {reports:?}");
+        assert!(reports.windows(2).all(|w| w[1].0 - w[0].0 >= SEED_WARN_EVERY.as_millis()), "{reports:?}");
+        assert!(reports.windows(2).all(|w| w[1].1 > w[0].1), "failures counted: {reports:?}");
+        assert_eq!(reports.len(), 5, "once a minute while it stays silent: {reports:?}");
+        // A failed greeting of an address that is no seed (a peer's ping) is not reported.
+        let other = Event::RequestFailed { request: Request::Greet(addr("127.0.0.1:999")), reason: "x".into() };
+        assert!(!a.handle(now, other).iter().any(|x| matches!(x, Action::Notice(Notice::SeedUnanswered { .. }))));
     }
 
     #[test]

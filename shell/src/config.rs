@@ -132,20 +132,36 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
         .collect()
 }
 
-/// Parses `500ms`, `10s`, `5m`, `1h`, `1d`, or a bare number of seconds.
+/// Parses `500ms`, `10s`, `5m`, `1h`, `1d`, sums of them as Go and systemd write them (`1h30m`,
+/// `2m30s`, `1d12h`), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 10s, 5m, 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)")),
-    };
+    let shape = || format!("{s:?} is not a duration like 500ms, 10s, 5m, 1h or 1h30m");
+    if s.is_empty() {
+        return Err(shape());
+    }
+    let mut secs = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_end);
+        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let n: f64 = num.parse().map_err(|_| shape())?;
+        // A bare number is seconds, but only alone: in `1h30` the 30 is ambiguous.
+        if unit.is_empty() && !(rest.len() == s.len() && tail.is_empty()) {
+            return Err(format!("{s:?}: {num} has no unit (use ms, s, m, h or d)"));
+        }
+        secs += n * match unit {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)")),
+        };
+        rest = tail;
+    }
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
         return Err(format!("{s:?} is out of range"));
     }
@@ -173,9 +189,14 @@ mod tests {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2m30s").unwrap(), Duration::from_secs(150));
+        assert_eq!(parse_duration("1d12h").unwrap(), Duration::from_secs(36 * 3600));
+        assert_eq!(parse_duration("1s500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        for bad in ["10x", "", "0s", "h", "1h30", "30 1h", "1h-5m", "1..5s", "ms", "1e9d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

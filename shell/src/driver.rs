@@ -313,5 +313,9 @@ fn log_notice(n: &Notice) {
         }
         Notice::LocalChanged { changes } => tracing::info!("{changes} local change(s)"),
         Notice::AnnouncementIgnored { reason } => tracing::debug!("announcement ignored: {reason}"),
+        Notice::SeedUnanswered { addr, failures, reason } => tracing::warn!(
+            "{addr}, which this node was asked to join, does not answer ({failures} tries so far; still trying, at \
+             every ping): {reason}"
+        ),
     }
 }

@@ -126,7 +126,23 @@ pub struct PeerClient {
     timeouts: Timeouts,
 }
 
-async fn timed<T>(limit: Duration, what: &str, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+/// An error with the errors that caused it: hyper's client says only "client error (Connect)",
+/// and the reason a person can act on ("Connection refused") is its source.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+async fn timed<T>(limit: Duration, what: String, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
     tokio::time::timeout(limit, f).await.unwrap_or_else(|_| Err(format!("{what} timed out after {limit:?}")))
 }
 
@@ -153,8 +169,8 @@ impl PeerClient {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(full_body(greeting.to_form()))
             .map_err(|e| e.to_string())?;
-        timed(self.timeouts.greet, "greeting", async {
-            let resp = self.client.request(req).await.map_err(|e| format!("greeting {to}: {e}"))?;
+        timed(self.timeouts.greet, format!("greeting {to}"), async {
+            let resp = self.client.request(req).await.map_err(|e| format!("greeting {to}: {}", with_causes(&e)))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_CLUSTER_REPLY)
                 .collect()
@@ -190,8 +206,8 @@ impl PeerClient {
             .body(body)
             .map_err(|e| e.to_string())?;
         let limit = if full { FULL_UPDATE_TIMEOUT } else { idle };
-        let request = timed(limit, "update", async {
-            let resp = self.client.request(req).await.map_err(|e| format!("update to {to}: {e}"))?;
+        let request = timed(limit, format!("update to {to}"), async {
+            let resp = self.client.request(req).await.map_err(|e| format!("update to {to}: {}", with_causes(&e)))?;
             let status = resp.status();
             let body =
                 Limited::new(resp.into_body(), 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();

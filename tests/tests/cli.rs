@@ -129,6 +129,48 @@ fn the_originals_single_dash_spelling_starts_a_node() {
     assert_eq!((table["Name"].as_str(), table["Me"]["Name"].as_str()), (Some("oldies"), Some("old-style")));
 }
 
+/// Compound durations (`1h30m`) are accepted, and a log that goes to a file or a pipe has no
+/// colour codes, even when `NO_COLOR` is not set.
+#[test]
+fn compound_durations_and_plain_logs() {
+    let root = awkward_tempdir("plain-logs");
+    let http = format!("127.0.0.1:{}", free_port());
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let seed = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(dftp_bin())
+        .arg("--dfsroot")
+        .arg(root.path())
+        .args(["--node-name", "plain", "--http-listen", &http])
+        .args(["--http-mgmt-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--ftp-listen", "", "--multicast-discovery-addr", ""])
+        .args(["--full-update-interval", "1h30m", "--peer-timeout", "1m30s", "--ping-interval", "1s500ms"])
+        // A seed that refuses, so that a warning is logged too.
+        .args(["--join", &seed])
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let seed = format!("greeting {}", seed);
+    let text = wait_until("three failed greetings of the seed", WAIT, || {
+        assert!(child.try_wait().unwrap().is_none(), "the node exited");
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        let failed = text.lines().filter(|l| l.contains("DEBUG") && l.contains(&seed)).count();
+        (failed >= 3).then_some(text)
+    });
+    assert_eq!(get(&format!("http://{http}/")).status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    // One warning at the first failure, with the address and the reason; the next one a minute on.
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN") && l.contains("does not answer")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains(&seed) && warnings[0].contains("refused"), "{}", warnings[0]);
+    assert!(text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file:\n{text}");
+}
+
 #[test]
 fn a_missing_root_or_a_bad_value_exits_with_a_clear_message() {
     // Loopback ports and no multicast, unless a case sets the flag itself.
@@ -165,12 +207,26 @@ fn a_missing_root_or_a_bad_value_exits_with_a_clear_message() {
             ports(&["--dfsroot", &dir_path, "--http-listen", "127.0.0.1:99999"]),
             vec!["--http-listen", "127.0.0.1:99999"],
         ),
+        (ports(&["--dfsroot", &dir_path, "--ftp-listen", "nocolon"]), vec!["--ftp-listen", "nocolon"]),
+        (ports(&["--dfsroot", &dir_path, "--node-name", ""]), vec!["--node-name"]),
+        (ports(&["--dfsroot", &dir_path, "--cluster-name", "two\nlines"]), vec!["--cluster-name"]),
+        (ports(&["--dfsroot", &dir_path, "--dfsmount", "a/../b"]), vec!["--dfsmount", ".."]),
+        (ports(&["--dfsroot", &dir_path, "--advertise-http", "noport"]), vec!["--advertise-http", "noport"]),
+        (ports(&["--dfsroot", &dir_path, "--advertise-mgmt", "h:x"]), vec!["--advertise-mgmt", "h:x"]),
+        (
+            ports(&["--dfsroot", &dir_path, "--multicast-discovery-addr", "10.1.2.3:7041"]),
+            vec!["--multicast-discovery-addr", "not a multicast address"],
+        ),
+        (ports(&["--dfsroot", &dir_path, "--peer-timeout", "1h30"]), vec!["--peer-timeout", "1h30"]),
+        (ports(&["--dfsroot", &dir_path, "--ftp-passive-ports", "9-1"]), vec!["--ftp-passive-ports"]),
     ];
     for (args, wanted) in cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(&argv);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{argv:?} succeeded");
+        // 2, as for any usage error, and before the tree is scanned: a typo costs no scan.
+        assert_eq!(out.status.code(), Some(2), "{argv:?}:\n{err}");
+        assert!(!err.contains("scan"), "{argv:?} scanned the tree first:\n{err}");
         for w in wanted {
             assert!(err.contains(w), "{argv:?}: the message does not mention {w:?}:\n{err}");
         }
