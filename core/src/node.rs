@@ -7,7 +7,7 @@ use std::sync::Arc;
 use smol_str::SmolStr;
 
 use crate::membership::{Liveness, Peer, Peers, StreamPos};
-use crate::path::DfsPath;
+use crate::path::{DfsPath, Mount};
 use crate::snapshot::{file_info, Snapshot, UpdateHeader};
 use crate::time::{Span, Time};
 use crate::tree::{Change, Meta, NodeId, Tree};
@@ -40,6 +40,8 @@ pub struct Config {
     pub announce_interval: Option<Span>,
     /// How long a lost peer keeps being pinged before it is forgotten.
     pub forget_after: Span,
+    /// Where the local tree appears in the cluster tree (`--dfsmount`).
+    pub mount: Mount,
 }
 
 impl Config {
@@ -56,6 +58,7 @@ impl Config {
             full_update_interval: Span::from_secs(3600),
             announce_interval: Some(Span::from_secs(55)),
             forget_after: Span::from_secs(24 * 3600),
+            mount: Mount::default(),
         }
     }
 }
@@ -342,6 +345,7 @@ impl Node {
             tree: self.tree.clone(),
             me: self.me,
             me_name: self.cfg.name.clone(),
+            mount: self.cfg.mount.clone(),
             cluster: Arc::new(self.cluster_info(now)),
             public_addrs: Arc::new(public_addrs),
         }

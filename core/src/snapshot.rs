@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use smol_str::SmolStr;
 
-use crate::path::DfsPath;
+use crate::path::{DfsPath, Mount};
 use crate::tree::{Entry, Meta, NodeId, Tree};
 use crate::wire::{ClusterInfo, FileInfo, PeerAddr};
 
@@ -18,6 +18,7 @@ pub struct Snapshot {
     pub(crate) tree: Tree,
     pub(crate) me: NodeId,
     pub(crate) me_name: SmolStr,
+    pub(crate) mount: Mount,
     pub(crate) cluster: Arc<ClusterInfo>,
     pub(crate) public_addrs: Arc<BTreeMap<SmolStr, PeerAddr>>,
 }

@@ -20,43 +20,6 @@ fn node(name: &str, i: u8) -> Node {
     Node::new(config(name, i, 1), t0())
 }
 
-fn table_of(cfg: &Config) -> ClusterInfo {
-    ClusterInfo {
-        name: cfg.cluster.clone(),
-        me: NodeInfo {
-            name: cfg.name.clone(),
-            public_addr: cfg.public_addr.to_string(),
-            mgmt_addr: cfg.mgmt_addr.to_string(),
-            last_alive: 0,
-            last_update_pushed: 0,
-            last_update_received: 0,
-            last_full_update_received: 0,
-        },
-        peers: BTreeMap::new(),
-    }
-}
-
-/// Feeds `event` and answers the greetings it causes: peers in `up` answer with their table,
-/// other addresses fail. Returns every action, the answers' included.
-fn run(node: &mut Node, now: Time, event: Event, up: &[&Config]) -> Vec<Action> {
-    let actions = node.handle(now, event);
-    let mut all = actions.clone();
-    for (to, _) in greets(&actions) {
-        let next = match up.iter().find(|c| c.mgmt_addr == to) {
-            Some(c) => Event::GreetingAnswered { to, reply: table_of(c) },
-            None => Event::RequestFailed { request: Request::Greet(to), reason: "refused".into() },
-        };
-        all.extend(run(node, now, next, up));
-    }
-    all
-}
-
-/// `peer` greets `node` (without asking for a full update), and `node`'s greeting back is
-/// answered.
-fn meet(node: &mut Node, now: Time, peer: &Config) -> Vec<Action> {
-    run(node, now, Event::GreetingReceived { greeting: greeting_of(peer, false), from_host: None }, &[peer])
-}
-
 fn file(path: &str, t: i64, owner: &str) -> FileInfo {
     file_info(&p(path), file_meta(t), owner, false)
 }

@@ -154,6 +154,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     cfg.peer_timeout = ms(cli.peer_timeout);
     cfg.full_update_interval = ms(cli.full_update_interval);
     cfg.announce_interval = multicast.as_ref().map(|_| ms(cli.announce_interval));
+    cfg.mount = mount.clone();
 
     let clock = Clock::new(env.start_unix_ms);
     let node = Node::new(cfg, clock.now());

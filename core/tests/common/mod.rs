@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dftp_core::{
-    Action, Change, Config, DfsPath, Entry, Event, FileMode, Greeting, Kind, Meta, Node, Notice, PeerAddr, Request,
-    Snapshot, Span, Time, Update,
+    Action, Change, ClusterInfo, Config, DfsPath, Entry, Event, FileMode, Greeting, Kind, Meta, Node, NodeInfo, Notice,
+    PeerAddr, Request, Snapshot, Span, Time, Update,
 };
 use proptest::prelude::*;
 
@@ -458,4 +458,44 @@ pub fn permute<T: Clone>(items: &[T], keys: &[u32]) -> Vec<T> {
     let mut idx: Vec<usize> = (0..items.len()).collect();
     idx.sort_by_key(|&i| keys.get(i).copied().unwrap_or(0));
     idx.into_iter().map(|i| items[i].clone()).collect()
+}
+
+// ---- meeting peers ---------------------------------------------------------------------------
+
+/// The table a node answers a greeting with, as `GET /cluster/` would show it just started.
+pub fn table_of(cfg: &Config) -> ClusterInfo {
+    ClusterInfo {
+        name: cfg.cluster.clone(),
+        me: NodeInfo {
+            name: cfg.name.clone(),
+            public_addr: cfg.public_addr.to_string(),
+            mgmt_addr: cfg.mgmt_addr.to_string(),
+            last_alive: 0,
+            last_update_pushed: 0,
+            last_update_received: 0,
+            last_full_update_received: 0,
+        },
+        peers: BTreeMap::new(),
+    }
+}
+
+/// Feeds `event` and answers the greetings it causes: peers in `up` answer with their table,
+/// other addresses fail. Returns every action, the answers' included.
+pub fn run(node: &mut Node, now: Time, event: Event, up: &[&Config]) -> Vec<Action> {
+    let actions = node.handle(now, event);
+    let mut all = actions.clone();
+    for (to, _) in greets(&actions) {
+        let next = match up.iter().find(|c| c.mgmt_addr == to) {
+            Some(c) => Event::GreetingAnswered { to, reply: table_of(c) },
+            None => Event::RequestFailed { request: Request::Greet(to), reason: "refused".into() },
+        };
+        all.extend(run(node, now, next, up));
+    }
+    all
+}
+
+/// `peer` greets `node` (without asking for a full update), and `node`'s greeting back is
+/// answered.
+pub fn meet(node: &mut Node, now: Time, peer: &Config) -> Vec<Action> {
+    run(node, now, Event::GreetingReceived { greeting: greeting_of(peer, false), from_host: None }, &[peer])
 }
