@@ -8,6 +8,7 @@
 pub mod http1;
 pub mod membership;
 pub mod node;
+pub mod outbox;
 pub mod path;
 pub mod route;
 pub mod snapshot;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use smol_str::SmolStr;
 
+use crate::outbox::Outbox;
 use crate::time::{Span, Time};
 use crate::tree::NodeId;
 use crate::wire::{NodeInfo, PeerAddr};
@@ -48,6 +49,8 @@ pub struct Peer {
     pub full_requested_at: Option<Time>,
     /// The last update applied from it, when it numbers its updates.
     pub stream: Option<StreamPos>,
+    /// Our updates on their way to it.
+    pub outbox: Outbox,
 }
 
 impl Peer {
@@ -67,6 +70,7 @@ impl Peer {
             wants_full: true,
             full_requested_at: None,
             stream: None,
+            outbox: Outbox::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use smol_str::SmolStr;
 
 use crate::membership::{Liveness, Peer, Peers, StreamPos};
+use crate::outbox::Outgoing;
 use crate::path::{DfsPath, Mount};
 use crate::snapshot::{file_info, Snapshot, UpdateHeader};
 use crate::time::{Span, Time};
@@ -107,7 +108,7 @@ pub enum Action {
     /// [`Event::RequestFailed`].
     Greet { to: PeerAddr, greeting: Greeting },
     /// `POST /update/` with this body; answer with `UpdateDelivered` or `RequestFailed`.
-    /// Updates to one peer must be sent in the order given.
+    /// The next update to the same peer comes only after that answer.
     SendUpdate { to: SmolStr, addr: PeerAddr, update: Arc<Update> },
     /// `POST /update/` with a full update streamed from `snapshot`
     /// ([`Snapshot::full_update_body`]).
@@ -293,7 +294,9 @@ impl Node {
             Event::UpdateDelivered { to, .. } => {
                 if let Some(p) = self.peers.get_mut(&to) {
                     p.last_update_pushed = Some(now);
+                    p.outbox.delivered();
                 }
+                self.send_next(now, &to, &mut out);
             }
             Event::AnnouncementReceived { announcement, from_host } => {
                 self.on_announcement(now, announcement, from_host, &mut out)
@@ -319,7 +322,9 @@ impl Node {
                 Request::Update { to, .. } => {
                     if let Some(p) = self.peers.get_mut(&to) {
                         p.owes_full = true;
+                        p.outbox.failed();
                     }
+                    self.send_next(now, &to, &mut out);
                 }
             },
             Event::Timer => {}
@@ -327,14 +332,6 @@ impl Node {
         self.run_timers(now, &mut out);
         out.push(Action::WakeAt(self.next_wake()));
         out
-    }
-
-    /// A full update of this node's files as of now: the snapshot to stream and its header.
-    /// The shell takes it when the update actually goes out, which can be a while after
-    /// [`Action::SendFullUpdate`] if it queued behind a request that timed out.
-    pub fn full_update(&self, now: Time) -> (Snapshot, UpdateHeader) {
-        let header = UpdateHeader { update_time: now.unix_secs(), epoch: self.cfg.epoch, seq: self.seq };
-        (self.snapshot(now), header)
     }
 
     /// A read-only view as of now, for readers.
@@ -400,18 +397,37 @@ impl Node {
             epoch: Some(self.cfg.epoch),
             seq: Some(self.seq),
         });
-        for p in self.peers.values().filter(|p| p.is_alive() && !p.owes_full) {
-            out.push(Action::SendUpdate { to: p.name.clone(), addr: p.mgmt_addr.clone(), update: update.clone() });
+        let mut names = Vec::new();
+        for p in self.peers.values_mut().filter(|p| p.is_alive() && !p.owes_full) {
+            p.outbox.push_incremental(update.clone());
+            names.push(p.name.clone());
+        }
+        for name in names {
+            self.send_next(now, &name, out);
         }
     }
 
     fn push_full(&mut self, now: Time, to: &SmolStr, out: &mut Vec<Action>) {
-        let header = UpdateHeader { update_time: now.unix_secs(), epoch: self.cfg.epoch, seq: self.seq };
-        let snapshot = Box::new(self.snapshot(now));
         if let Some(p) = self.peers.get_mut(to) {
             p.owes_full = false;
             p.sent_full = true;
-            out.push(Action::SendFullUpdate { to: p.name.clone(), addr: p.mgmt_addr.clone(), snapshot, header });
+            p.outbox.push_full();
+        }
+        self.send_next(now, to, out);
+    }
+
+    /// Sends `to` its next update, when none is under way ([`crate::outbox`] says which).
+    fn send_next(&mut self, now: Time, to: &SmolStr, out: &mut Vec<Action>) {
+        let Some(p) = self.peers.get_mut(to) else { return };
+        let addr = p.mgmt_addr.clone();
+        match p.outbox.next() {
+            None => {}
+            Some(Outgoing::Incremental(update)) => out.push(Action::SendUpdate { to: to.clone(), addr, update }),
+            Some(Outgoing::Full) => {
+                let header = UpdateHeader { update_time: now.unix_secs(), epoch: self.cfg.epoch, seq: self.seq };
+                let snapshot = Box::new(self.snapshot(now));
+                out.push(Action::SendFullUpdate { to: to.clone(), addr, snapshot, header });
+            }
         }
     }
 
@@ -766,6 +782,7 @@ impl Node {
             let Some(p) = self.peers.get_mut(&name) else { continue };
             p.liveness = Liveness::Lost { since: now };
             p.stream = None;
+            p.outbox.clear();
             p.wants_full = true;
             p.full_requested_at = None;
             let id = p.id;

@@ -1,12 +1,11 @@
 //! The one loop that owns the core [`Node`]: it feeds events in, carries actions out, and
 //! publishes a fresh snapshot after each event for the readers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dftp_core::{Action, Event, Node, Notice, PeerAddr, Request, Snapshot, Time, Update, UpdateHeader};
+use dftp_core::{Action, Event, Node, Notice, Request, Snapshot, Time, UpdateHeader};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use smol_str::SmolStr;
@@ -51,8 +50,6 @@ pub struct Answer {
 enum Input {
     Event(Event),
     Ask(Event, oneshot::Sender<Answer>),
-    /// A full update of the node's files as of now, for a peer worker about to send one.
-    FullUpdate(oneshot::Sender<(Snapshot, UpdateHeader)>),
 }
 
 /// What the servers hold: a way to send events, and the latest snapshot.
@@ -92,11 +89,6 @@ impl Handle {
     }
 }
 
-enum Job {
-    Incremental(PeerAddr, Arc<Update>),
-    Full(PeerAddr, Box<Snapshot>, UpdateHeader),
-}
-
 pub struct Driver {
     node: Node,
     clock: Clock,
@@ -104,8 +96,6 @@ pub struct Driver {
     tx: mpsc::Sender<Input>,
     snapshot: watch::Sender<Snapshot>,
     client: PeerClient,
-    /// One ordered queue per peer: updates to a peer must arrive in the order they were made.
-    queues: HashMap<SmolStr, mpsc::UnboundedSender<Job>>,
     multicast: Option<Arc<dyn Datagram>>,
     wake: Time,
     blocking: Blocking,
@@ -122,18 +112,7 @@ impl Driver {
         let (tx, rx) = mpsc::channel(1024);
         let (snap_tx, snap_rx) = watch::channel(node.snapshot(clock.now()));
         let wake = clock.now();
-        let driver = Driver {
-            node,
-            clock,
-            rx,
-            tx: tx.clone(),
-            snapshot: snap_tx,
-            client,
-            queues: HashMap::new(),
-            multicast,
-            wake,
-            blocking,
-        };
+        let driver = Driver { node, clock, rx, tx: tx.clone(), snapshot: snap_tx, client, multicast, wake, blocking };
         (driver, Handle { tx, snapshot: snap_rx, blocking })
     }
 
@@ -152,9 +131,6 @@ impl Driver {
                 input = self.rx.recv() => match input {
                     Some(Input::Event(e)) => self.step(e, None),
                     Some(Input::Ask(e, reply)) => self.step(e, Some(reply)),
-                    Some(Input::FullUpdate(reply)) => {
-                        let _ = reply.send(self.node.full_update(self.clock.now()));
-                    }
                     None => break,
                 },
             }
@@ -182,9 +158,27 @@ impl Driver {
                         let _ = tx.send(Input::Event(event)).await;
                     });
                 }
-                Action::SendUpdate { to, addr, update } => self.enqueue(to, Job::Incremental(addr, update)),
+                // The core sends a peer its next update only once the last one's outcome is in,
+                // so these go out at once and never overtake each other.
+                Action::SendUpdate { to, addr, update } => {
+                    let (client, tx) = (self.client.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let result = client.send_update(&addr, full_body(update.to_json()), false).await;
+                        report_delivery(&tx, to, false, result).await;
+                    });
+                }
                 Action::SendFullUpdate { to, addr, snapshot, header } => {
-                    self.enqueue(to, Job::Full(addr, snapshot, header))
+                    let (client, tx, blocking) = (self.client.clone(), self.tx.clone(), self.blocking);
+                    tokio::spawn(async move {
+                        let files = snapshot.local_count();
+                        let started = std::time::Instant::now();
+                        let body = stream_full_update(*snapshot, header, blocking);
+                        let result = client.send_update(&addr, body, true).await;
+                        if result.is_ok() {
+                            tracing::info!("full update of {files} file(s) sent to {to} in {:.1?}", started.elapsed());
+                        }
+                        report_delivery(&tx, to, true, result).await;
+                    });
                 }
                 Action::Announce(a) => {
                     if let Some(socket) = self.multicast.clone() {
@@ -204,75 +198,18 @@ impl Driver {
             let _ = reply.send(Answer { refused, snapshot });
         }
     }
-
-    fn enqueue(&mut self, to: SmolStr, job: Job) {
-        let queue = self.queues.entry(to.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(peer_worker(to, rx, self.client.clone(), self.tx.clone(), self.blocking));
-            tx
-        });
-        let _ = queue.send(job);
-    }
 }
 
-/// Sends one peer's updates in order, and reports each outcome back to the node.
-async fn peer_worker(
-    name: SmolStr,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-    client: PeerClient,
-    tx: mpsc::Sender<Input>,
-    blocking: Blocking,
-) {
-    // After a failed update the node owes this peer a full one, which supersedes the
-    // incremental ones queued behind the failure: sending those would trickle old news in, a
-    // timeout apart, each making the peer believe us reachable and up to date. They are skipped
-    // and reported as failed too, until a full update goes through.
-    let mut behind = false;
-    while let Some(job) = jobs.recv().await {
-        let (full, result) = match job {
-            Job::Incremental(..) if behind => {
-                let reason = format!("update to {name} skipped: an earlier one failed");
-                tracing::debug!("{reason}");
-                let request = Request::Update { to: name.clone(), full: false };
-                if tx.send(Input::Event(Event::RequestFailed { request, reason })).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            Job::Incremental(addr, update) => {
-                (false, client.send_update(&addr, full_body(update.to_json()), false).await)
-            }
-            Job::Full(addr, snapshot, header) => {
-                // The node's files as they are now, not when the update was queued: it may have
-                // waited behind a request that timed out, and an old full update would bring
-                // back what changed since (the incremental updates queued behind it are then
-                // older than it, and the peer ignores them).
-                let (reply, fresh) = oneshot::channel();
-                let (snapshot, header) = match tx.send(Input::FullUpdate(reply)).await {
-                    Ok(()) => fresh.await.unwrap_or((*snapshot, header)),
-                    Err(_) => return,
-                };
-                let files = snapshot.local_count();
-                let started = std::time::Instant::now();
-                let r = client.send_update(&addr, stream_full_update(snapshot, header, blocking), true).await;
-                if r.is_ok() {
-                    tracing::info!("full update of {files} file(s) sent to {name} in {:.1?}", started.elapsed());
-                }
-                (true, r)
-            }
-        };
-        behind = result.is_err() || (behind && !full);
-        let event = match result {
-            Ok(()) => Event::UpdateDelivered { to: name.clone(), full },
-            Err(reason) => {
-                tracing::warn!("{reason}");
-                Event::RequestFailed { request: Request::Update { to: name.clone(), full }, reason }
-            }
-        };
-        if tx.send(Input::Event(event)).await.is_err() {
-            return;
+/// Tells the node how an update to `to` went.
+async fn report_delivery(tx: &mpsc::Sender<Input>, to: SmolStr, full: bool, result: Result<(), String>) {
+    let event = match result {
+        Ok(()) => Event::UpdateDelivered { to, full },
+        Err(reason) => {
+            tracing::warn!("{reason}");
+            Event::RequestFailed { request: Request::Update { to, full }, reason }
         }
-    }
+    };
+    let _ = tx.send(Input::Event(event)).await;
 }
 
 /// A full update body produced chunk by chunk on a blocking thread, never whole in memory

@@ -297,7 +297,7 @@ impl Sender {
         let mut node = Node::new(cfg.clone(), t0());
         let actions = node
             .handle(t0(), Event::GreetingReceived { greeting: greeting_of(&receiver_config(), true), from_host: None });
-        let mut ups = updates_to(&actions, RECEIVER);
+        let mut ups = delivered_to_receiver(&mut node, actions.clone());
         assert_eq!(ups.len(), 1, "a greeting asking for a full update gets one: {actions:?}");
         let full = ups.remove(0);
         assert!(full.full);
@@ -322,7 +322,7 @@ impl Sender {
             }
         };
         let actions = self.node.handle(t0(), event);
-        updates_to(&actions, RECEIVER)
+        delivered_to_receiver(&mut self.node, actions)
     }
 
     /// A full update of the current state, as the receiver would get after asking for one.
@@ -335,6 +335,24 @@ impl Sender {
     /// The sender's own files, as a model view.
     pub fn view(&self) -> BTreeMap<DfsPath, Meta> {
         self.node.snapshot(t0()).local_files().map(|(p, m)| (p.clone(), m)).collect()
+    }
+}
+
+/// The updates `actions` send to the receiver, each answered as delivered, and those the answers
+/// let out in turn (a node sends a peer its next update only when the last one arrived).
+pub fn delivered_to_receiver(node: &mut Node, mut actions: Vec<Action>) -> Vec<Update> {
+    let mut out = Vec::new();
+    loop {
+        let sent = updates_to(&actions, RECEIVER);
+        if sent.is_empty() {
+            return out;
+        }
+        actions.clear();
+        for u in sent {
+            let full = u.full;
+            out.push(u);
+            actions.extend(node.handle(t0(), Event::UpdateDelivered { to: RECEIVER.into(), full }));
+        }
     }
 }
 
