@@ -420,7 +420,7 @@ impl Node {
     fn send_next(&mut self, now: Time, to: &SmolStr, out: &mut Vec<Action>) {
         let Some(p) = self.peers.get_mut(to) else { return };
         let addr = p.mgmt_addr.clone();
-        match p.outbox.next() {
+        match p.outbox.take_next() {
             None => {}
             Some(Outgoing::Incremental(update)) => out.push(Action::SendUpdate { to: to.clone(), addr, update }),
             Some(Outgoing::Full) => {

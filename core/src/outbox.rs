@@ -43,7 +43,7 @@ impl Outbox {
     }
 
     /// The next update to send, when none is under way.
-    pub fn next(&mut self) -> Option<Outgoing> {
+    pub fn take_next(&mut self) -> Option<Outgoing> {
         if self.in_flight.is_some() {
             return None;
         }
@@ -112,12 +112,12 @@ mod tests {
         let mut o = Outbox::default();
         o.push_incremental(inc(1));
         o.push_incremental(inc(2));
-        assert_eq!(seq(o.next()), Some(1));
-        assert_eq!(seq(o.next()), None, "nothing while one is under way");
+        assert_eq!(seq(o.take_next()), Some(1));
+        assert_eq!(seq(o.take_next()), None, "nothing while one is under way");
         o.delivered();
-        assert_eq!(seq(o.next()), Some(2));
+        assert_eq!(seq(o.take_next()), Some(2));
         o.delivered();
-        assert_eq!(seq(o.next()), None);
+        assert_eq!(seq(o.take_next()), None);
     }
 
     #[test]
@@ -126,31 +126,31 @@ mod tests {
         for s in 1..=3 {
             o.push_incremental(inc(s));
         }
-        assert_eq!(seq(o.next()), Some(1));
+        assert_eq!(seq(o.take_next()), Some(1));
         o.failed();
-        assert_eq!(seq(o.next()), None);
+        assert_eq!(seq(o.take_next()), None);
         // A full update asked for while one was under way survives the failure.
         o.push_incremental(inc(4));
-        assert_eq!(seq(o.next()), Some(4));
+        assert_eq!(seq(o.take_next()), Some(4));
         o.push_incremental(inc(5));
         o.push_full();
         o.failed();
-        assert_eq!(seq(o.next()), Some(u64::MAX));
+        assert_eq!(seq(o.take_next()), Some(u64::MAX));
     }
 
     #[test]
     fn a_full_update_supersedes_what_queued_behind_it() {
         let mut o = Outbox::default();
         o.push_incremental(inc(1));
-        assert_eq!(seq(o.next()), Some(1));
+        assert_eq!(seq(o.take_next()), Some(1));
         o.push_full();
         o.push_incremental(inc(2));
         o.push_full();
         o.push_incremental(inc(3));
         assert_eq!(o.queued(), 3, "one full update queued, not two");
         o.delivered();
-        assert_eq!(seq(o.next()), Some(u64::MAX));
+        assert_eq!(seq(o.take_next()), Some(u64::MAX));
         o.delivered();
-        assert_eq!(seq(o.next()), None, "2 and 3 went out inside the full update");
+        assert_eq!(seq(o.take_next()), None, "2 and 3 went out inside the full update");
     }
 }
