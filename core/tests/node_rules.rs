@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::*;
 use dftp_core::{
-    file_info, Action, ClusterInfo, Config, DfsPath, Event, FileInfo, Greeting, Kind, Meta, Node, NodeInfo, Notice,
-    Owner, PeerAddr, Request, Span, StreamPos, Time, Update, WireError,
+    file_info, Action, Config, DfsPath, Event, FileInfo, Greeting, Kind, Meta, Node, Notice, Owner, PeerAddr, Request,
+    Span, StreamPos, Time, Update, WireError,
 };
 
 fn at(secs: u64) -> Time {
