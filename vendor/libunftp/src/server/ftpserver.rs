@@ -15,7 +15,7 @@ use super::{
 use crate::auth::anonymous::AnonymousAuthenticator;
 use crate::notification::{DataListener, PresenceListener, nop::NopListener};
 use crate::options::ActivePassiveMode;
-use crate::options::{FailedLoginsPolicy, FtpsClientAuth, TlsFlags};
+use crate::options::{CommandGate, FailedLoginsPolicy, FtpsClientAuth, TlsFlags};
 use crate::server::shutdown::Notifier;
 use crate::server::switchboard::Switchboard;
 use crate::server::tls;
@@ -81,6 +81,7 @@ where
     connection_helper: Option<OsString>,
     connection_helper_args: Vec<OsString>,
     binder: Arc<std::sync::Mutex<Option<Box<dyn crate::options::Binder>>>>,
+    command_gate: Option<Arc<dyn CommandGate<User>>>,
 }
 
 /// Used to create [`Server`]s.
@@ -116,6 +117,7 @@ where
     connection_helper: Option<OsString>,
     connection_helper_args: Vec<OsString>,
     binder: Option<Box<dyn crate::options::Binder>>,
+    command_gate: Option<Arc<dyn CommandGate<User>>>,
 }
 
 impl<Storage> ServerBuilder<Storage, DefaultUser>
@@ -167,6 +169,7 @@ where
             connection_helper: None,
             connection_helper_args: Vec::new(),
             binder: None,
+            command_gate: None,
         }
     }
 
@@ -211,6 +214,8 @@ where
     {
         let configuration_error = if !self.site_handlers.is_empty() && self.configuration_error.is_none() {
             Some("user_detail_provider() must be called before any site_command() registrations".to_string())
+        } else if self.command_gate.is_some() && self.configuration_error.is_none() {
+            Some("user_detail_provider() must be called before command_gate()".to_string())
         } else {
             self.configuration_error
         };
@@ -242,6 +247,7 @@ where
             connection_helper: self.connection_helper,
             connection_helper_args: self.connection_helper_args,
             binder: self.binder,
+            command_gate: None,
         }
     }
 }
@@ -300,6 +306,7 @@ where
             connection_helper: None,
             connection_helper_args: Vec::new(),
             binder: None,
+            command_gate: None,
         }
     }
 
@@ -382,6 +389,7 @@ where
             connection_helper: self.connection_helper,
             connection_helper_args: self.connection_helper_args,
             binder,
+            command_gate: self.command_gate,
         })
     }
 
@@ -861,6 +869,20 @@ where
         self
     }
 
+    /// Sets a [`CommandGate`]: it sees every command after the login checks and before libunftp
+    /// handles it, and may answer it instead (for example to refuse writes before libunftp asks
+    /// for a data connection). Call [`user_detail_provider`](Self::user_detail_provider) first,
+    /// if at all.
+    ///
+    /// (dftp patch: see PATCHES.md at the top of this crate.)
+    pub fn command_gate<G>(mut self, gate: G) -> Self
+    where
+        G: CommandGate<User> + 'static,
+    {
+        self.command_gate = Some(Arc::new(gate));
+        self
+    }
+
     /// Enables a password guessing protection policy
     ///
     /// Policy used to temporarily block an account, source IP or the
@@ -1074,6 +1096,7 @@ where
             presence_listener: server.presence_listener.clone(),
             active_passive_mode: server.active_passive_mode,
             binder: server.binder.clone(),
+            command_gate: server.command_gate.clone(),
         }
     }
 }

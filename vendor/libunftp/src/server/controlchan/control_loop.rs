@@ -23,7 +23,7 @@ use crate::{
             notify::EventDispatcherMiddleware,
         },
         failed_logins::FailedLoginsCache,
-        ftpserver::options::{FtpsRequired, PassiveHost, SiteCommandHandler, SiteMd5},
+        ftpserver::options::{CommandGate, FtpsRequired, GateRequest, PassiveHost, SiteCommandHandler, SiteMd5},
         session::SharedSession,
         shutdown,
         tls::FtpsConfig,
@@ -33,7 +33,7 @@ use crate::{
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use rustls::ServerConnection;
-use std::{collections::HashMap, net::SocketAddr, ops::RangeInclusive, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, ops::RangeInclusive, path::PathBuf, sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
@@ -72,6 +72,7 @@ where
     pub presence_listener: Arc<dyn PresenceListener>,
     pub active_passive_mode: ActivePassiveMode,
     pub binder: Arc<std::sync::Mutex<Option<Box<dyn crate::options::Binder>>>>,
+    pub command_gate: Option<Arc<dyn CommandGate<User>>>,
 }
 
 /// Does TCP processing when an FTP client connects
@@ -106,6 +107,7 @@ where
         presence_listener,
         active_passive_mode,
         binder,
+        command_gate,
         ..
     } = config;
 
@@ -142,6 +144,7 @@ where
         tx_proxy_loop: switchboard_msg_tx.clone(),
         sitemd5,
         site_handlers,
+        command_gate,
     };
 
     let event_chain = EventDispatcherMiddleware::new(data_listener, presence_listener, event_chain);
@@ -341,6 +344,7 @@ where
     tx_proxy_loop: Option<SwitchboardSender<Storage, User>>,
     sitemd5: SiteMd5,
     site_handlers: Arc<HashMap<String, Arc<dyn SiteCommandHandler<Storage, User>>>>,
+    command_gate: Option<Arc<dyn CommandGate<User>>>,
 }
 
 impl<Storage, User> PrimaryEventHandler<Storage, User>
@@ -417,8 +421,50 @@ where
         }
     }
 
+    /// Asks the command gate, if there is one, whether it answers `cmd` itself (dftp patch: see
+    /// PATCHES.md at the top of this crate).
+    async fn ask_gate(&self, cmd: &Command) -> Option<Reply> {
+        let gate = self.command_gate.as_ref()?;
+        let (verb, arg, transfer) = gate_view(cmd);
+        let (user, username, cwd, client, data_connection_ready) = {
+            let session = self.session.lock().await;
+            (
+                session.user.clone(),
+                session.username.clone(),
+                session.cwd.clone(),
+                session.source,
+                session.data_cmd_tx.is_some(),
+            )
+        };
+        let request = GateRequest {
+            verb,
+            path: arg.map(|a| cwd.join(a)),
+            user: user.as_ref().as_ref(),
+            username: username.as_deref(),
+            cwd: &cwd,
+            client,
+            server: self.local_addr,
+            data_connection_ready,
+        };
+        let reply = gate.check(&request).await?;
+        if transfer {
+            // The data connection prepared for this command will not be used: close it, as
+            // after a failed transfer. An abort sent before the client has connected is seen
+            // by the data loop as soon as it starts.
+            let mut session = self.session.lock().await;
+            session.data_cmd_tx = None;
+            if let Some(abort) = session.data_abort_tx.take() {
+                let _ = abort.try_send(());
+            }
+        }
+        Some(reply)
+    }
+
     #[tracing_attributes::instrument]
     async fn handle_command(&self, cmd: Command) -> Result<Reply, ControlChanError> {
+        if let Some(reply) = self.ask_gate(&cmd).await {
+            return Ok(reply);
+        }
         let args = CommandContext {
             parsed_command: cmd.clone(),
             session: self.session.clone(),
@@ -498,5 +544,58 @@ where
             Event::Command(cmd) => self.handle_command(cmd).await,
             Event::InternalMsg(msg) => self.handle_internal_msg(msg).await,
         }
+    }
+}
+
+/// The verb of `cmd`, its path argument if it names one, and whether it is a transfer over the
+/// data connection (dftp patch: see PATCHES.md at the top of this crate).
+fn gate_view(cmd: &Command) -> (&'static str, Option<PathBuf>, bool) {
+    let path = |p: &str| Some(PathBuf::from(p));
+    let opt = |p: &Option<String>| p.as_deref().map(PathBuf::from);
+    match cmd {
+        Command::User { .. } => ("USER", None, false),
+        Command::Pass { .. } => ("PASS", None, false),
+        Command::Acct { .. } => ("ACCT", None, false),
+        Command::Syst => ("SYST", None, false),
+        Command::Stat { path: p } => ("STAT", p.as_ref().map(|b| PathBuf::from(String::from_utf8_lossy(b).into_owned())), false),
+        Command::Type => ("TYPE", None, false),
+        Command::Stru { .. } => ("STRU", None, false),
+        Command::Mode { .. } => ("MODE", None, false),
+        Command::Help => ("HELP", None, false),
+        Command::Noop => ("NOOP", None, false),
+        Command::Pasv => ("PASV", None, false),
+        Command::Epsv => ("EPSV", None, false),
+        Command::Port { .. } => ("PORT", None, false),
+        Command::Retr { path: p } => ("RETR", path(p), true),
+        Command::Stor { path: p } => ("STOR", path(p), true),
+        Command::Appe { path: p } => ("APPE", path(p), true),
+        Command::List { path: p, .. } => ("LIST", opt(p), true),
+        Command::Nlst { path: p } => ("NLST", opt(p), true),
+        Command::Mlst { path: p } => ("MLST", opt(p), false),
+        Command::Mlsd { path: p } => ("MLSD", opt(p), true),
+        Command::Feat => ("FEAT", None, false),
+        Command::Pwd => ("PWD", None, false),
+        Command::Cwd { path: p } => ("CWD", Some(p.clone()), false),
+        Command::Cdup => ("CDUP", None, false),
+        Command::Opts { .. } => ("OPTS", None, false),
+        Command::Dele { path: p } => ("DELE", path(p), false),
+        Command::Rmd { path: p } => ("RMD", path(p), false),
+        Command::Quit => ("QUIT", None, false),
+        Command::Mkd { path: p } => ("MKD", Some(p.clone()), false),
+        Command::Allo { .. } => ("ALLO", None, false),
+        Command::Abor => ("ABOR", None, false),
+        Command::Stou => ("STOU", None, true),
+        Command::Rnfr { file } => ("RNFR", Some(file.clone()), false),
+        Command::Rnto { file } => ("RNTO", Some(file.clone()), false),
+        Command::Auth { .. } => ("AUTH", None, false),
+        Command::Ccc => ("CCC", None, false),
+        Command::Pbsz {} => ("PBSZ", None, false),
+        Command::Prot { .. } => ("PROT", None, false),
+        Command::Size { file } => ("SIZE", Some(file.clone()), false),
+        Command::Rest { .. } => ("REST", None, false),
+        Command::Mdtm { file } => ("MDTM", Some(file.clone()), false),
+        Command::Md5 { file } => ("SITE MD5", Some(file.clone()), false),
+        Command::Site { .. } => ("SITE", None, false),
+        Command::Other { .. } => ("OTHER", None, false),
     }
 }

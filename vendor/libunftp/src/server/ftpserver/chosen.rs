@@ -4,7 +4,7 @@ use crate::notification::{DataListener, PresenceListener};
 use crate::options::ActivePassiveMode;
 use crate::{
     auth::AuthenticationPipeline,
-    options::{FtpsRequired, PassiveHost, SiteCommandHandler, SiteMd5},
+    options::{CommandGate, FtpsRequired, PassiveHost, SiteCommandHandler, SiteMd5},
     server::controlchan,
     server::tls::FtpsConfig,
 };
@@ -38,6 +38,7 @@ where
     pub presence_listener: Arc<dyn PresenceListener>,
     pub active_passive_mode: ActivePassiveMode,
     pub binder: Arc<std::sync::Mutex<Option<Box<dyn crate::options::Binder>>>>,
+    pub command_gate: Option<Arc<dyn CommandGate<User>>>,
 }
 
 impl<Storage, User> From<&OptionsHolder<Storage, User>> for controlchan::LoopConfig<Storage, User>
@@ -70,6 +71,7 @@ where
             presence_listener: server.presence_listener.clone(),
             active_passive_mode: server.active_passive_mode,
             binder: server.binder.clone(),
+            command_gate: server.command_gate.clone(),
         }
     }
 }

@@ -12,7 +12,8 @@ use std::{
     fmt::Formatter,
     fmt::{self, Debug, Display},
     io,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
 };
 use tokio::net::TcpSocket;
 
@@ -252,6 +253,50 @@ where
 {
     /// Called when the client issues the `SITE <NAME> [arguments]` command.
     async fn handle(&self, context: &SiteCommandContext<Storage, User>) -> Reply;
+}
+
+/// A command as a [`CommandGate`] sees it: after the login checks, before libunftp acts on it.
+///
+/// (dftp patch: see PATCHES.md at the top of this crate.)
+#[derive(Debug)]
+pub struct GateRequest<'a, User> {
+    /// The command's verb in upper case, as the client sent it (`"STOR"`, `"RNFR"`, `"STAT"`...).
+    /// `SITE MD5` is `"SITE MD5"`, other `SITE` commands are `"SITE"`, and commands libunftp
+    /// does not know are `"OTHER"`.
+    pub verb: &'static str,
+    /// For a command that names a path (`RETR`, `STOR`, `APPE`, `DELE`, `RMD`, `MKD`, `RNFR`,
+    /// `RNTO`, `SIZE`, `MDTM`, `MLST`, `CWD`, `STAT`, `LIST`, `NLST`, `MLSD`, `SITE MD5`): that
+    /// path joined onto the working directory, as libunftp would hand it to the storage back-end.
+    /// `None` when the command names no path (such as `STAT` or `LIST` without an argument).
+    pub path: Option<PathBuf>,
+    /// The logged-in user, or `None` before login.
+    pub user: Option<&'a User>,
+    /// The name the client logged in with, or `None` before login.
+    pub username: Option<&'a str>,
+    /// The session's working directory.
+    pub cwd: &'a Path,
+    /// The client's address on the control connection.
+    pub client: SocketAddr,
+    /// The server's address on the control connection.
+    pub server: SocketAddr,
+    /// Whether a data connection has been prepared (`PASV`, `EPSV` or `PORT`) and not yet used.
+    pub data_connection_ready: bool,
+}
+
+/// Consulted for every command after the login checks and before libunftp handles it, set with
+/// [`ServerBuilder::command_gate`](crate::ServerBuilder::command_gate). Returning a reply answers
+/// the command with it, and libunftp does nothing else for that command; when the command is a
+/// transfer (`RETR`, `STOR`, `APPE`, `STOU`, `LIST`, `NLST`, `MLSD`), the data connection prepared
+/// for it is closed. Returning `None` lets libunftp handle the command as usual.
+///
+/// (dftp patch: see PATCHES.md at the top of this crate.)
+#[async_trait]
+pub trait CommandGate<User>: Send + Sync + Debug
+where
+    User: UserDetail + 'static,
+{
+    /// Answers `request` in place of libunftp, or lets it through with `None`.
+    async fn check(&self, request: &GateRequest<'_, User>) -> Option<Reply>;
 }
 
 /// Tells how graceful shutdown should happen. An instance of this struct should be returned from
