@@ -14,8 +14,9 @@ const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-wire/");
 
 fn capture(name: &str) -> String {
     let path = format!("{WIRE}{name}");
-    fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository"))
+    fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository")
+    })
 }
 
 /// Splits a captured HTTP message into its head and its body (cut at Content-Length).
