@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
 
+pub mod ftp;
+
 /// How long anything may take to happen before a test gives up.
 pub const WAIT: Duration = Duration::from_secs(20);
 

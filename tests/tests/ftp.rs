@@ -4,12 +4,12 @@
 //! once, no descriptor leak, and an owner that vanishes in the middle of a transfer.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dftp_e2e::{encode_path, http, wait_until, Fixture, Node, NodeOpts, Value, BIG_LEN, WAIT};
+use dftp_e2e::ftp::{ftp_addr, with_ftp};
+use dftp_e2e::{encode_path, http, wait_until, Fixture, Node, Value, BIG_LEN, WAIT};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, FtpStream, Mode};
 
@@ -17,30 +17,6 @@ use suppaftp::{FtpError, FtpStream, Mode};
 const BIG: &str = "big/32 MiB.bin";
 /// Socket timeouts of the client: a hang fails the test instead of blocking it forever.
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A passive port range per node, away from the ephemeral ports (32768+) and from the other
-/// nodes of this test binary.
-fn passive_ports() -> String {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let slot = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
-    let base = 20000 + (std::process::id().wrapping_mul(7).wrapping_add(slot) % 300) * 40;
-    format!("{}-{}", base, base + 39)
-}
-
-fn with_ftp(o: NodeOpts) -> NodeOpts {
-    o.arg(&format!("--ftp-passive-ports={}", passive_ports()))
-}
-
-/// The FTP address a node logged when it bound its FTP port.
-fn ftp_addr(node: &Node) -> SocketAddr {
-    let log = node.log();
-    let marker = "FTP interface listening on ";
-    let start =
-        log.find(marker).unwrap_or_else(|| panic!("{} logged no FTP address:\n{log}", node.name)) + marker.len();
-    let addr: String = log[start..].chars().take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c)).collect();
-    let addr = addr.trim_end_matches('.');
-    addr.parse().unwrap_or_else(|e| panic!("{addr:?} is not an address: {e}"))
-}
 
 /// A logged-in binary-mode session with `node` in `mode`.
 fn connect_mode(node: &Node, mode: Mode) -> FtpStream {

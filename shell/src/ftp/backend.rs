@@ -1,5 +1,6 @@
 //! The libunftp storage backend over the merged tree: metadata and listings from a snapshot,
-//! contents from the local disk or the owner node. Read-only: every write answers 550.
+//! contents from the local disk or the owner node. Writes are refused by [`access::may_write`]
+//! (the command gate refuses them first, with the same answer).
 
 use std::fmt::{self, Debug};
 use std::io::Cursor;
@@ -13,8 +14,9 @@ use tokio::io::AsyncRead;
 use unftp_core::auth::DefaultUser;
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Metadata, Permissions, Result, StorageBackend, FEATURE_RESTART};
 
-use super::listing::{push_line, Line};
-use super::paths::resolve;
+use super::access;
+use super::listing::{format_line, Line};
+use super::paths::{resolve, Refused};
 use super::transfer::{self, Failure};
 use crate::driver::Handle;
 use crate::localfs::LocalFs;
@@ -89,8 +91,22 @@ fn not_found(kind: ErrorKind, what: impl fmt::Display) -> Error {
     Error::new(kind, what.to_string())
 }
 
-fn read_only() -> Error {
-    Error::new(ErrorKind::PermissionDenied, "read-only: this server does not accept changes")
+/// The back-end's answer to a write: whatever [`access::may_write`] says about `path`.
+fn may_write(user: &DefaultUser, path: &Path) -> Result<()> {
+    let p = resolve(path).ok();
+    access::may_write(Some(user), p.as_ref()).map_err(|denied| Error::new(ErrorKind::PermissionDenied, denied))
+}
+
+fn not_implemented() -> Error {
+    Error::new(ErrorKind::CommandNotImplemented, "this server does not store changes")
+}
+
+/// What an FTP path names, as the command gate needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Missing,
+    Dir,
+    File,
 }
 
 /// The metadata of `e`. A directory known only from what lies below it takes the newest date
@@ -118,6 +134,44 @@ fn listable(name: &str) -> bool {
 impl Backend {
     fn snapshot(&self) -> Snapshot {
         self.shared.handle.snapshot()
+    }
+
+    /// The name of this node.
+    pub fn node_name(&self) -> String {
+        self.snapshot().me().to_string()
+    }
+
+    /// The cluster path an FTP path names, and what is there.
+    pub fn target(&self, path: &Path) -> std::result::Result<(DfsPath, Target), Refused> {
+        let p = resolve(path)?;
+        let target = match self.snapshot().lookup(&p) {
+            None => Target::Missing,
+            Some(e) if e.is_dir() => Target::Dir,
+            Some(_) => Target::File,
+        };
+        Ok((p, target))
+    }
+
+    /// The `ls -l` lines of `path` (a directory's children, or a file on its own), without line
+    /// ends: `LIST` sends them over the data connection, `STAT <path>` over the control one.
+    pub fn long_listing(&self, path: &Path) -> Result<Vec<String>> {
+        let (snap, entries) = self.entries(path)?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Ok(entries
+            .iter()
+            .map(|e| {
+                let m = meta_of(&snap, e);
+                let line = Line {
+                    dir: m.dir,
+                    perm: m.perm,
+                    owner: &m.owner,
+                    size: m.len,
+                    modified: m.modified,
+                    name: e.path.name(),
+                };
+                format_line(&line, now)
+            })
+            .collect())
     }
 
     /// The entry an FTP path names, or the reply for a path that names nothing.
@@ -216,20 +270,11 @@ impl StorageBackend<DefaultUser> for Backend {
         P: AsRef<Path> + Send + Debug,
         FtpMeta: Metadata + 'static,
     {
-        let (snap, entries) = self.entries(path.as_ref())?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let mut out = String::with_capacity(entries.len() * 80);
-        for e in &entries {
-            let m = meta_of(&snap, e);
-            let line = Line {
-                dir: m.dir,
-                perm: m.perm,
-                owner: &m.owner,
-                size: m.len,
-                modified: m.modified,
-                name: e.path.name(),
-            };
-            push_line(&mut out, &line, now);
+        let lines = self.long_listing(path.as_ref())?;
+        let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
+        for line in &lines {
+            out.push_str(line);
+            out.push_str("\r\n");
         }
         Ok(Cursor::new(out.into_bytes()))
     }
@@ -265,30 +310,38 @@ impl StorageBackend<DefaultUser> for Backend {
         Ok(Box::new(reader))
     }
 
+    /// Writes never get here while the gate refuses them; if one did, the same rule answers.
+    /// Nothing below writes yet: an allowed write is refused as not implemented.
     async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
         &self,
-        _user: &DefaultUser,
+        user: &DefaultUser,
         _input: R,
-        _path: P,
+        path: P,
         _start_pos: u64,
     ) -> Result<u64> {
-        Err(read_only())
+        may_write(user, path.as_ref())?;
+        Err(not_implemented())
     }
 
-    async fn del<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _path: P) -> Result<()> {
-        Err(read_only())
+    async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, path: P) -> Result<()> {
+        may_write(user, path.as_ref())?;
+        Err(not_implemented())
     }
 
-    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _path: P) -> Result<()> {
-        Err(read_only())
+    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, path: P) -> Result<()> {
+        may_write(user, path.as_ref())?;
+        Err(not_implemented())
     }
 
-    async fn rename<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _from: P, _to: P) -> Result<()> {
-        Err(read_only())
+    async fn rename<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, from: P, to: P) -> Result<()> {
+        may_write(user, from.as_ref())?;
+        may_write(user, to.as_ref())?;
+        Err(not_implemented())
     }
 
-    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, _path: P) -> Result<()> {
-        Err(read_only())
+    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, path: P) -> Result<()> {
+        may_write(user, path.as_ref())?;
+        Err(not_implemented())
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, path: P) -> Result<()> {

@@ -52,11 +52,13 @@ fn word(s: &str) -> String {
     }
 }
 
-/// Appends one line, CRLF-terminated.
-pub fn push_line(out: &mut String, line: &Line<'_>, now: i64) {
+/// One line, without its line end: `LIST` sends it over the data connection and `STAT <path>`
+/// over the control connection, in the same format.
+pub fn format_line(line: &Line<'_>, now: i64) -> String {
+    let mut out = String::with_capacity(64 + line.name.len());
     let _ = write!(
         out,
-        "{} 1 {:<8} {:<8} {:>12} {} {}\r\n",
+        "{} 1 {:<8} {:<8} {:>12} {} {}",
         perm_string(line.dir, line.perm),
         word(line.owner),
         "dftp",
@@ -64,6 +66,7 @@ pub fn push_line(out: &mut String, line: &Line<'_>, now: i64) {
         date(line.modified, now),
         line.name
     );
+    out
 }
 
 #[cfg(test)]
@@ -73,15 +76,9 @@ mod tests {
     #[test]
     fn lines_look_like_ls() {
         let now = 1477174081 + 3600;
-        let mut out = String::new();
         let line = Line { dir: true, perm: 0o755, owner: "alpha", size: 0, modified: 1477174081, name: "sub dir" };
-        push_line(&mut out, &line, now);
+        assert_eq!(format_line(&line, now), "drwxr-xr-x 1 alpha    dftp                0 Oct 22 22:08 sub dir");
         let line = Line { dir: false, perm: 0o640, owner: "my node", size: 7, modified: 1000000000, name: "a.txt" };
-        push_line(&mut out, &line, now);
-        assert_eq!(
-            out,
-            "drwxr-xr-x 1 alpha    dftp                0 Oct 22 22:08 sub dir\r\n\
-             -rw-r----- 1 my_node  dftp                7 Sep  9  2001 a.txt\r\n"
-        );
+        assert_eq!(format_line(&line, now), "-rw-r----- 1 my_node  dftp                7 Sep  9  2001 a.txt");
     }
 }

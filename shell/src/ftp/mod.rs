@@ -6,10 +6,16 @@
 //! listeners, bound in `--ftp-passive-ports` on the address the client reached us on; a listener
 //! the client never connects to is closed after libunftp's 15 s accept timeout.
 //!
+//! Each session also gets a command gate ([`gate`]), which answers before libunftp what libunftp
+//! would answer wrongly: writes (refused by [`access`]), `RETR` and `SIZE` of a directory, and
+//! `STAT`.
+//!
 //! libunftp opens its sockets with tokio directly, so this cannot run in the simulator, which
 //! passes `--ftp-listen ''` to turn FTP off.
 
+mod access;
 mod backend;
+mod gate;
 mod listing;
 mod paths;
 mod transfer;
@@ -116,8 +122,10 @@ fn session_server(
     greeting: &'static str,
     logger: &slog::Logger,
 ) -> Result<Server<Backend, DefaultUser>, libunftp::ServerError> {
+    let gate = gate::Gate::new(Backend::new(shared.clone()));
     let shared = shared.clone();
     ServerBuilder::new(Box::new(move || Backend::new(shared.clone())))
+        .command_gate(gate)
         .greeting(greeting)
         .idle_session_timeout(options.idle_timeout.as_secs().max(1))
         .passive_ports(options.passive_ports.clone())
