@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use dftp_core::{Action, Event, Node, Notice, Request, Snapshot, Time, UpdateHeader};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use smol_str::SmolStr;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -212,24 +209,15 @@ async fn report_delivery(tx: &mpsc::Sender<Input>, to: SmolStr, full: bool, resu
     let _ = tx.send(Input::Event(event)).await;
 }
 
-/// A full update body produced chunk by chunk on a blocking thread, never whole in memory
-/// (inline and whole with [`Blocking::Inline`]).
+/// A full update body produced chunk by chunk as it goes out, never whole in memory.
 fn stream_full_update(snapshot: Snapshot, header: UpdateHeader, blocking: Blocking) -> Body {
-    if blocking == Blocking::Inline {
-        let chunks: Vec<_> = snapshot.full_update_body(header, FULL_UPDATE_CHUNK).collect();
-        let frames = chunks.into_iter().map(|c| Ok::<_, crate::peers::BoxError>(Frame::data(Bytes::from(c))));
-        return StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
-    }
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, crate::peers::BoxError>>(4);
-    tokio::task::spawn_blocking(move || {
+    blocking.stream_body(move |emit| {
         for chunk in snapshot.full_update_body(header, FULL_UPDATE_CHUNK) {
-            if tx.blocking_send(Ok(Frame::data(Bytes::from(chunk)))).is_err() {
+            if !emit(chunk) {
                 return; // the request was dropped
             }
         }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    StreamBody::new(stream).boxed_unsync()
+    })
 }
 
 fn log_notice(n: &Notice) {

@@ -10,9 +10,8 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use smol_str::SmolStr;
-use tokio::sync::mpsc;
 
-use crate::blocking::Blocking;
+use crate::blocking::{Blocking, Consumer};
 use crate::driver::Handle;
 use crate::peers::{Body, BoxError};
 use crate::respond::{method_not_allowed, text, with_type};
@@ -158,31 +157,29 @@ async fn parse_update(req: Request<Incoming>, limit: usize, blocking: Blocking) 
         return Err(too_large(limit));
     }
     let mut body = Limited::new(req.into_body(), limit);
-    let bad = |e: WireError| text(StatusCode::BAD_REQUEST, e.to_string());
-    if blocking == Blocking::Inline {
-        let mut parser = UpdateParser::new();
-        while let Some(chunk) = next_chunk(&mut body, limit).await? {
-            parser.push(&chunk).map_err(bad)?;
-        }
-        return parser.finish().map_err(bad);
-    }
-    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-    let parsing = tokio::task::spawn_blocking(move || {
-        let mut parser = UpdateParser::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            parser.push(&chunk)?;
-        }
-        parser.finish()
-    });
+    let mut parsing = blocking.feed(UpdateParser::new());
     while let Some(chunk) = next_chunk(&mut body, limit).await? {
-        if tx.send(chunk).await.is_err() {
+        if !parsing.push(chunk).await {
             break; // the parser stopped at an error
         }
     }
-    drop(tx);
-    match parsing.await {
-        Ok(parsed) => parsed.map_err(bad),
-        Err(_) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed")),
+    match parsing.finish().await {
+        Ok(update) => Ok(update),
+        Err(Some(e)) => Err(text(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(None) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed")),
+    }
+}
+
+impl Consumer for UpdateParser {
+    type Output = Update;
+    type Error = WireError;
+
+    fn push(&mut self, chunk: &[u8]) -> Result<(), WireError> {
+        UpdateParser::push(self, chunk)
+    }
+
+    fn finish(self) -> Result<Update, WireError> {
+        UpdateParser::finish(self)
     }
 }
 

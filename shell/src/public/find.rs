@@ -3,13 +3,10 @@
 use bytes::Bytes;
 use dftp_core::Snapshot;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use tokio::sync::mpsc;
 
 use super::Query;
 use crate::blocking::Blocking;
-use crate::peers::{full_body, Body, BoxError};
+use crate::peers::{full_body, Body};
 
 const CHUNK: usize = 64 << 10;
 
@@ -18,22 +15,10 @@ pub fn find(snapshot: Snapshot, query: &Query, head_only: bool, blocking: Blocki
     let prefix = prefix.strip_prefix('/').map(str::to_owned).unwrap_or(prefix);
     let body = if head_only {
         full_body(Bytes::new())
-    } else if blocking == Blocking::Inline {
-        let mut chunks = Vec::new();
-        format_paths(&snapshot, &prefix, |chunk| {
-            chunks.push(Ok::<_, BoxError>(Frame::data(Bytes::from(chunk))));
-            true
-        });
-        StreamBody::new(futures_util::stream::iter(chunks)).boxed_unsync()
     } else {
-        let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
-        // Off the async threads: a million paths take a while to format.
-        tokio::task::spawn_blocking(move || {
-            // Stops when the client went away.
-            format_paths(&snapshot, &prefix, |chunk| tx.blocking_send(Ok(Frame::data(Bytes::from(chunk)))).is_ok());
-        });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
-        StreamBody::new(stream).boxed_unsync()
+        // Off the async threads: a million paths take a while to format. Stops when the client
+        // went away.
+        blocking.stream_body(move |emit| format_paths(&snapshot, &prefix, emit))
     };
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::OK;
@@ -43,7 +28,7 @@ pub fn find(snapshot: Snapshot, query: &Query, head_only: bool, blocking: Blocki
 
 /// Formats the paths under `prefix` as `/path` lines, in chunks of about [`CHUNK`] bytes, until
 /// `emit` returns false.
-fn format_paths(snapshot: &Snapshot, prefix: &str, mut emit: impl FnMut(Vec<u8>) -> bool) {
+fn format_paths(snapshot: &Snapshot, prefix: &str, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     for path in snapshot.find(prefix) {
         buf.push(b'/');
