@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 
 use dftp_e2e::*;
 
@@ -14,8 +15,9 @@ const WIRE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-wire/");
 
 fn capture(name: &str) -> String {
     let path = format!("{WIRE}{name}");
-    fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository"))
+    fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("the captured traffic {path} ({e}): tests/fixtures/seed-wire/ is part of the repository")
+    })
 }
 
 /// Splits a captured HTTP message into its head and its body (cut at Content-Length).
@@ -267,4 +269,68 @@ fn the_originals_error_cases_get_the_same_statuses() {
     }
     assert_eq!(seen, 9, "every captured case was replayed");
     assert_eq!(node.find(), tree);
+}
+
+/// The deletion records that `us` sent nodeA so far: (path, LastInfoUpdated).
+fn deletions_sent(nodea: &FakeOriginal) -> Vec<(String, i64)> {
+    let updates = nodea.server.requests().into_iter().filter(|r| r.method == "POST" && r.target == "/update/");
+    updates
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .flat_map(|u| u["Files"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["Deletion"] == true)
+        .map(|f| (f["FullName"].as_str().unwrap_or("").to_string(), f["LastInfoUpdated"].as_i64().unwrap_or(-1)))
+        .collect()
+}
+
+/// A file deleted on our node's disk leaves the tree of a node of the original, which applies a
+/// record only when its LastInfoUpdated is greater than the one it holds: the deletion carries
+/// the deletion time, in Unix seconds, past the time the file was announced with. A nested
+/// deletion, which the original would apply to the top-level directory, leaves that directory
+/// and the rest of it alone.
+#[test]
+fn files_deleted_on_our_node_leave_the_originals_tree() {
+    let root = awkward_tempdir("deleting");
+    for rel in ["gone.txt", "kept.txt", "dir/nested.txt", "dir/kept.txt"] {
+        write_file(root.path(), rel, format!("{rel}\n").as_bytes());
+    }
+    let us = Node::start(NodeOpts::new("us", root.path()).arg("--peer-timeout").arg("1h"));
+    let nodea = FakeOriginal::start("nodeA", vec![("theirs.txt", OriginalFile::new(b"theirs\n".to_vec(), 1477174081))]);
+    nodea.join(&us);
+    for path in ["gone.txt", "kept.txt", "dir", "dir/nested.txt", "dir/kept.txt"] {
+        nodea.wait_listed(path, true);
+    }
+    wait_until("nodeA's file on our node", WAIT, || us.find().contains("/theirs.txt\n").then_some(()));
+    let announced = nodea.tree().entry("gone.txt").unwrap().last_info_updated;
+    let ctime = fs::metadata(root.path().join("gone.txt")).unwrap().ctime();
+    assert_eq!(announced, ctime, "a file is announced with its status-change time");
+
+    // A top-level file.
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    fs::remove_file(root.path().join("gone.txt")).unwrap();
+    nodea.wait_listed("gone.txt", false);
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let sent = deletions_sent(&nodea);
+    let (_, time) = sent.iter().find(|(p, _)| p == "gone.txt").expect("a deletion record for gone.txt");
+    assert!(*time > announced, "{time} is past {announced}");
+    assert!((before..=after.max(announced + 1)).contains(time), "{time}: Unix seconds, the deletion time");
+
+    // A file made and deleted at once (usually within one second: the deletion time is then
+    // the second it was announced with, and must be one past it).
+    write_file(root.path(), "quick.txt", b"quick\n");
+    nodea.wait_listed("quick.txt", true);
+    fs::remove_file(root.path().join("quick.txt")).unwrap();
+    nodea.wait_listed("quick.txt", false);
+
+    // A nested file: our node forgets it, and nodeA keeps showing the directory and the rest.
+    fs::remove_file(root.path().join("dir/nested.txt")).unwrap();
+    wait_until("the nested deletion sent to nodeA", WAIT, || {
+        deletions_sent(&nodea).iter().any(|(p, _)| p == "dir/nested.txt").then_some(())
+    });
+    wait_until("the nested deletion on our node", WAIT, || (!us.find().contains("/dir/nested.txt\n")).then_some(()));
+    let listed = nodea.tree().listed();
+    for path in ["dir", "dir/kept.txt", "kept.txt"] {
+        assert!(listed.contains(path), "{path} is still shown by nodeA: {listed:?}");
+    }
+    assert!(!nodea.tree().entry("dir").unwrap().deleted);
+    assert!(us.find().contains("/theirs.txt\n"), "nodeA's own file is untouched");
 }
