@@ -47,10 +47,8 @@ fn captured_requests() -> (Vec<u8>, Vec<u8>) {
     (greeting.expect("a captured greeting"), update.expect("a captured update"))
 }
 
-/// What the fake nodeA sends for test.txt: long enough to be sent chunked.
-fn big_body() -> Vec<u8> {
-    (0..300_000u32).map(|i| (i * 7 + i / 4093) as u8).collect()
-}
+/// What the fake nodeA sends for test.txt: the 20 bytes its captured update announces.
+const TEST_TXT: &[u8] = b"This is a text file\n";
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
@@ -82,7 +80,7 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
                 (200, plain, t.into_bytes()) // the original's Content-Type for JSON
             }
             ("POST", "/update/") => (200, plain, b"ok".to_vec()),
-            ("GET", "/fs/test.txt") => (200, plain, big_body()),
+            ("GET" | "HEAD", "/fs/test.txt") => (200, plain, TEST_TXT.to_vec()),
             ("GET", p) if p.starts_with("/fs/") => (200, plain, format!("nodeA's {p}").into_bytes()),
             _ => (404, plain, b"404 page not found".to_vec()),
         }
@@ -180,10 +178,15 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     let fetched = nodea.wait_for("a proxied fetch", |r| r.method == "GET" && r.target.contains(".html"));
     assert_eq!(fetched.target, "/fs/%3Cb%3E.html?redirN=1");
     assert!(nodea.requests().iter().any(|r| r.target == "/fs/somedir/a.txt?redirN=1"));
-    // A larger file comes chunked, as the original sends files; it arrives whole.
+    // nodeA sends no Accept-Ranges, Last-Modified or ETag, and ignores ranges: our node answers
+    // them from the size and time of its captured update (tests/original_files.rs has more).
     let r = us.get("/fs/test.txt");
-    assert_eq!(r.status, 200);
-    assert!(r.body == big_body(), "{} bytes instead of {}", r.body.len(), big_body().len());
+    assert_eq!((r.status, r.body.as_slice()), (200, TEST_TXT));
+    assert_eq!(r.header("last-modified"), Some("Sat, 22 Oct 2016 22:08:01 GMT"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    let r = http("GET", &us.url("/fs/test.txt"), &[("Range", "bytes=0-3")], None);
+    assert_eq!((r.status, r.text().as_str()), (206, "This"));
+    assert_eq!(r.header("content-range"), Some("bytes 0-3/20"));
     // A request that has already been passed around twice is refused, not passed on.
     assert!(us.get("/fs/test.txt?redirN=2").status >= 400);
 
