@@ -6,6 +6,7 @@
 //! tests and the simulator rely on.
 
 pub mod http1;
+pub mod http_file;
 pub mod membership;
 pub mod node;
 pub mod outbox;

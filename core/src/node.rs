@@ -12,7 +12,7 @@ use crate::path::{DfsPath, Mount};
 use crate::snapshot::{file_info, Snapshot, UpdateHeader};
 use crate::time::{Span, Time};
 use crate::tree::{Change, Meta, NodeId, Tree};
-use crate::wire::{Announcement, ClusterInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update};
+use crate::wire::{Announcement, ClusterInfo, FileInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update};
 
 /// Above this many changes at once, peers get a full update instead of an incremental one: it
 /// is streamed, where an incremental body is built whole.
@@ -265,10 +265,14 @@ impl Node {
         let mut out = Vec::new();
         match event {
             Event::LocalScan(files) => {
+                // O(1), and no extra copying: the tree is shared with the readers' snapshot
+                // anyway, so whatever changes is copied whether or not this clone exists.
+                let before = self.tree.clone();
                 let changes = self.tree.replace_view(self.me, files);
-                self.local_changed(now, changes, &mut out);
+                self.local_changed(now, changes, &before, &mut out);
             }
             Event::LocalChanges(changes) => {
+                let before = self.tree.clone();
                 let mut applied = Vec::with_capacity(changes.len());
                 for change in changes {
                     let done = match &change {
@@ -279,14 +283,15 @@ impl Node {
                         applied.push(change);
                     }
                 }
-                self.local_changed(now, applied, &mut out);
+                self.local_changed(now, applied, &before, &mut out);
             }
             Event::LocalSubtrees(subtrees) => {
+                let before = self.tree.clone();
                 let mut changes = Vec::new();
                 for (root, entries) in subtrees {
                     changes.extend(self.tree.replace_subtree(self.me, &root, entries));
                 }
-                self.local_changed(now, changes, &mut out);
+                self.local_changed(now, changes, &before, &mut out);
             }
             Event::GreetingReceived { greeting, from_host } => self.on_greeting(now, greeting, from_host, &mut out),
             Event::GreetingAnswered { to, reply } => self.on_answer(now, to, reply, &mut out),
@@ -365,7 +370,9 @@ impl Node {
 
     // ---- local changes ----------------------------------------------------------------------
 
-    fn local_changed(&mut self, now: Time, changes: Vec<Change>, out: &mut Vec<Action>) {
+    /// Tells the peers about `changes` to the local view; `before` is the tree as it was before
+    /// them.
+    fn local_changed(&mut self, now: Time, changes: Vec<Change>, before: &Tree, out: &mut Vec<Action>) {
         if changes.is_empty() {
             return;
         }
@@ -383,10 +390,7 @@ impl Node {
             .iter()
             .map(|c| match c {
                 Change::Upsert(p, m) => file_info(p, *m, &self.cfg.name, false),
-                Change::Remove(p) => {
-                    let none = Meta { mode: FileMode(0), size: 0, modified: 0, info_updated: 0 };
-                    file_info(p, none, &self.cfg.name, true)
-                }
+                Change::Remove(p) => self.deletion_record(now, p, before.held(self.me, p)),
             })
             .collect();
         let update = Arc::new(Update {
@@ -405,6 +409,41 @@ impl Node {
         for name in names {
             self.send_next(now, &name, out);
         }
+    }
+
+    /// The record that tells the peers this node no longer holds `path`, which it held as
+    /// `held`. Our nodes read only its name, owner and `Deletion` (they order a sender's
+    /// updates by `Epoch`/`Seq`); the rest is for the original's nodes, which apply it by their
+    /// `dfsfat/update.go`:
+    ///
+    /// - A record replaces the entry they hold only when its `LastInfoUpdated` is greater, and
+    ///   a deletion then marks the entry deleted (`SizeInBytes` -1, hidden from listings). So
+    ///   it carries the deletion time in Unix seconds, or one second past the time the entry
+    ///   was announced with (its status-change time) when that is not less: a file created and
+    ///   deleted within one second, or a status-change time ahead of our clock, must still go.
+    /// - But they apply a deletion to the entry of the path's first segment, whatever its
+    ///   depth: a time on the deletion of `dir/file` would mark all of `dir` deleted there (and
+    ///   outrank the update of `dir` itself that usually comes with it). A nested deletion
+    ///   therefore carries 0, which they ignore, as before: they cannot forget a nested path
+    ///   until they restart.
+    /// - A path that is still in our tree (another node holds it, or holds something below it)
+    ///   has not left the cluster: a time would hide the other node's copy on their side too,
+    ///   so such a deletion carries 0 as well. Their entry then still names us, and we pass
+    ///   their requests on to the node that holds the path now.
+    /// - They copy `Basename`, `Dir` and `OwnerNode` into the entry. The basename is the
+    ///   path's last segment; `Dir` is false, so that a deleted directory is not listed with
+    ///   the files it had (it becomes a file owned by us, which we answer with 404); the owner
+    ///   is us, as it was, so that the owner they derive for the parent directory stays.
+    fn deletion_record(&self, now: Time, path: &DfsPath, held: Option<Meta>) -> FileInfo {
+        let top_level = !path.as_str().contains('/');
+        let last_info_updated = if top_level && self.tree.lookup(path).is_none() {
+            let past_held = held.map_or(i64::MIN, |m| m.info_updated.saturating_add(1));
+            now.unix_secs().max(past_held)
+        } else {
+            0
+        };
+        let gone = Meta { mode: FileMode(0), size: 0, modified: 0, info_updated: last_info_updated };
+        file_info(path, gone, &self.cfg.name, true)
     }
 
     fn push_full(&mut self, now: Time, to: &SmolStr, out: &mut Vec<Action>) {
@@ -825,7 +864,6 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::FileInfo;
 
     fn addr(s: &str) -> PeerAddr {
         PeerAddr::parse(s).unwrap()

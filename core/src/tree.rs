@@ -282,6 +282,11 @@ impl Tree {
         a.info_updated.cmp(&b.info_updated).then_with(|| self.name(a.node).cmp(self.name(b.node)))
     }
 
+    /// What `node` holds at `path`, if it holds it.
+    pub fn held(&self, node: NodeId, path: &DfsPath) -> Option<Meta> {
+        self.entries.get(path.as_str())?.iter().find(|h| h.node == node).map(Holder::meta)
+    }
+
     /// Records that `node` holds `path` with `meta`. Returns whether its view changed.
     pub fn upsert(&mut self, node: NodeId, path: DfsPath, meta: Meta) -> bool {
         match self.set_holder(node, &path, meta) {

@@ -503,3 +503,111 @@ fn an_empty_host_is_taken_from_the_connection() {
     assert_eq!(peer.mgmt_addr.to_string(), "10.1.2.3:7041");
     assert_eq!(greets(&actions), vec![(PeerAddr::parse("10.1.2.3:7041").expect("valid"), true)]);
 }
+
+/// The records of `update` as (path, LastInfoUpdated), for deletions only.
+fn deletion_times(update: &Update) -> Vec<(String, i64)> {
+    update.files.iter().filter(|f| f.deletion).map(|f| (f.full_name.to_string(), f.last_info_updated)).collect()
+}
+
+/// The original's nodes apply a record only when its LastInfoUpdated is greater than the one
+/// they hold (its `dfsfat/update.go`), so a deletion must carry a time past the one they got
+/// for the path: the deletion time, or one second past the entry's own time when that is not
+/// less (a file created and deleted within one second, or a status-change time ahead of our
+/// clock). A nested deletion, or one of a path that another node still holds, carries 0: the
+/// original would apply it to the wrong entry (see `Node::deletion_record`).
+#[test]
+fn a_deletion_carries_a_time_the_original_applies() {
+    let now = at(5);
+    let now_secs = now.unix_secs();
+    let r = config("r", 2, 1);
+    let c = config("c", 3, 1);
+    // (status-change time of x.txt, the time its deletion must carry)
+    for (ctime, want) in [(now_secs - 100, now_secs), (now_secs, now_secs + 1), (now_secs + 1000, now_secs + 1001)] {
+        for how in ["changes", "scan", "subtree"] {
+            let mut a = node("a", 1);
+            let local = vec![
+                (p("x.txt"), file_meta(ctime)),
+                (p("d"), dir_meta(1)),
+                (p("d/y.txt"), file_meta(1)),
+                (p("shared"), file_meta(1)),
+            ];
+            a.handle(t0(), Event::LocalScan(local.clone()));
+            meet(&mut a, t0(), &r);
+            meet(&mut a, t0(), &c);
+            a.handle(t0(), Event::UpdateReceived(update("c", true, 0, vec![file("shared", 0, "c")])));
+            let gone = [p("x.txt"), p("d/y.txt"), p("shared")];
+            let event = match how {
+                "changes" => Event::LocalChanges(gone.iter().cloned().map(dftp_core::Change::Remove).collect()),
+                "scan" => Event::LocalScan(local.iter().filter(|(q, _)| !gone.contains(q)).cloned().collect()),
+                _ => Event::LocalSubtrees(gone.iter().map(|q| (q.clone(), Vec::new())).collect()),
+            };
+            let actions = a.handle(now, event);
+            let sent = updates_to(&actions, "r");
+            assert_eq!(sent.len(), 1, "{how}: {actions:?}");
+            let mut times = deletion_times(&sent[0]);
+            times.sort();
+            assert_eq!(
+                times,
+                vec![("d/y.txt".into(), 0), ("shared".into(), 0), ("x.txt".into(), want)],
+                "{how}, ctime {ctime}"
+            );
+            let x = sent[0].files.iter().find(|f| f.full_name == "x.txt").unwrap();
+            assert_eq!((x.basename(), x.dir, x.owner_node.as_str()), ("x.txt", false, "a"), "{how}");
+        }
+    }
+
+    // A whole top-level directory: the directory's record carries the time, the records below
+    // it do not (the original applies every deletion to the top-level entry of its path).
+    let mut a = node("a", 1);
+    a.handle(t0(), Event::LocalScan(vec![(p("d"), dir_meta(1)), (p("d/y.txt"), file_meta(1))]));
+    meet(&mut a, t0(), &r);
+    let actions = a.handle(now, Event::LocalSubtrees(vec![(p("d"), Vec::new())]));
+    let sent = updates_to(&actions, "r");
+    let mut times = deletion_times(&sent[0]);
+    times.sort();
+    assert_eq!(times, vec![("d".into(), now_secs), ("d/y.txt".into(), 0)]);
+}
+
+/// Our receivers order a sender's updates by Epoch/Seq and rank holders by their own rule: the
+/// time a deletion now carries changes neither. The deletion removes the sender's copy only
+/// (the receiver's own copy of the path, older than the deletion time, stays), and a copy made
+/// again with a status-change time before the deletion time is applied.
+#[test]
+fn deletion_times_do_not_change_how_our_nodes_apply_deletions() {
+    let (mut s, first) = Sender::new(0);
+    let sender = s.cfg.name.to_string();
+    let mut r = Receiver::new(std::slice::from_ref(&s));
+    r.deliver(&first);
+    let base = T0 as i64;
+    r.handle(Event::LocalScan(vec![(p("x.txt"), file_meta(base + 20))]));
+    let created = s.apply(&SenderOp::Changes(vec![
+        (p("x.txt"), Some(file_meta(base + 50))),
+        (p("y.txt"), Some(file_meta(base + 50))),
+    ]));
+    for u in &created {
+        r.deliver(u);
+    }
+    let owner_on_r = |r: &Receiver, path: &str| {
+        r.node.snapshot(r.now).lookup(&p(path)).map(|e| (e.owner.as_str().to_string(), e.meta.unwrap().info_updated))
+    };
+    assert_eq!(owner_on_r(&r, "x.txt"), Some((sender.clone(), base + 50)), "the newer copy wins");
+
+    let deleted = s.apply(&SenderOp::Changes(vec![(p("x.txt"), None), (p("y.txt"), None)]));
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(
+        deletion_times(&deleted[0]),
+        vec![("x.txt".into(), base + 51), ("y.txt".into(), base + 51)],
+        "past the entries' own (future) times"
+    );
+    r.deliver(&deleted[0]);
+    assert_eq!(owner_on_r(&r, "x.txt"), Some(("r".into(), base + 20)), "the receiver's own copy stays");
+    assert_eq!(owner_on_r(&r, "y.txt"), None);
+
+    // Made again, with a status-change time before the deletion's time: applied all the same.
+    let again = s.apply(&SenderOp::Changes(vec![(p("y.txt"), Some(file_meta(base + 10)))]));
+    for u in &again {
+        r.deliver(u);
+    }
+    assert_eq!(owner_on_r(&r, "y.txt"), Some((sender, base + 10)));
+    assert_eq!(r.gaps(), 0);
+}

@@ -683,7 +683,8 @@ pub type Reply = (u16, String, Vec<u8>);
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and answers with a handler:
 /// enough to play a peer (for example a node of the original implementation) in a test. One
-/// request per connection; bodies over 2 KiB are sent chunked, as the original sends files.
+/// request per connection; bodies over 2 KiB are sent chunked, as the original sends files, and
+/// the answer to `HEAD` has no body (nor, past 2 KiB, a length: Go's server has not counted it).
 pub struct FakeServer {
     pub addr: SocketAddr,
     requests: std::sync::Arc<std::sync::Mutex<Vec<Req>>>,
@@ -703,11 +704,15 @@ impl FakeServer {
                     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
                     let Some(req) = read_request(&mut conn) else { return };
                     let (status, ctype, body) = handler(&req);
+                    let head_request = req.method == "HEAD";
                     log.lock().unwrap().push(req);
                     // Like Go's net/http for a handler that sets no length: a short body gets a
                     // Content-Length, a longer one is sent chunked.
                     let (framing, body) = if body.len() <= 2048 {
-                        (format!("Content-Length: {}", body.len()), body)
+                        let framing = format!("Content-Length: {}\r\n", body.len());
+                        (framing, if head_request { Vec::new() } else { body })
+                    } else if head_request {
+                        (String::new(), Vec::new())
                     } else {
                         let mut chunked = Vec::new();
                         for chunk in body.chunks(4096) {
@@ -716,11 +721,10 @@ impl FakeServer {
                             chunked.extend_from_slice(b"\r\n");
                         }
                         chunked.extend_from_slice(b"0\r\n\r\n");
-                        ("Transfer-Encoding: chunked".to_string(), chunked)
+                        ("Transfer-Encoding: chunked\r\n".to_string(), chunked)
                     };
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\n{framing}\r\nConnection: close\r\n\r\n"
-                    );
+                    let head =
+                        format!("HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\n{framing}Connection: close\r\n\r\n");
                     let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&body));
                 });
             }
@@ -776,4 +780,268 @@ fn read_request(conn: &mut TcpStream) -> Option<Req> {
         conn.read_exact(&mut body).ok()?;
     }
     Some(Req { method, target, headers, body })
+}
+
+// ---- a node of the original ---------------------------------------------------------------------
+
+/// One entry of an [`OriginalTree`]: what the original's `FileStat` keeps that matters here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginalEntry {
+    pub last_info_updated: i64,
+    /// The original marks a deleted entry with a size of -1 and hides it from its listings.
+    pub deleted: bool,
+    pub dir: bool,
+    pub owner: String,
+}
+
+/// The tree of a node of the original, changed by update bodies the way its `dfsfat/update.go`
+/// changes it:
+/// - a record goes to the entry of its path (created, with a LastInfoUpdated of 0, when
+///   missing; the directories on the way are created too, and made directories again), except
+///   a deletion, which the original applies to the entry of the path's *first segment*: it
+///   does not descend for deletions;
+/// - a record replaces that entry only when its LastInfoUpdated is greater than the entry's;
+/// - a deletion record then marks the entry deleted, which removes it from the tree the
+///   original shows.
+///
+/// Full updates are applied the same way and prune nothing (a TODO in the original).
+#[derive(Clone, Debug, Default)]
+pub struct OriginalTree {
+    entries: std::collections::BTreeMap<String, OriginalEntry>,
+}
+
+impl OriginalTree {
+    /// Applies the records of an update body (`{"Files": [...], ...}`), in order.
+    pub fn apply(&mut self, update: &Value) {
+        for f in update["Files"].as_array().into_iter().flatten() {
+            let name = f["FullName"].as_str().unwrap_or("").trim_start_matches('/');
+            let deletion = f["Deletion"].as_bool().unwrap_or(false);
+            let segments: Vec<&str> = name.split('/').collect();
+            let target = if deletion {
+                segments[0].to_string()
+            } else {
+                // The directories on the way: created if missing, and `setAsDir` (which also
+                // sets the size to 0, so a deleted directory is shown again).
+                for i in 1..segments.len() {
+                    let dir = self.entries.entry(segments[..i].join("/")).or_insert_with(|| OriginalEntry {
+                        last_info_updated: 0,
+                        deleted: false,
+                        dir: true,
+                        owner: String::new(),
+                    });
+                    dir.dir = true;
+                    dir.deleted = false;
+                }
+                name.to_string()
+            };
+            let held = self.entries.get(&target).map_or(0, |e| e.last_info_updated);
+            let time = f["LastInfoUpdated"].as_i64().unwrap_or(0);
+            if time > held {
+                let entry = OriginalEntry {
+                    last_info_updated: time,
+                    deleted: deletion,
+                    dir: f["Dir"].as_bool().unwrap_or(false),
+                    owner: f["OwnerNode"].as_str().unwrap_or("").to_string(),
+                };
+                self.entries.insert(target, entry);
+            } else {
+                // Only created, if it was missing (the original creates it before comparing).
+                self.entries.entry(target).or_insert_with(|| OriginalEntry {
+                    last_info_updated: 0,
+                    deleted: false,
+                    dir: false,
+                    owner: String::new(),
+                });
+            }
+        }
+    }
+
+    /// The paths the original shows: entries not marked deleted, inside directories that are
+    /// neither deleted nor turned into files.
+    pub fn listed(&self) -> BTreeSet<String> {
+        let shown = |path: &str| self.entries.get(path).is_some_and(|e| !e.deleted);
+        self.entries
+            .keys()
+            .filter(|path| {
+                let segments: Vec<&str> = path.split('/').collect();
+                shown(path)
+                    && (1..segments.len()).all(|i| {
+                        let dir = segments[..i].join("/");
+                        shown(&dir) && self.entries[&dir].dir
+                    })
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn entry(&self, path: &str) -> Option<&OriginalEntry> {
+        self.entries.get(path)
+    }
+}
+
+/// A file of a [`FakeOriginal`]: what it announces, and what it sends when asked.
+#[derive(Clone, Debug)]
+pub struct OriginalFile {
+    /// The bytes sent for `GET /fs/<path>`.
+    pub body: Vec<u8>,
+    /// `SizeInBytes` in its update (the length of `body` unless a test wants them to differ).
+    pub size: u64,
+    /// `LastModified` in its update, Unix seconds.
+    pub modified: i64,
+}
+
+impl OriginalFile {
+    pub fn new(body: Vec<u8>, modified: i64) -> OriginalFile {
+        OriginalFile { size: body.len() as u64, body, modified }
+    }
+}
+
+/// A node of the original implementation, played by a [`FakeServer`] on one address for both
+/// its interfaces. It answers greetings with its cluster table, applies the updates it gets to
+/// an [`OriginalTree`] by the original's rule, and serves its files the original's way: status,
+/// Content-Type and the bytes, chunked past 2 KiB, with no Content-Length, Accept-Ranges, ETag
+/// or Last-Modified, and Range and validators ignored.
+pub struct FakeOriginal {
+    pub name: String,
+    pub server: FakeServer,
+    tree: std::sync::Arc<std::sync::Mutex<OriginalTree>>,
+    files: std::collections::BTreeMap<String, OriginalFile>,
+}
+
+impl FakeOriginal {
+    pub fn start(name: &str, files: Vec<(&str, OriginalFile)>) -> FakeOriginal {
+        let files: std::collections::BTreeMap<String, OriginalFile> =
+            files.into_iter().map(|(p, f)| (p.to_string(), f)).collect();
+        let tree = std::sync::Arc::new(std::sync::Mutex::new(OriginalTree::default()));
+        let me = std::sync::Arc::new(OnceLock::<String>::new());
+        let (tree_for_handler, me_for_handler, served) = (tree.clone(), me.clone(), files.clone());
+        let node_name = name.to_string();
+        let server = FakeServer::start(move |req| {
+            let plain = "text/plain; charset=utf-8".to_string();
+            let me = me_for_handler.get().cloned().unwrap_or_default();
+            let path = req.target.split('?').next().unwrap_or("");
+            match (req.method.as_str(), path) {
+                ("POST", "/cluster/") => {
+                    let info = |addr: &str| {
+                        serde_json::json!({"Name": node_name, "PublicAddr": addr, "MgmtAddr": addr, "LastAlive": 0,
+                            "LastUpdatePushed": 0, "LastUpdateReceived": 0, "LastFullUpdateReceived": 0})
+                    };
+                    let table = serde_json::json!({"Name": "dftp", "Me": info(&me), "Peers": {}});
+                    (200, plain, table.to_string().into_bytes())
+                }
+                ("POST", "/update/") if req.header("content-type") != Some("application/json") => {
+                    (400, plain, b"Content-Type must be application/json".to_vec())
+                }
+                ("POST", "/update/") => match serde_json::from_slice::<Value>(&req.body) {
+                    Ok(update) => {
+                        tree_for_handler.lock().unwrap().apply(&update);
+                        (200, plain, b"ok".to_vec())
+                    }
+                    Err(e) => (400, plain, format!("Error decoding json: {e}").into_bytes()),
+                },
+                ("GET" | "HEAD", p) if p.starts_with("/fs/") => {
+                    let rel = percent_decode(&p["/fs/".len()..]);
+                    match served.get(&rel) {
+                        Some(f) => (200, "application/octet-stream".into(), f.body.clone()),
+                        None => (404, plain, format!("`{rel}` not found in DFS").into_bytes()),
+                    }
+                }
+                _ => (404, plain, b"404 page not found".to_vec()),
+            }
+        });
+        me.set(server.addr.to_string()).expect("set once");
+        FakeOriginal { name: name.to_string(), server, tree, files }
+    }
+
+    /// Joins `node`'s cluster as the original does: greets it asking for a full update, and
+    /// pushes its own full update (every file with its `LastModified`, LastInfoUpdated the
+    /// time of its scan).
+    pub fn join(&self, node: &Node) {
+        let addr = self.server.addr.to_string();
+        let fields = [("name", self.name.as_str()), ("public-addr", &addr), ("mgmt-addr", &addr)];
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("request-full-update", "true"));
+        let r = post_form(&node.mgmt_url("/cluster/"), &form);
+        assert_eq!(r.status, 200, "{}'s greeting to {}: {}", self.name, node.name, r.text());
+        let scan = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|(path, f)| {
+                serde_json::json!({"FullName": path, "Basename": path.rsplit('/').next().unwrap(), "Dir": false,
+                    "LastModified": f.modified, "LastInfoUpdated": scan, "SizeInBytes": f.size,
+                    "FileMode": 420, "OwnerNode": self.name, "Deletion": false})
+            })
+            .collect();
+        let update = serde_json::json!({"Files": files, "UpdateTime": scan, "Full": true, "SenderNodeName": self.name});
+        let r = post_json(&node.mgmt_url("/update/"), update.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}'s full update to {}: {}", self.name, node.name, r.text());
+    }
+
+    /// A copy of its tree as it is now.
+    pub fn tree(&self) -> OriginalTree {
+        self.tree.lock().unwrap().clone()
+    }
+
+    /// Waits until its tree shows (`true`) or no longer shows (`false`) `path`.
+    pub fn wait_listed(&self, path: &str, listed: bool) {
+        let what = format!("{path} {} {}'s tree", if listed { "in" } else { "gone from" }, self.name);
+        wait_until(&what, WAIT, || (self.tree().listed().contains(path) == listed).then_some(()));
+    }
+}
+
+/// Decodes `%XX` escapes (a path as the original's server sees it).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, time: i64, deletion: bool) -> Value {
+        serde_json::json!({"FullName": path, "Dir": false, "LastInfoUpdated": time, "OwnerNode": "us", "Deletion": deletion})
+    }
+
+    fn apply(tree: &mut OriginalTree, records: &[Value]) {
+        tree.apply(&serde_json::json!({ "Files": records }));
+    }
+
+    /// The fake applies records as the original's `dfsfat/update.go` does.
+    #[test]
+    fn the_original_tree_follows_the_originals_rule() {
+        let mut t = OriginalTree::default();
+        apply(&mut t, &[record("a.txt", 10, false), record("d/x.txt", 10, false), record("d/y.txt", 10, false)]);
+        let all = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(t.listed(), all(&["a.txt", "d", "d/x.txt", "d/y.txt"]));
+        // Not greater: ignored.
+        apply(&mut t, &[record("a.txt", 10, true), record("a.txt", 0, true)]);
+        assert!(t.listed().contains("a.txt"));
+        apply(&mut t, &[record("a.txt", 11, true)]);
+        assert!(!t.listed().contains("a.txt"));
+        // A nested deletion goes to the top-level entry: with a time, it hides the directory.
+        apply(&mut t, &[record("d/x.txt", 0, true)]);
+        assert!(t.listed().contains("d/x.txt"));
+        apply(&mut t, &[record("d/x.txt", 11, true)]);
+        assert_eq!(t.listed(), BTreeSet::new());
+        // A nested record makes the directory a directory again.
+        apply(&mut t, &[record("d/z.txt", 12, false)]);
+        assert_eq!(t.listed(), all(&["d", "d/x.txt", "d/y.txt", "d/z.txt"]));
+    }
 }

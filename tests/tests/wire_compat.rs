@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 
 use dftp_e2e::*;
 
@@ -46,10 +47,8 @@ fn captured_requests() -> (Vec<u8>, Vec<u8>) {
     (greeting.expect("a captured greeting"), update.expect("a captured update"))
 }
 
-/// What the fake nodeA sends for test.txt: long enough to be sent chunked.
-fn big_body() -> Vec<u8> {
-    (0..300_000u32).map(|i| (i * 7 + i / 4093) as u8).collect()
-}
+/// What the fake nodeA sends for test.txt: the 20 bytes its captured update announces.
+const TEST_TXT: &[u8] = b"This is a text file\n";
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
@@ -81,7 +80,7 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
                 (200, plain, t.into_bytes()) // the original's Content-Type for JSON
             }
             ("POST", "/update/") => (200, plain, b"ok".to_vec()),
-            ("GET", "/fs/test.txt") => (200, plain, big_body()),
+            ("GET" | "HEAD", "/fs/test.txt") => (200, plain, TEST_TXT.to_vec()),
             ("GET", p) if p.starts_with("/fs/") => (200, plain, format!("nodeA's {p}").into_bytes()),
             _ => (404, plain, b"404 page not found".to_vec()),
         }
@@ -179,10 +178,15 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     let fetched = nodea.wait_for("a proxied fetch", |r| r.method == "GET" && r.target.contains(".html"));
     assert_eq!(fetched.target, "/fs/%3Cb%3E.html?redirN=1");
     assert!(nodea.requests().iter().any(|r| r.target == "/fs/somedir/a.txt?redirN=1"));
-    // A larger file comes chunked, as the original sends files; it arrives whole.
+    // nodeA sends no Accept-Ranges, Last-Modified or ETag, and ignores ranges: our node answers
+    // them from the size and time of its captured update (tests/original_files.rs has more).
     let r = us.get("/fs/test.txt");
-    assert_eq!(r.status, 200);
-    assert!(r.body == big_body(), "{} bytes instead of {}", r.body.len(), big_body().len());
+    assert_eq!((r.status, r.body.as_slice()), (200, TEST_TXT));
+    assert_eq!(r.header("last-modified"), Some("Sat, 22 Oct 2016 22:08:01 GMT"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    let r = http("GET", &us.url("/fs/test.txt"), &[("Range", "bytes=0-3")], None);
+    assert_eq!((r.status, r.text().as_str()), (206, "This"));
+    assert_eq!(r.header("content-range"), Some("bytes 0-3/20"));
     // A request that has already been passed around twice is refused, not passed on.
     assert!(us.get("/fs/test.txt?redirN=2").status >= 400);
 
@@ -268,4 +272,68 @@ fn the_originals_error_cases_get_the_same_statuses() {
     }
     assert_eq!(seen, 9, "every captured case was replayed");
     assert_eq!(node.find(), tree);
+}
+
+/// The deletion records that `us` sent nodeA so far: (path, LastInfoUpdated).
+fn deletions_sent(nodea: &FakeOriginal) -> Vec<(String, i64)> {
+    let updates = nodea.server.requests().into_iter().filter(|r| r.method == "POST" && r.target == "/update/");
+    updates
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .flat_map(|u| u["Files"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["Deletion"] == true)
+        .map(|f| (f["FullName"].as_str().unwrap_or("").to_string(), f["LastInfoUpdated"].as_i64().unwrap_or(-1)))
+        .collect()
+}
+
+/// A file deleted on our node's disk leaves the tree of a node of the original, which applies a
+/// record only when its LastInfoUpdated is greater than the one it holds: the deletion carries
+/// the deletion time, in Unix seconds, past the time the file was announced with. A nested
+/// deletion, which the original would apply to the top-level directory, leaves that directory
+/// and the rest of it alone.
+#[test]
+fn files_deleted_on_our_node_leave_the_originals_tree() {
+    let root = awkward_tempdir("deleting");
+    for rel in ["gone.txt", "kept.txt", "dir/nested.txt", "dir/kept.txt"] {
+        write_file(root.path(), rel, format!("{rel}\n").as_bytes());
+    }
+    let us = Node::start(NodeOpts::new("us", root.path()).arg("--peer-timeout").arg("1h"));
+    let nodea = FakeOriginal::start("nodeA", vec![("theirs.txt", OriginalFile::new(b"theirs\n".to_vec(), 1477174081))]);
+    nodea.join(&us);
+    for path in ["gone.txt", "kept.txt", "dir", "dir/nested.txt", "dir/kept.txt"] {
+        nodea.wait_listed(path, true);
+    }
+    wait_until("nodeA's file on our node", WAIT, || us.find().contains("/theirs.txt\n").then_some(()));
+    let announced = nodea.tree().entry("gone.txt").unwrap().last_info_updated;
+    let ctime = fs::metadata(root.path().join("gone.txt")).unwrap().ctime();
+    assert_eq!(announced, ctime, "a file is announced with its status-change time");
+
+    // A top-level file.
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    fs::remove_file(root.path().join("gone.txt")).unwrap();
+    nodea.wait_listed("gone.txt", false);
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let sent = deletions_sent(&nodea);
+    let (_, time) = sent.iter().find(|(p, _)| p == "gone.txt").expect("a deletion record for gone.txt");
+    assert!(*time > announced, "{time} is past {announced}");
+    assert!((before..=after.max(announced + 1)).contains(time), "{time}: Unix seconds, the deletion time");
+
+    // A file made and deleted at once (usually within one second: the deletion time is then
+    // the second it was announced with, and must be one past it).
+    write_file(root.path(), "quick.txt", b"quick\n");
+    nodea.wait_listed("quick.txt", true);
+    fs::remove_file(root.path().join("quick.txt")).unwrap();
+    nodea.wait_listed("quick.txt", false);
+
+    // A nested file: our node forgets it, and nodeA keeps showing the directory and the rest.
+    fs::remove_file(root.path().join("dir/nested.txt")).unwrap();
+    wait_until("the nested deletion sent to nodeA", WAIT, || {
+        deletions_sent(&nodea).iter().any(|(p, _)| p == "dir/nested.txt").then_some(())
+    });
+    wait_until("the nested deletion on our node", WAIT, || (!us.find().contains("/dir/nested.txt\n")).then_some(()));
+    let listed = nodea.tree().listed();
+    for path in ["dir", "dir/kept.txt", "kept.txt"] {
+        assert!(listed.contains(path), "{path} is still shown by nodeA: {listed:?}");
+    }
+    assert!(!nodea.tree().entry("dir").unwrap().deleted);
+    assert!(us.find().contains("/theirs.txt\n"), "nodeA's own file is untouched");
 }

@@ -1,10 +1,13 @@
 //! `GET /fs/<file>`: local files through tower-http's `ServeDir` (ranges, validators, 304s,
-//! Content-Length, streamed from disk); files of other nodes streamed from their owner.
+//! Content-Length, streamed from disk); files of other nodes streamed from their owner, whose
+//! answer is passed on, or, from an owner that sends files plainly (the original's nodes), made
+//! here by [`plain_owner`].
 
 use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dftp_core::http_file::{self, FileFacts};
 use dftp_core::{Entry, Mount, Snapshot};
 use futures_util::TryStreamExt;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -14,6 +17,7 @@ use hyper::body::Incoming;
 use tower_http::services::fs::ServeDir;
 
 use super::listing::encode_path;
+use super::plain_owner;
 use super::Query;
 use crate::diskread::{self, DiskReader};
 use crate::localfs::{Contents, LocalFs, Preopened};
@@ -164,6 +168,29 @@ impl Files {
         let url = format!("/fs/{}?redirN={}", encode_path(&entry.path), query.redir_n + 1);
         match self.client.fetch(addr, req.method().clone(), &url, req.headers()).await {
             Ok(upstream) => {
+                // A Range without If-Range must get a 206 or 416 from an owner that does ranges.
+                let asked = req.headers();
+                let ranged = asked.contains_key(header::RANGE) && !asked.contains_key(header::IF_RANGE);
+                let length = upstream.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+                let accept_ranges = upstream.headers.get(header::ACCEPT_RANGES).and_then(|v| v.to_str().ok());
+                let status = upstream.status.as_u16();
+                if !http_file::owner_handles_ranges(status, length, accept_ranges, ranged) {
+                    match entry.meta {
+                        // A length other than the tree's: the file changed since it was
+                        // announced. Its bytes are passed on as they come, with the owner's length
+                        // (a 200 to a range is allowed), rather than cut to a size they do not have.
+                        Some(meta) if length.is_none_or(|n| n == meta.size) => {
+                            let facts = FileFacts { size: meta.size, modified: meta.modified };
+                            let head = req.method() == Method::HEAD;
+                            return plain_owner::respond(head, req.headers(), &entry.path, facts, upstream).await;
+                        }
+                        _ => tracing::debug!(
+                            "{} from {owner}: passed on as it came (its length {length:?}, the tree's {:?})",
+                            entry.path,
+                            entry.meta.map(|m| m.size)
+                        ),
+                    }
+                }
                 let mut resp = Response::builder().status(upstream.status);
                 for name in &PASSED {
                     if let Some(v) = upstream.headers.get(name) {

@@ -3,6 +3,7 @@
 mod files;
 mod find;
 mod listing;
+mod plain_owner;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
