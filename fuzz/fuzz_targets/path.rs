@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 fn check(p: &DfsPath) {
     let s = p.as_str();
     assert!(s.len() <= MAX_PATH_LEN);
-    assert!(!s.contains('\0') && !s.contains('\\'), "{s:?}");
+    assert!(!s.contains('\0') && !s.contains('\\') && !s.contains(char::is_control), "{s:?}");
     if p.is_root() {
         assert_eq!(p.parent(), None);
         return;
