@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod config;
+pub mod content;
 pub mod discovery;
 pub mod diskread;
 pub mod driver;
@@ -178,10 +179,9 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         cli.rescan_interval,
         shutdown.clone(),
     ));
-    let ftp_task = ftp.map(|f| {
-        tokio::spawn(f.serve(handle.clone(), env.fs.clone(), mount.clone(), client.clone(), shutdown.clone()))
-    });
-    let public = public::Public::new(handle.clone(), env.fs.clone(), mount, client).handler();
+    let content = content::Content::new(env.fs.clone(), client);
+    let ftp_task = ftp.map(|f| tokio::spawn(f.serve(handle.clone(), content.clone(), shutdown.clone())));
+    let public = public::Public::new(handle.clone(), content).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {

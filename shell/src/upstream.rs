@@ -409,7 +409,7 @@ mod tests {
     }
 
     async fn get(pool: &Arc<Pool>, to: &PeerAddr, method: Method) -> Result<(StatusCode, Vec<u8>), String> {
-        let fetched = pool.fetch(to, &method, "/fs/f?redirN=1", &HeaderMap::new()).await?;
+        let fetched = pool.fetch(to, &method, "/fs/f?format=txt", &HeaderMap::new()).await?;
         let status = fetched.status;
         let body = fetched.into_body(None).collect().await.map_err(|e| e.to_string())?;
         Ok((status, body.to_bytes().to_vec()))
@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(get(&pool, &to, Method::GET).await.unwrap(), (StatusCode::OK, b"second".to_vec()));
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for both");
         let requests = requests.lock().unwrap();
-        assert!(requests[1].starts_with("GET /fs/f?redirN=1 HTTP/1.1\r\nHost: 127.0.0.1:"), "{}", requests[1]);
+        assert!(requests[1].starts_with("GET /fs/f?format=txt HTTP/1.1\r\nHost: 127.0.0.1:"), "{}", requests[1]);
     }
 
     #[tokio::test]

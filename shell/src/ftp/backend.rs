@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use dftp_core::{DfsPath, Entry, Mount, Snapshot};
+use dftp_core::{DfsPath, Entry, Location, Snapshot};
 use tokio::io::AsyncRead;
 use unftp_core::auth::DefaultUser;
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Metadata, Permissions, Result, StorageBackend, FEATURE_RESTART};
@@ -18,17 +18,13 @@ use super::access;
 use super::listing::{format_line, Line};
 use super::paths::{resolve, Refused};
 use super::transfer::{self, Failure};
+use crate::content::Content;
 use crate::driver::Handle;
-use crate::localfs::LocalFs;
-use crate::peers::PeerClient;
-use crate::public::encode_path;
 
 /// What every session's backend shares.
 pub struct Shared {
     pub handle: Handle,
-    pub fs: Arc<dyn LocalFs>,
-    pub mount: Mount,
-    pub client: PeerClient,
+    pub content: Content,
 }
 
 /// One session's view of the tree (libunftp makes one per control connection).
@@ -201,24 +197,27 @@ impl Backend {
         W: tokio::io::AsyncWrite + Unpin + ?Sized,
     {
         let (snap, p, entry) = self.entry(path, ErrorKind::PermanentFileNotAvailable)?;
-        if entry.is_dir() {
-            return Err(not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p} is a directory")));
-        }
-        let result = if snap.is_mine(&entry) {
-            let Some(rel) = self.shared.mount.to_local(&p) else {
-                return Err(not_found(ErrorKind::PermanentFileNotAvailable, &p));
-            };
-            transfer::local(&self.shared.fs, rel, entry.meta.map_or(0, |m| m.size), start, out).await
-        } else {
-            let owner = entry.owner.as_str();
-            let Some(addr) = snap.public_addr_of(owner) else {
+        // An FTP client is where a request starts: no hops yet.
+        let result = match snap.locate(&p, 0) {
+            Location::Directory(_) => {
+                return Err(not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p} is a directory")));
+            }
+            Location::LocalFile { local, .. } => {
+                let content = &self.shared.content;
+                transfer::local(content, &local, entry.meta.map_or(0, |m| m.size), start, out).await
+            }
+            Location::RemoteFile { addr, hops, .. } => {
+                transfer::remote(&self.shared.content, &addr, &p, hops, start, out).await
+            }
+            Location::OwnerUnreachable { owner, .. } => {
                 return Err(Error::new(
                     ErrorKind::TransientFileNotAvailable,
                     format!("the owner of {p} (node {owner}) is not reachable"),
                 ));
-            };
-            let url = format!("/fs/{}?redirN=1", encode_path(&p));
-            transfer::remote(&self.shared.client, addr, &url, start, out).await
+            }
+            Location::NotFound | Location::TooManyHops { .. } => {
+                return Err(not_found(ErrorKind::PermanentFileNotAvailable, &p));
+            }
         };
         result.map_err(|f| match f {
             Failure::NotFound(why) => {

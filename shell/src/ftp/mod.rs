@@ -26,7 +26,6 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dftp_core::Mount;
 use libunftp::options::{PassiveHost, SiteMd5};
 use libunftp::{Server, ServerBuilder};
 use slog::Drain;
@@ -37,9 +36,8 @@ use unftp_core::auth::DefaultUser;
 
 pub use backend::{Backend, Shared};
 
+use crate::content::Content;
 use crate::driver::Handle;
-use crate::localfs::LocalFs;
-use crate::peers::PeerClient;
 
 /// The FTP settings from the command line.
 #[derive(Clone, Debug)]
@@ -67,15 +65,8 @@ impl Ftp {
     }
 
     /// Serves sessions until `shutdown` fires, then closes the open ones.
-    pub async fn serve(
-        self,
-        handle: Handle,
-        fs: Arc<dyn LocalFs>,
-        mount: Mount,
-        client: PeerClient,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let shared = Arc::new(Shared { handle, fs, mount, client });
+    pub async fn serve(self, handle: Handle, content: Content, mut shutdown: watch::Receiver<bool>) {
+        let shared = Arc::new(Shared { handle, content });
         // libunftp wants the greeting for the life of the program: one small leak per start.
         let greeting: &'static str = Box::leak(self.options.greeting.clone().into_boxed_str());
         // libunftp logs every command and transfer at info level through slog; pass on only its

@@ -9,14 +9,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dftp_core::PeerAddr;
+use dftp_core::{DfsPath, PeerAddr};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::content::Content;
 use crate::diskread::{self, DiskReader};
-use crate::localfs::{Contents, LocalFs};
-use crate::peers::PeerClient;
+use crate::localfs::Contents;
 
 /// A client that accepts nothing for this long is given up on.
 pub const WRITE_STALL: Duration = Duration::from_secs(120);
@@ -55,13 +55,13 @@ fn open_failure(e: io::Error) -> Failure {
 /// Copies the local file `rel` (relative to the root, `expected_len` bytes long as the tree
 /// saw it) from byte `start` to `out`.
 pub async fn local<W: AsyncWrite + Unpin + ?Sized>(
-    fs: &Arc<dyn LocalFs>,
-    rel: &str,
+    content: &Content,
+    rel: &DfsPath,
     expected_len: u64,
     start: u64,
     out: &mut W,
 ) -> Result<u64, Failure> {
-    let opened = fs.open(rel, expected_len).await.map_err(open_failure)?;
+    let opened = content.open(rel, expected_len).await.map_err(open_failure)?;
     match opened.contents {
         Contents::Disk(file) => local_disk(file, opened.meta.len, start, out).await,
         Contents::Bytes(bytes) => {
@@ -93,11 +93,13 @@ async fn local_disk<W: AsyncWrite + Unpin + ?Sized>(
     }
 }
 
-/// Copies the file at `url` (`/fs/<path>?redirN=1`) on `owner` from byte `start` to `out`.
+/// Copies `path` from its `owner` (telling it the request has passed `hops` nodes) from byte
+/// `start` to `out`.
 pub async fn remote<W: AsyncWrite + Unpin + ?Sized>(
-    client: &PeerClient,
+    content: &Content,
     owner: &PeerAddr,
-    url: &str,
+    path: &DfsPath,
+    hops: u32,
     start: u64,
     out: &mut W,
 ) -> Result<u64, Failure> {
@@ -106,7 +108,7 @@ pub async fn remote<W: AsyncWrite + Unpin + ?Sized>(
         let range = HeaderValue::from_str(&format!("bytes={start}-")).expect("a range is a valid header");
         headers.insert(header::RANGE, range);
     }
-    let resp = client.fetch(owner, Method::GET, url, &headers).await.map_err(Failure::Source)?;
+    let resp = content.fetch(owner, path, hops, Method::GET, &headers).await.map_err(Failure::Source)?;
     // Bytes to drop from the front: the owner may ignore the range and send it all.
     let mut skip = match resp.status {
         StatusCode::PARTIAL_CONTENT => 0,
@@ -146,7 +148,7 @@ mod tests {
     use futures_util::future::BoxFuture;
 
     use super::*;
-    use crate::localfs::{FileMeta, Opened, ScanReport, WatchMsg};
+    use crate::localfs::{FileMeta, LocalFs, Opened, ScanReport, WatchMsg};
 
     /// One file, opened either as a file on disk or as bytes in memory.
     struct OneFile {
@@ -185,9 +187,11 @@ mod tests {
         std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
         for disk in [Some(path.clone()), None] {
             let fs: Arc<dyn LocalFs> = Arc::new(OneFile { data: data.clone(), disk: disk.clone() });
+            let content = Content::new(fs, crate::peers::PeerClient::new(Arc::new(crate::net::TokioNet)));
+            let f = DfsPath::parse("f").unwrap();
             for start in [0, 1, diskread::CHUNK - 1, diskread::CHUNK, 2 * diskread::CHUNK + 5, len - 1, len, len + 10] {
                 let mut out = Vec::new();
-                let sent = local(&fs, "f", len as u64, start as u64, &mut out).await.unwrap();
+                let sent = local(&content, &f, len as u64, start as u64, &mut out).await.unwrap();
                 let want = &data[start.min(len)..];
                 assert_eq!(sent, want.len() as u64, "from {start}, std file: {}", disk.is_some());
                 assert!(out == want, "from {start}, std file: {}", disk.is_some());

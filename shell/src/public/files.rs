@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dftp_core::http_file::{self, FileFacts};
-use dftp_core::{Entry, Mount, Snapshot};
+use dftp_core::{DfsPath, Entry, Location, PeerAddr};
 use futures_util::TryStreamExt;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -16,17 +16,14 @@ use hyper::body::Frame;
 use hyper::body::Incoming;
 use tower_http::services::fs::ServeDir;
 
-use super::listing::encode_path;
 use super::plain_owner;
 use super::Query;
+use crate::content::{encode_path, Content};
 use crate::diskread::{self, DiskReader};
-use crate::localfs::{Contents, LocalFs, Preopened};
-use crate::peers::{Body, BoxError, PeerClient};
+use crate::localfs::{Contents, Preopened};
+use crate::peers::{Body, BoxError};
 use crate::respond::text;
 use crate::sendfile::{self, SendQueue};
-
-/// Proxy hops allowed before a request is refused (the original's limit).
-const MAX_REDIRECTS: u32 = 2;
 
 /// Headers of the owner's response that we pass on.
 const PASSED: [HeaderName; 7] = [
@@ -40,44 +37,49 @@ const PASSED: [HeaderName; 7] = [
 ];
 
 pub struct Files {
-    fs: Arc<dyn LocalFs>,
-    mount: Mount,
-    client: PeerClient,
+    content: Content,
 }
 
 impl Files {
-    pub fn new(fs: Arc<dyn LocalFs>, mount: Mount, client: PeerClient) -> Files {
-        Files { fs, mount, client }
+    pub fn new(content: Content) -> Files {
+        Files { content }
     }
 
-    pub async fn serve(&self, req: Request<Incoming>, snap: &Snapshot, entry: &Entry, query: &Query) -> Response<Body> {
-        let owner = entry.owner.as_str().to_owned();
-        let mut resp = if snap.is_mine(entry) {
-            self.local(req, entry).await
-        } else {
-            self.remote(req, snap, entry, &owner, query).await
+    /// Answers a read of a file, from where the core located it (not a directory).
+    pub async fn serve(&self, req: Request<Incoming>, location: Location, query: &Query) -> Response<Body> {
+        let (mut resp, owner) = match location {
+            Location::LocalFile { entry, local } => (self.local(req, &entry, &local).await, entry.owner),
+            Location::RemoteFile { entry, owner: _, addr, hops } => {
+                (self.remote(req, &entry, &addr, hops).await, entry.owner)
+            }
+            Location::OwnerUnreachable { entry, owner } => {
+                let why = format!("the owner of {} (node {owner}) is not reachable", entry.path);
+                return text(StatusCode::BAD_GATEWAY, why);
+            }
+            Location::TooManyHops { entry, hops } => {
+                let why = format!("{} was passed between nodes {hops} times; giving up", entry.path);
+                return text(StatusCode::LOOP_DETECTED, why);
+            }
+            Location::NotFound | Location::Directory(_) => {
+                return text(StatusCode::NOT_FOUND, "not found");
+            }
         };
+        let owner = owner.as_str();
         if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
             if query.format.as_deref() == Some("txt") {
                 resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             }
-            if let Ok(v) = HeaderValue::from_str(&owner) {
+            if let Ok(v) = HeaderValue::from_str(owner) {
                 resp.headers_mut().insert("x-dftp-owner", v);
             }
         }
         resp
     }
 
-    async fn local(&self, req: Request<Incoming>, entry: &Entry) -> Response<Body> {
+    async fn local(&self, req: Request<Incoming>, entry: &Entry, rel: &DfsPath) -> Response<Body> {
         let not_found = || text(StatusCode::NOT_FOUND, format!("not found: {}", entry.path));
-        let Some(rel) = self.mount.to_local(&entry.path) else {
-            return not_found();
-        };
-        let Ok(rel) = dftp_core::DfsPath::parse_request(rel) else {
-            return not_found();
-        };
         let expected_len = entry.meta.map_or(0, |m| m.size);
-        let opened = match self.fs.open(rel.as_str(), expected_len).await {
+        let opened = match self.content.open(rel, expected_len).await {
             Ok(o) => o,
             // Gone from disk since the last scan, or not a regular file inside the root.
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => {
@@ -93,7 +95,7 @@ impl Files {
         let (parts, _) = req.into_parts();
         let head = parts.method == Method::HEAD;
         // ServeDir guesses the Content-Type from this path's extension.
-        let Ok(uri) = format!("/{}", encode_path(&rel)).parse() else {
+        let Ok(uri) = format!("/{}", encode_path(rel)).parse() else {
             return text(StatusCode::BAD_REQUEST, "bad request");
         };
         let mut inner = Request::new(http_body_util::Empty::<Bytes>::new());
@@ -145,28 +147,9 @@ impl Files {
         Response::from_parts(parts, body)
     }
 
-    async fn remote(
-        &self,
-        req: Request<Incoming>,
-        snap: &Snapshot,
-        entry: &Entry,
-        owner: &str,
-        query: &Query,
-    ) -> Response<Body> {
-        if query.redir_n >= MAX_REDIRECTS {
-            return text(
-                StatusCode::LOOP_DETECTED,
-                format!("{} was passed between nodes {} times; giving up", entry.path, query.redir_n),
-            );
-        }
-        let Some(addr) = snap.public_addr_of(owner) else {
-            return text(
-                StatusCode::BAD_GATEWAY,
-                format!("the owner of {} (node {owner}) is not reachable", entry.path),
-            );
-        };
-        let url = format!("/fs/{}?redirN={}", encode_path(&entry.path), query.redir_n + 1);
-        match self.client.fetch(addr, req.method().clone(), &url, req.headers()).await {
+    async fn remote(&self, req: Request<Incoming>, entry: &Entry, addr: &PeerAddr, hops: u32) -> Response<Body> {
+        let owner = entry.owner.as_str();
+        match self.content.fetch(addr, &entry.path, hops, req.method().clone(), req.headers()).await {
             Ok(upstream) => {
                 // A Range without If-Range must get a 206 or 416 from an owner that does ranges.
                 let asked = req.headers();

@@ -2,44 +2,10 @@
 
 use dftp_core::{DfsPath, Entry};
 use http::{Response, StatusCode};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
+use crate::content::encode_segment;
 use crate::peers::Body;
 use crate::respond::with_type;
-
-/// Bytes escaped in one path segment of a URL: everything but unreserved characters and a few
-/// harmless sub-delimiters.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']')
-    .add(b'&')
-    .add(b'\'')
-    .add(b';')
-    .add(b'=')
-    .add(b'+');
-
-pub fn encode_segment(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
-
-/// A relative path, each segment percent-encoded, joined by `/`.
-pub fn encode_path(p: &DfsPath) -> String {
-    p.as_str().split('/').map(encode_segment).collect::<Vec<_>>().join("/")
-}
 
 /// The link to an entry of the listed directory, relative to it and safe by construction.
 ///
@@ -174,8 +140,6 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
-        assert_eq!(encode_segment("a b#?&%.txt"), "a%20b%23%3F%26%25.txt");
-        assert_eq!(encode_path(&DfsPath::parse("a b/ü").unwrap()), "a%20b/%C3%BC");
         assert_eq!(date(Some(1477174081)), "2016-10-22 22:08");
     }
 

@@ -8,18 +8,16 @@ mod plain_owner;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dftp_core::{DfsPath, Mount};
+use dftp_core::{DfsPath, Location};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
+use crate::content::{self, Content};
 use crate::driver::Handle;
-use crate::localfs::LocalFs;
-use crate::peers::{Body, PeerClient};
+use crate::peers::Body;
 use crate::respond::{method_not_allowed, redirect, text, with_type};
 use crate::server::Handler;
-
-pub use listing::encode_path;
 
 /// What the public handlers share.
 pub struct Public {
@@ -28,8 +26,8 @@ pub struct Public {
 }
 
 impl Public {
-    pub fn new(handle: Handle, fs: Arc<dyn LocalFs>, mount: Mount, client: PeerClient) -> Public {
-        Public { handle, files: files::Files::new(fs, mount, client) }
+    pub fn new(handle: Handle, content: Content) -> Public {
+        Public { handle, files: files::Files::new(content) }
     }
 
     pub fn handler(self) -> Handler {
@@ -81,11 +79,9 @@ impl Public {
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad path: {e}")),
         };
         let snapshot = self.handle.snapshot();
-        let Some(entry) = snapshot.lookup(&path) else {
-            return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
-        };
         let wants_dir = raw.ends_with('/');
-        if entry.is_dir() {
+        let location = snapshot.locate(&path, query.hops);
+        if let Location::Directory(_) = location {
             if !wants_dir {
                 let mut location = format!("/fs{raw}/");
                 if let Some(q) = req.uri().query() {
@@ -102,10 +98,13 @@ impl Public {
                 listing::html(&path, &children)
             };
         }
+        if location == Location::NotFound {
+            return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
+        }
         if wants_dir && !path.is_root() {
             return text(StatusCode::NOT_FOUND, format!("not a directory: {path}"));
         }
-        self.files.serve(req, &snapshot, &entry, query).await
+        self.files.serve(req, location, query).await
     }
 }
 
@@ -113,18 +112,18 @@ impl Public {
 #[derive(Default, Debug)]
 pub struct Query {
     pub format: Option<String>,
-    pub redir_n: u32,
+    /// Nodes the request has passed through ([`content::incoming_hops`]).
+    pub hops: u32,
     pub prefix: Option<String>,
 }
 
 impl Query {
     fn parse(q: Option<&str>) -> Query {
-        let mut out = Query::default();
+        let mut out = Query { hops: content::incoming_hops(q), ..Query::default() };
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default();
         for (k, v) in pairs {
             match k.as_str() {
                 "format" => out.format = Some(v),
-                "redirN" => out.redir_n = v.parse().unwrap_or(u32::MAX),
                 "prefix" => out.prefix = Some(v),
                 _ => {}
             }
