@@ -4,6 +4,37 @@
 //! [`Action`]s that come back; readers query a [`Snapshot`]. Nothing in here touches a socket, a
 //! file or a clock, so the same inputs always give the same outputs, which is what the property
 //! tests and the simulator rely on.
+//!
+//! # The protocol on one page
+//!
+//! What the shell does for each action, and the event that reports how it went:
+//!
+//! | [`Action`] | the shell | answered by |
+//! | --- | --- | --- |
+//! | `Greet { to, greeting }` | `POST /cluster/` to `to` | [`Event::GreetingAnswered`] with the peer's table, or [`Event::RequestFailed`] with [`Request::Greet`] |
+//! | `SendUpdate { to, addr, update }` | `POST /update/` of `update` to `addr` | [`Event::UpdateDelivered`] (`full: false`), or [`Event::RequestFailed`] with [`Request::Update`]; the next update to `to` comes only then ([`outbox`]) |
+//! | `SendFullUpdate { to, addr, snapshot, header }` | `POST /update/` streamed from [`Snapshot::full_update_body`] | the same, with `full: true` |
+//! | `Announce(packet)` | one multicast datagram | nothing: discovery is best effort |
+//! | `Refuse(reason)` | the reply to the request whose event caused it is a refusal (`4xx` with the reason) | — |
+//! | `Notice(notice)` | a log line | — |
+//! | `WakeAt(t)` | a timer | [`Event::Timer`] at `t` (any event also runs the timers) |
+//!
+//! The events that come from outside:
+//!
+//! | [`Event`] | from |
+//! | --- | --- |
+//! | `LocalScan`, `LocalChanges`, `LocalSubtrees` | the scanner and the watcher of `--dfsroot` |
+//! | `GreetingReceived` | `POST /cluster/` on the management interface (also the pings) |
+//! | `UpdateReceived` | `POST /update/`, parsed ([`UpdateParser`]) |
+//! | `AnnouncementReceived` | a multicast datagram, parsed ([`Announcement::from_json`]) |
+//! | `JoinRequested` | `--join` at start, `POST /join/` |
+//!
+//! Reads do not go through the node: a reader takes a [`Snapshot`] and asks it where a path is
+//! served from ([`Snapshot::locate`]).
+//!
+//! [`wire`], [`http1`] and [`http_file`] are sans-IO too: parsers and writers of other machines'
+//! bytes (the original's JSON and forms, HTTP/1 responses of peers, HTTP range and validator
+//! headers), fuzzed in `fuzz/`.
 
 pub mod http1;
 pub mod http_file;
@@ -21,10 +52,10 @@ pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};
 pub use route::{Location, HOPS_PARAM, MAX_HOPS};
-pub use snapshot::{file_info, FullUpdateBody, Snapshot, UpdateHeader};
+pub use snapshot::Snapshot;
 pub use time::{Span, Time};
 pub use tree::{Change, Entry, Kind, Meta, NodeId, Owner, Tree};
 pub use wire::{
-    parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update, UpdateParser,
-    WireError,
+    file_info, parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, FullUpdateBody, Greeting, NodeInfo,
+    PeerAddr, Update, UpdateHeader, UpdateParser, WireError,
 };

@@ -9,9 +9,10 @@ use smol_str::SmolStr;
 use crate::membership::{Liveness, Peer, Peers, StreamPos};
 use crate::outbox::Outgoing;
 use crate::path::{DfsPath, Mount};
-use crate::snapshot::{file_info, Snapshot, UpdateHeader};
+use crate::snapshot::Snapshot;
 use crate::time::{Span, Time};
 use crate::tree::{Change, Meta, NodeId, Tree};
+use crate::wire::{file_info, UpdateHeader};
 use crate::wire::{Announcement, ClusterInfo, FileInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update};
 
 /// Above this many changes at once, peers get a full update instead of an incremental one: it
