@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
 
-use crate::peers::{Body, BoxError};
+use crate::body::{Body, BoxError};
 
 /// The daemon runs blocking work on tokio's blocking threads. The simulator runs every host on
 /// one thread in simulated time, where a thread pool would finish work at real-time moments and

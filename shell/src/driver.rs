@@ -9,8 +9,9 @@ use smol_str::SmolStr;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::blocking::Blocking;
+use crate::body::{full_body, Body};
 use crate::net::Datagram;
-use crate::peers::{full_body, Body, PeerClient};
+use crate::peers::PeerClient;
 
 /// Size of the chunks a full update is streamed in: below the allocator's threshold for blocks
 /// of their own (`memory`), which would cost a map, page faults and an unmap per chunk.

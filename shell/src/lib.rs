@@ -2,6 +2,7 @@
 //! I/O. It holds no rule of the cluster; those live in `dftp-core`.
 
 pub mod blocking;
+pub mod body;
 pub mod config;
 pub mod content;
 pub mod discovery;

@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use smol_str::SmolStr;
 
 use crate::blocking::{Blocking, Consumer};
+use crate::body::{Body, BoxError};
 use crate::driver::Handle;
-use crate::peers::{Body, BoxError};
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
 

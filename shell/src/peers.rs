@@ -10,30 +10,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use dftp_core::{ClusterInfo, Greeting, PeerAddr};
 use futures_util::future::BoxFuture;
 use http::{header, Method, Request, Uri};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::body::{full_body, Body};
 use crate::net::{BoxConn, Net};
 use crate::upstream::{Fetched, Pool};
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Largest cluster table we read from a peer.
 const MAX_CLUSTER_REPLY: usize = 16 << 20;
 const GREET_TIMEOUT: Duration = Duration::from_secs(10);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(60);
 const FULL_UPDATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-pub fn full_body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
-}
 
 /// Connects through a [`Net`].
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::peers::{full_body, Body};
+use crate::body::{full_body, Body};
 
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut body = body.into();

@@ -30,10 +30,9 @@ use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
+use crate::body::{Body, BoxError};
 use crate::diskread;
 use crate::net::BoxConn;
-use crate::peers::{Body, BoxError};
-use crate::upstream::Lease;
 
 /// The longest stretch one stand-in stands for.
 const STAND_IN_LEN: usize = 1 << 20;
@@ -53,7 +52,15 @@ enum Stretch {
     /// The next `len` bytes arriving on a peer's connection (a proxied body), moved through a
     /// pipe with `splice`. One stretch stands for all of a body's stand-ins; the connection
     /// goes back to its pool once they are sent.
-    Socket { from: Lease, len: u64 },
+    Socket { from: Box<dyn Lent>, len: u64 },
+}
+
+/// A connection lent for the bytes of one body (by the peer client's pool), handed back once
+/// they have all been sent.
+pub trait Lent: Send + 'static {
+    fn conn(&mut self) -> &mut BoxConn;
+    /// The body's last byte has been sent: the connection may serve another request.
+    fn release(self: Box<Self>);
 }
 
 /// The stretches queued on one connection, in the order their stand-ins were yielded (which is
@@ -93,7 +100,7 @@ pub fn can_splice(conn: &mut BoxConn) -> bool {
 
 /// A proxied body: `arrived` (read with the response head), then the next `len` bytes on
 /// `from`'s connection, moved by the client connection's [`SendfileIo`].
-pub fn spliced_body(queue: SendQueue, arrived: Bytes, from: Lease, len: u64) -> Body {
+pub fn spliced_body(queue: SendQueue, arrived: Bytes, from: Box<dyn Lent>, len: u64) -> Body {
     let head = (!arrived.is_empty()).then(|| Ok::<_, BoxError>(Frame::data(arrived)));
     let mut from = Some(from);
     let rest = futures_util::stream::iter(stand_ins(len)).map(move |(_, n)| {

@@ -13,8 +13,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
 use tokio::sync::watch;
 
+use crate::body::Body;
 use crate::net::{Listener, SharedListener};
-use crate::peers::Body;
 use crate::sendfile::SendfileIo;
 
 pub type Handler = Arc<dyn Fn(Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response<Body>> + Send + Sync>;

@@ -29,8 +29,8 @@ use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
+use crate::body::{Body, BoxError};
 use crate::net::{BoxConn, Net};
-use crate::peers::{Body, BoxError};
 use crate::sendfile::{self, SendQueue};
 
 /// An idle connection older than this is closed rather than reused: our nodes close a
@@ -79,6 +79,16 @@ impl Lease {
         if self.keep_alive {
             self.pool.put(self.to, self.conn);
         }
+    }
+}
+
+impl sendfile::Lent for Lease {
+    fn conn(&mut self) -> &mut BoxConn {
+        &mut self.conn
+    }
+
+    fn release(self: Box<Self>) {
+        Lease::release(*self)
     }
 }
 
@@ -266,7 +276,7 @@ impl Fetched {
             if len > arrived && sendfile::can_splice(lease.conn()) {
                 let rest = len - arrived;
                 let lease = body.lease.take().expect("checked above");
-                return sendfile::spliced_body(queue.clone(), body.buf.freeze(), lease, rest);
+                return sendfile::spliced_body(queue.clone(), body.buf.freeze(), Box::new(lease), rest);
             }
         }
         let chunks = futures_util::stream::try_unfold(body, |mut body| async move {

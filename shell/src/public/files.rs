@@ -18,10 +18,10 @@ use tower_http::services::fs::ServeDir;
 
 use super::plain_owner;
 use super::Query;
+use crate::body::{Body, BoxError};
 use crate::content::{encode_path, Content};
 use crate::diskread::{self, DiskReader};
 use crate::localfs::{Contents, Preopened};
-use crate::peers::{Body, BoxError};
 use crate::respond::text;
 use crate::sendfile::{self, SendQueue};
 

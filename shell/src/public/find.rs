@@ -6,7 +6,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::Query;
 use crate::blocking::Blocking;
-use crate::peers::{full_body, Body};
+use crate::body::{full_body, Body};
 
 const CHUNK: usize = 64 << 10;
 

@@ -3,8 +3,8 @@
 use dftp_core::{DfsPath, Entry};
 use http::{Response, StatusCode};
 
+use crate::body::Body;
 use crate::content::encode_segment;
-use crate::peers::Body;
 use crate::respond::with_type;
 
 /// The link to an entry of the listed directory, relative to it and safe by construction.

@@ -13,9 +13,9 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
+use crate::body::Body;
 use crate::content::{self, Content};
 use crate::driver::Handle;
-use crate::peers::Body;
 use crate::respond::{method_not_allowed, redirect, text, with_type};
 use crate::server::Handler;
 

@@ -19,7 +19,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
-use crate::peers::{full_body, Body, BoxError};
+use crate::body::{full_body, Body, BoxError};
 use crate::respond::text;
 use crate::upstream::Fetched;
 
