@@ -62,3 +62,13 @@ fn slow_link_across_a_restart_seeds_9_13_28_updates_from_an_earlier_run() {
 fn mixed_faults_seed_2134_full_update_sent_with_old_files() {
     scenarios::chaos(2134);
 }
+
+/// A change queued behind an update lost in a partition (sent into it on a kept-alive
+/// connection, so nothing answered it until the update timeout) did not reach the peers, which
+/// kept the sender alive on its answers to their greetings; cut off again, it kept a deleted
+/// path listed on them for a peer timeout more. Answers count as signs of life only when they
+/// show that the greeter has had all the sender's updates.
+#[test]
+fn mixed_faults_seed_700097_answers_kept_a_peer_alive_whose_updates_were_stuck() {
+    scenarios::chaos(700097);
+}
