@@ -72,3 +72,37 @@ fn mixed_faults_seed_2134_full_update_sent_with_old_files() {
 fn mixed_faults_seed_700097_answers_kept_a_peer_alive_whose_updates_were_stuck() {
     scenarios::chaos(700097);
 }
+
+/// The same as a script, and what it cost once fixed: an update sent into a partition is lost
+/// on its kept-alive connection. Its receiver no longer counts the sender's answers as signs of
+/// life, so the full update that replaces the lost one must arrive within the peer timeout: with
+/// incremental updates timing out only after a peer timeout, the receiver dropped the sender
+/// with all its files, and took it back a moment later, at every lost update.
+#[test]
+fn an_update_lost_in_a_partition_is_replaced_before_the_sender_times_out() {
+    for seed in 1..=5 {
+        let mut c = Cluster::new(seed, Params::default());
+        let (a, b) = (c.add_node(NodeOpts::default()), c.add_node(NodeOpts::default()));
+        let t = c.now_secs();
+        c.nodes[b].fs.write("keep", 1, t);
+        c.nodes[b].fs.write("gone", 1, t);
+        let warmup = c.rand_secs(2.0, 3.0);
+        c.run_for(warmup);
+        assert_eq!(c.differences(), Vec::<String>::new(), "seed {seed}");
+        c.partition(a, b);
+        let before = c.rand_secs(0.05, 0.5);
+        c.run_for(before);
+        let now = c.now_secs();
+        c.nodes[b].fs.remove("gone", now);
+        let after = c.rand_secs(0.05, 0.5);
+        c.run_for(after);
+        c.repair(a, b);
+        let until = c.elapsed() + c.params.peer_timeout * 2;
+        while c.elapsed() < until {
+            c.run_for(c.params.tick);
+            let shown = c.nodes[a].shown().expect("serving");
+            assert!(shown.view.contains_key("keep"), "seed {seed}: n1 was dropped at {:?}", c.elapsed());
+        }
+        assert_eq!(c.differences(), Vec::<String>::new(), "seed {seed}");
+    }
+}
