@@ -73,6 +73,17 @@ fn mixed_faults_seed_700097_answers_kept_a_peer_alive_whose_updates_were_stuck()
     scenarios::chaos(700097);
 }
 
+/// The same bug from a sweep of seeds 1000000 to 1002999: a change made in a partition (seeds
+/// 1000984, 1002301: a node mounted at `a` removes `a/x`) or during a one-way partition (seed
+/// 1002042), its update lost; after the heal the receiver kept the sender alive on its answers
+/// until the sender crashed or was cut off again, a peer timeout more.
+#[test]
+fn mixed_faults_seeds_1000984_1002042_1002301_answers_kept_a_peer_alive_whose_updates_were_lost() {
+    for seed in [1000984, 1002042, 1002301] {
+        scenarios::chaos(seed);
+    }
+}
+
 /// The same as a script, and what it cost once fixed: an update sent into a partition is lost
 /// on its kept-alive connection. Its receiver no longer counts the sender's answers as signs of
 /// life, so the full update that replaces the lost one must arrive within the peer timeout: with
