@@ -84,6 +84,14 @@ impl Peer {
         self.wants_full && self.full_requested_at.is_none_or(|t| now.since(t) >= patience)
     }
 
+    /// Whether we lack some of its changes, when its cluster table says it is at `pos`: we
+    /// applied an earlier position of its stream, or one of another run of it. Nothing applied
+    /// yet (it just joined or came back, or it does not number its updates) is not behind:
+    /// none of its files here can be stale then.
+    pub fn is_behind(&self, pos: StreamPos) -> bool {
+        self.stream.is_some_and(|l| l.epoch != pos.epoch || l.seq < pos.seq)
+    }
+
     pub fn info(&self) -> NodeInfo {
         let secs = |t: Option<Time>| t.map_or(0, Time::unix_secs);
         NodeInfo {
@@ -94,6 +102,8 @@ impl Peer {
             last_update_pushed: secs(self.last_update_pushed),
             last_update_received: secs(self.last_update_received),
             last_full_update_received: secs(self.last_full_update_received),
+            epoch: None,
+            seq: None,
         }
     }
 }

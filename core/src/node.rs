@@ -364,6 +364,8 @@ impl Node {
             last_update_pushed: 0,
             last_update_received: 0,
             last_full_update_received: 0,
+            epoch: Some(self.cfg.epoch),
+            seq: Some(self.seq),
         };
         let peers = self.peers.values().filter(|p| p.is_alive()).map(|p| (p.name.clone(), p.info())).collect();
         ClusterInfo { name: self.cfg.cluster.clone(), me, peers }
@@ -577,7 +579,25 @@ impl Node {
             }));
             return;
         };
+        // An answer shows that our requests reach the peer and its replies reach us, not that
+        // its updates do: they may be stuck behind a request lost on its connection, while
+        // greetings go through on others. So an answer keeps a live peer alive only when it
+        // shows that we have had every change the peer made (its `Seq`), as its updates do;
+        // otherwise a peer whose deletions no longer arrive would keep its deleted files here
+        // for as long as it answers, and, cut off then, for a peer timeout more. Behind, we
+        // wait for the update that brings us up to date (it counts when it arrives), or time
+        // the peer out. The original's tables carry no position, and count as before.
+        let alive_since = self.peers.get(&name).filter(|p| p.is_alive()).map(|p| p.last_alive);
+        let pos = match (reply.me.epoch, reply.me.seq) {
+            (Some(epoch), Some(seq)) => Some(StreamPos { epoch, seq }),
+            _ => None,
+        };
         self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out);
+        if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
+            if p.is_behind(pos) {
+                p.last_alive = t;
+            }
+        }
         // The peer holds a view of us that this incarnation never sent: it is from before a
         // restart, and may list files deleted since. Replace it.
         let has_old_view = reply
@@ -905,6 +925,8 @@ mod tests {
             last_update_pushed: 0,
             last_update_received: 0,
             last_full_update_received: 0,
+            epoch: None,
+            seq: None,
         };
         ClusterInfo { name: "dftp".into(), me, peers: BTreeMap::new() }
     }

@@ -1,9 +1,11 @@
 //! The original protocol's messages, byte-compatible with its Go nodes.
 //!
 //! Field names, casing and numeric encodings follow what the Go nodes send (see
-//! `tests/fixtures/seed-wire/`). We add two optional fields to updates (`Epoch`, `Seq`) so a receiver can
-//! notice a lost incremental update; Go's decoder ignores unknown fields, so the original nodes
-//! still accept our bodies, and theirs (without the fields) are accepted here.
+//! `tests/fixtures/seed-wire/`). We add two optional fields (`Epoch`, `Seq`) to updates, so a
+//! receiver can notice a lost incremental update, and to `Me` in the cluster table, so a node
+//! that greets us can tell whether it has had all our updates; Go's decoder ignores unknown
+//! fields, so the original nodes still accept our bodies, and theirs (without the fields) are
+//! accepted here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -400,6 +402,14 @@ pub struct NodeInfo {
     pub last_update_received: i64,
     #[serde(rename = "LastFullUpdateReceived", default)]
     pub last_full_update_received: i64,
+    /// Our addition, in `Me` only: the node's incarnation, as in its updates.
+    #[serde(rename = "Epoch", default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// Our addition, in `Me` only: the node's update counter, as in its updates. A node that
+    /// greeted it compares it with the last update it applied from it: behind, it has not had
+    /// every change the node made, and this answer alone does not keep the node alive there.
+    #[serde(rename = "Seq", default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// The body of `GET /cluster/` and of the reply to a greeting.

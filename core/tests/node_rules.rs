@@ -367,6 +367,67 @@ fn a_silent_peer_is_removed_with_its_files_and_asked_for_a_full_update_when_back
     assert_eq!(owner(&r, "b.txt").as_deref(), Some("b"));
 }
 
+/// A peer that answers our greetings while its updates do not reach us (in the simulator: a
+/// request sent into a partition, lost on its connection, held the changes made after the
+/// partition healed) is kept alive only by what shows that we have had its changes. Its answers
+/// say how many updates it has made (`Seq`): while we have applied fewer, they do not count, and
+/// after the peer timeout it is removed with its files, as a silent peer is. Otherwise it kept a
+/// deleted file listed here for as long as it answered, and, cut off later, for a peer timeout
+/// more (seed 700097 of the simulator's `mixed_faults`).
+#[test]
+fn a_peer_whose_updates_stop_arriving_is_removed_though_it_answers_greetings() {
+    let mut r = node("r", 1);
+    let b = config("b", 2, 7);
+    meet(&mut r, t0(), &b);
+    let mut full = update("b", true, 3, vec![file("b.txt", 1, "b")]);
+    full.epoch = Some(7);
+    r.handle(t0(), Event::UpdateReceived(full));
+    let answer = |seq: u64| {
+        let mut table = table_of(&b);
+        table.me.epoch = Some(7);
+        table.me.seq = Some(seq);
+        table
+    };
+    let (timeout, ping) = (r.config().peer_timeout, r.config().ping_interval);
+    // Timers every second; b answers every greeting with its counter `seq(s)`, and its updates
+    // arrive (or not) as `arrives(s)` says. Returns when b was removed.
+    let run = |r: &mut Node, from: u64, to: u64, seq: &dyn Fn(u64) -> u64, arrives: &dyn Fn(u64) -> Option<Update>| {
+        let mut lost_at = None;
+        for s in from..=to {
+            let now = at(s);
+            let mut actions = r.handle(now, Event::Timer);
+            for (to, _) in greets(&actions.clone()) {
+                actions.extend(r.handle(now, Event::GreetingAnswered { to, reply: answer(seq(s)) }));
+            }
+            if let Some(u) = arrives(s) {
+                actions.extend(r.handle(now, Event::UpdateReceived(u)));
+            }
+            if notices(&actions).iter().any(|n| matches!(n, Notice::PeerLost { .. })) {
+                lost_at.get_or_insert(now);
+            }
+        }
+        lost_at
+    };
+    let incremental = |seq: u64, files: Vec<FileInfo>| {
+        let mut u = update("b", false, seq, files);
+        u.epoch = Some(7);
+        u
+    };
+    // Up to date for a minute: alive. At 30 s b makes change 4, and its answer at the ping
+    // overtakes the update (which arrives a second later): that costs nothing.
+    let lost = run(&mut r, 1, 60, &|s| if s < 30 { 3 } else { 4 }, &|s| {
+        (s == 31).then(|| incremental(4, vec![file("c.txt", 2, "b")]))
+    });
+    assert_eq!(lost, None, "b was removed while we had all its changes");
+    assert_eq!(paths(&r), vec!["b.txt", "c.txt"]);
+    // At 61 s b deletes b.txt (change 5), and that update never arrives; b answers as before.
+    let changed = at(61);
+    let lost = run(&mut r, 61, 150, &|_| 5, &|_| None).expect("b removed");
+    assert!(lost > changed + timeout - ping, "not before its last counted answer timed out: {lost:?}");
+    assert!(lost <= changed + timeout + ping, "within a ping of the timeout: {lost:?}");
+    assert_eq!(owner(&r, "b.txt"), None);
+}
+
 #[test]
 fn a_skipped_sequence_number_is_a_gap_and_asks_for_a_full_update() {
     let mut r = node("r", 1);

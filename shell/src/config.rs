@@ -75,7 +75,8 @@ pub struct Cli {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub ping_interval: Duration,
 
-    /// A peer that has not answered for this long is removed with its files.
+    /// A peer silent for this long is removed with its files. Its updates are signs of life,
+    /// and so are its answers to our greetings while we have had all its updates.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub peer_timeout: Duration,
 

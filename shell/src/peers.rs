@@ -91,9 +91,17 @@ pub struct Timeouts {
     /// next ping wants to greet again, and a greeting lost in a partition would hold the peer's
     /// return up long after the network healed.
     pub greet: Duration,
-    /// An incremental update, and a full update without progress (no body sent, or no answer
-    /// after the whole body): a peer silent this long is dead by definition, and a lost request
-    /// must not hold up the updates queued behind it.
+    /// An incremental update: as long as a greeting, which it is no larger than in the common
+    /// case. A request lost on its connection holds the updates queued behind it, and the peer
+    /// counts us alive only while it has had all our updates: failed after a ping interval,
+    /// the lost update is replaced by a full one at the next contact (a ping later at most),
+    /// before the peer, which last heard from us at most a ping before the loss, times us out
+    /// (a peer timeout of three pings or more, as by default). With the peer timeout here, the
+    /// peer dropped us and all our files first, and took us back a moment later.
+    pub incremental: Duration,
+    /// A full update without progress (no body sent, or no answer after the whole body): a
+    /// peer silent this long is dead by definition, and a lost request must not hold up the
+    /// updates queued behind it.
     pub update: Duration,
 }
 
@@ -101,13 +109,14 @@ impl Timeouts {
     /// The timeouts for nodes that ping every `ping_interval` and give up on a peer after
     /// `peer_timeout`.
     pub fn for_intervals(ping_interval: Duration, peer_timeout: Duration) -> Timeouts {
-        Timeouts { greet: ping_interval.min(GREET_TIMEOUT), update: peer_timeout.min(UPDATE_TIMEOUT) }
+        let greet = ping_interval.min(GREET_TIMEOUT);
+        Timeouts { greet, incremental: greet, update: peer_timeout.min(UPDATE_TIMEOUT) }
     }
 }
 
 impl Default for Timeouts {
     fn default() -> Timeouts {
-        Timeouts { greet: GREET_TIMEOUT, update: UPDATE_TIMEOUT }
+        Timeouts { greet: GREET_TIMEOUT, incremental: GREET_TIMEOUT, update: UPDATE_TIMEOUT }
     }
 }
 
@@ -178,8 +187,9 @@ impl PeerClient {
         .await
     }
 
-    /// `POST /update/`. An incremental update gets [`Timeouts::update`]; a full one, which can
-    /// be large, as long as its body keeps going out, then [`Timeouts::update`] for the answer.
+    /// `POST /update/`. An incremental update gets [`Timeouts::incremental`]; a full one, which
+    /// can be large, as long as its body keeps going out, then [`Timeouts::update`] for the
+    /// answer.
     pub async fn send_update(&self, to: &PeerAddr, body: Body, full: bool) -> Result<(), String> {
         let idle = self.timeouts.update;
         let progress = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
@@ -198,7 +208,7 @@ impl PeerClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
             .map_err(|e| e.to_string())?;
-        let limit = if full { FULL_UPDATE_TIMEOUT } else { idle };
+        let limit = if full { FULL_UPDATE_TIMEOUT } else { self.timeouts.incremental };
         let request = timed(limit, format!("update to {to}"), async {
             let resp = self.client.request(req).await.map_err(|e| format!("update to {to}: {}", with_causes(&e)))?;
             let status = resp.status();

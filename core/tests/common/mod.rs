@@ -492,6 +492,8 @@ pub fn table_of(cfg: &Config) -> ClusterInfo {
             last_update_pushed: 0,
             last_update_received: 0,
             last_full_update_received: 0,
+            epoch: None,
+            seq: None,
         },
         peers: BTreeMap::new(),
     }
