@@ -1,7 +1,13 @@
 //! Helpers shared by the integration tests: small-alphabet strategies, an independent model of
-//! the merge rule, canonical forms of trees, and a harness that drives real sender nodes and
-//! feeds their updates to receiver nodes.
+//! the merge rule, canonical forms of trees, and the one in-memory network that wires real nodes
+//! together ([`harness::Net`]).
 #![allow(dead_code)]
+
+mod harness;
+
+// Not every test file wires nodes together.
+#[allow(unused_imports)]
+pub use harness::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
