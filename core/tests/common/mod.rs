@@ -282,6 +282,23 @@ pub fn incremental_op_strategy() -> impl Strategy<Value = SenderOp> {
     ]
 }
 
+/// The event that makes a sender do `op`; `receiver` is the node that asks for full updates.
+pub fn op_event(op: &SenderOp, receiver: &Config) -> Event {
+    match op {
+        SenderOp::Changes(cs) => Event::LocalChanges(
+            cs.iter()
+                .map(|(path, m)| match m {
+                    Some(m) => Change::Upsert(path.clone(), *m),
+                    None => Change::Remove(path.clone()),
+                })
+                .collect(),
+        ),
+        SenderOp::Scan(files) => Event::LocalScan(files.clone()),
+        SenderOp::Subtrees(subtrees) => Event::LocalSubtrees(subtrees.clone()),
+        SenderOp::Full => Event::GreetingReceived { greeting: greeting_of(receiver, true), from_host: None },
+    }
+}
+
 /// A real node that sends its updates to a receiver named [`RECEIVER`].
 pub struct Sender {
     pub node: Node,
