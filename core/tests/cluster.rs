@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use dftp_core::{Config, DfsPath, Meta, Notice};
+use dftp_core::{Config, DfsPath, Event, Meta, Notice};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -89,6 +89,52 @@ fn a_node_restarted_within_the_timeout_replaces_its_old_view() {
     restart(&mut net, 1);
     net.advance(ping_secs(&net) + 1);
     assert_eq!(net.diverged(), Vec::<usize>::new(), "n0 still shows what n1 deleted while down");
+}
+
+/// One direction of a link fails: n0's requests reach n1, but everything n1 sends n0, its
+/// answers to n0's pings included, is lost. A greeting received shows only that the peer's
+/// messages reach us, so n0 loses n1 and its files although n1 hears and answers every ping,
+/// and n1 loses n0 although n0's greetings keep arriving.
+/// n0's update during the cut is applied on n1 but its receipt is lost. Once the link is
+/// mended, both are whole again within a ping. Only a net that carries a request and its
+/// reply as separate legs can lose one and not the other.
+#[test]
+fn a_one_way_link_loses_the_answers_and_the_peer_with_them() {
+    let mut net = started(2);
+    net.change(0, vec![(p("zero"), Some(file_meta(1)))]);
+    net.change(1, vec![(p("one"), Some(file_meta(1)))]);
+    assert_eq!(net.diverged(), Vec::<usize>::new());
+    net.cut(1, 0);
+    net.change(0, vec![(p("zero-b"), Some(file_meta(2)))]);
+    assert!(net.snapshot(1).lookup(&p("zero-b")).is_some(), "the update reached n1");
+
+    // n0's ping reaches n1, which answers; the answer is lost on the way back.
+    net.now = t0() + net.cfg(0).ping_interval;
+    net.handle(0, Event::Timer);
+    let ping = net.find(|f| f.is_greeting() && f.from == 0).expect("n0 pings n1");
+    net.deliver(ping);
+    let answer = net.reply_to(ping).expect("n1 answered the ping");
+    net.deliver(answer);
+    assert!(net.node(0).peers()["n1"].last_alive < net.now, "n1 counted alive without an answer");
+    net.settle();
+
+    net.advance(35);
+    assert_eq!(net.snapshot(0).lookup(&p("one")), None, "n1's files are gone from n0 after the timeout");
+    let lost: Vec<(usize, String)> = net
+        .notices()
+        .iter()
+        .filter_map(|(i, n)| match n {
+            Notice::PeerLost { name, .. } => Some((*i, name.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert!(lost.contains(&(0, "n1".to_string())), "{lost:?}");
+    // And n1, whose own pings fail, loses n0 although n0's greetings kept arriving.
+    assert!(lost.contains(&(1, "n0".to_string())), "{lost:?}");
+
+    net.mend(1, 0);
+    net.advance(ping_secs(&net) + 1);
+    assert_eq!(net.diverged(), Vec::<usize>::new());
 }
 
 #[derive(Clone, Debug)]
