@@ -177,3 +177,53 @@ fn an_update_whose_receipt_is_lost_is_followed_by_a_full_update() {
     assert_eq!(on_b(&net, &["one", "two"]), ["one", "two"]);
     assert_eq!(net.gaps(B), 0);
 }
+
+/// b asks for a full update twice while an update to it is under way: it gets one, not two
+/// (a second would carry the same files).
+#[test]
+fn two_requests_for_a_full_update_while_one_is_under_way_get_one() {
+    let mut net = pair();
+    change(&mut net, "one");
+    for _ in 0..2 {
+        let ask = Event::GreetingReceived { greeting: greeting_of(net.cfg(B), true), from_host: None };
+        assert!(updates_to(&net.handle(A, ask), "b").is_empty());
+    }
+    let sent = delivered(&mut net);
+    assert_eq!(sent.iter().map(|u| u.full).collect::<Vec<_>>(), [true]);
+    assert!(delivered(&mut net).is_empty(), "a second full update: {:?}", net.in_flight());
+}
+
+/// a gives b up (its pings fail for the peer timeout) while an update to b is still in flight
+/// with two more queued behind it. When the held one's receipt comes back after all, nothing
+/// more goes to b: what was queued went with the peer, and b, once back, gets one full update
+/// instead. Only a net that can hold a request in flight past a timeout reaches this state.
+#[test]
+fn updates_queued_for_a_peer_that_is_lost_are_not_sent_when_the_one_under_way_returns() {
+    let mut net = pair();
+    let three = ["one", "two", "three"];
+    for name in three {
+        change(&mut net, name);
+    }
+    let held = net.update_on(A, B).expect("one in flight");
+    let ping = net.cfg(A).ping_interval;
+    let lost = |net: &Net| net.notices_of(A).iter().any(|n| matches!(n, Notice::PeerLost { name, .. } if name == "b"));
+    for k in 1..=5 {
+        net.now = t0() + Span::from_millis(ping.as_millis() * k);
+        net.handle(A, Event::Timer);
+        net.fail_all(|f| f.is_greeting());
+        if lost(&net) {
+            break;
+        }
+    }
+    assert!(lost(&net), "a gave b up");
+    assert_eq!(in_flight(&net), [["one"]]);
+    assert!(updates_to(&net.exchange(held), "b").is_empty(), "sent to a peer that is lost");
+    assert!(net.updates_on(A, B).is_empty(), "{:?}", net.in_flight());
+
+    // The update woke b's timers, and its ping is on the way: b is back, and gets one full
+    // update with the three changes.
+    let seen = net.notices_of(B).len();
+    net.settle();
+    assert_eq!(applied_on_b(&net, seen), [(true, 3)]);
+    assert_eq!(on_b(&net, &three), three);
+}
