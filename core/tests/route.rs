@@ -4,39 +4,28 @@
 mod common;
 
 use common::*;
-use dftp_core::{file_info, Event, Location, Meta, Mount, Node, Span, Update, MAX_HOPS};
+use dftp_core::{Event, Location, Mount, Span, MAX_HOPS};
 
-fn update_from(name: &str, files: &[(&str, Meta)]) -> Update {
-    Update {
-        files: files.iter().map(|(path, meta)| file_info(&p(path), *meta, name, false)).collect(),
-        update_time: 0,
-        full: true,
-        sender_node_name: name.into(),
-        epoch: Some(1),
-        seq: Some(0),
-    }
-}
+const A: usize = 0;
+const B: usize = 1;
 
 /// Node a serves its root at `data/` and holds `data/x/mine.txt`; peer b holds `data/b.txt`
-/// and `other/b.txt`.
-fn cluster() -> (Node, dftp_core::Config) {
+/// and `other/b.txt`. b has joined a, and a has b's files.
+fn cluster() -> Net {
     let mut cfg = config("a", 1, 1);
     cfg.mount = Mount::parse("data").unwrap();
-    let mut a = Node::new(cfg, t0());
-    a.handle(t0(), Event::LocalScan(vec![(p("data/x"), dir_meta(1)), (p("data/x/mine.txt"), file_meta(1))]));
-    let b = config("b", 2, 1);
-    meet(&mut a, t0(), &b);
-    a.handle(
-        t0(),
-        Event::UpdateReceived(update_from("b", &[("data/b.txt", file_meta(2)), ("other/b.txt", file_meta(2))])),
-    );
-    (a, b)
+    let mut net = Net::new([cfg, config("b", 2, 1)]);
+    net.run(A, Event::LocalScan(vec![(p("data/x"), dir_meta(1)), (p("data/x/mine.txt"), file_meta(1))]));
+    net.run(B, Event::LocalScan(vec![(p("data/b.txt"), file_meta(2)), (p("other/b.txt"), file_meta(2))]));
+    net.join(B, A);
+    net
 }
 
 #[test]
 fn every_location() {
-    let (a, b) = cluster();
-    let snap = a.snapshot(t0());
+    let net = cluster();
+    let snap = net.snapshot(A);
+    let b = net.cfg(B);
 
     assert_eq!(snap.locate(&p("nothing.txt"), 0), Location::NotFound);
     assert!(matches!(snap.locate(&p("data"), 0), Location::Directory(e) if e.path == p("data")));
@@ -69,12 +58,14 @@ fn every_location() {
 
 #[test]
 fn a_lost_owner_takes_its_files_along() {
-    let (mut a, _) = cluster();
+    let mut net = cluster();
     // b stops answering: after the peer timeout its files leave the tree with its address, so
     // a read of one is a 404, never a fetch from a dead address.
-    let later = t0() + Span::from_secs(3600);
-    run(&mut a, later, Event::Timer, &[]);
-    let snap = a.snapshot(later);
+    assert!(matches!(net.snapshot(A).locate(&p("data/b.txt"), 0), Location::RemoteFile { .. }));
+    net.isolate(B);
+    net.now = t0() + Span::from_secs(3600);
+    net.tick(A);
+    let snap = net.snapshot(A);
     assert_eq!(snap.locate(&p("data/b.txt"), 0), Location::NotFound);
     assert!(matches!(snap.locate(&p("data/x/mine.txt"), 0), Location::LocalFile { .. }));
 }

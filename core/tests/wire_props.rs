@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use dftp_core::{
     file_info, parse_join_form, Announcement, ClusterInfo, DfsPath, Event, FileInfo, FileMode, Greeting, Meta, Mount,
-    Node, PeerAddr, Update, UpdateHeader, UpdateParser,
+    PeerAddr, Update, UpdateHeader, UpdateParser,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -162,23 +162,18 @@ proptest! {
         chunk in 1usize..400,
         header in (any::<i64>(), any::<u64>(), any::<u64>()),
     ) {
-        let cfg = config("me", 1, 5);
-        let mut node = Node::new(cfg.clone(), t0());
-        node.handle(t0(), Event::LocalScan(files.clone()));
+        let mut net = Net::new([config("me", 1, 5), config("peer", 2, 9), config("other", 3, 1)]);
+        let (me, peer, other) = (0, 1, 2);
+        net.chunk = chunk;
+        net.run(me, Event::LocalScan(files.clone()));
         // A peer's files are in the tree but must not be in this node's full update.
-        let peer = config("peer", 2, 9);
-        node.handle(t0(), Event::GreetingReceived { greeting: greeting_of(&peer, false), from_host: None });
-        let peer_update = Update {
-            files: peer_files.iter().map(|(p, m)| file_info(p, *m, "peer", false)).collect(),
-            update_time: 0,
-            full: true,
-            sender_node_name: "peer".into(),
-            epoch: Some(1),
-            seq: Some(0),
-        };
-        node.handle(t0(), Event::UpdateReceived(peer_update));
+        net.run(peer, Event::LocalScan(peer_files));
+        net.join(peer, me);
+        let snap = net.snapshot(me);
+        for path in net.local_files(peer).keys() {
+            prop_assert!(snap.lookup(path).is_some(), "the peer's {:?} is in the tree", path);
+        }
 
-        let snap = node.snapshot(t0());
         let header = UpdateHeader { update_time: header.0, epoch: header.1, seq: header.2 };
         let chunks: Vec<Vec<u8>> = snap.full_update_body(header, chunk).collect();
         prop_assert!(!chunks.is_empty());
@@ -196,13 +191,20 @@ proptest! {
         let want: Vec<FileInfo> = local.iter().map(|(p, m)| file_info(p, *m, "me", false)).collect();
         prop_assert_eq!(&u.files, &want);
 
-        // Applied on another node, it reproduces this node's files exactly.
-        let mut other = Node::new(config("other", 3, 1), t0());
-        other.handle(t0(), Event::GreetingReceived { greeting: greeting_of(&cfg, false), from_host: None });
-        other.handle(t0(), Event::UpdateReceived(u));
+        // Applied on another node, it reproduces this node's files exactly. The other node
+        // meets this one first (holding what is sent to it), so that it knows the sender.
+        net.hold_updates_to(other);
+        net.join(other, me);
+        net.run(other, Event::UpdateReceived(u));
         let mut model = Model::new();
         model.insert("me".into(), local);
-        prop_assert_eq!(snapshot_canon(&other.snapshot(t0())), model_canon(&model));
+        prop_assert_eq!(net.canon(other), model_canon(&model));
+        // And the full update this node really sent the other at the meeting, streamed in
+        // chunks of the same size, lists the same files.
+        let sent = net.take_held(me, other);
+        prop_assert_eq!(sent.len(), 1);
+        prop_assert!(sent[0].full);
+        prop_assert_eq!(&sent[0].files, &want);
     }
 
     /// The incremental parser gives what `from_json` gives, wherever the body is cut.

@@ -1,13 +1,19 @@
 //! Helpers shared by the integration tests: small-alphabet strategies, an independent model of
-//! the merge rule, canonical forms of trees, and a harness that drives real sender nodes and
-//! feeds their updates to receiver nodes.
+//! the merge rule, canonical forms of trees, and the one in-memory network that wires real nodes
+//! together ([`harness::Net`]).
 #![allow(dead_code)]
+
+mod harness;
+
+// Not every test file wires nodes together.
+#[allow(unused_imports)]
+pub use harness::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use dftp_core::{
-    Action, Change, ClusterInfo, Config, DfsPath, Entry, Event, FileMode, Greeting, Kind, Meta, Node, NodeInfo, Notice,
-    PeerAddr, Request, Snapshot, Span, Time, Update,
+    Action, Change, Config, DfsPath, Entry, Event, FileMode, Greeting, Kind, Meta, Notice, PeerAddr, Snapshot, Time,
+    Update,
 };
 use proptest::prelude::*;
 
@@ -276,166 +282,20 @@ pub fn incremental_op_strategy() -> impl Strategy<Value = SenderOp> {
     ]
 }
 
-/// A real node that sends its updates to a receiver named [`RECEIVER`].
-pub struct Sender {
-    pub node: Node,
-    pub cfg: Config,
-    pub index: usize,
-}
-
-pub const RECEIVER: &str = "r";
-
-pub fn receiver_config() -> Config {
-    config(RECEIVER, 200, 7)
-}
-
-impl Sender {
-    /// A sender that knows the receiver; returns it with the full update it sends at first
-    /// contact (its current state: empty).
-    pub fn new(index: usize) -> (Sender, Update) {
-        let cfg = config(NODES[index], index as u8 + 1, 100 + index as u64);
-        let mut node = Node::new(cfg.clone(), t0());
-        let actions = node
-            .handle(t0(), Event::GreetingReceived { greeting: greeting_of(&receiver_config(), true), from_host: None });
-        let mut ups = delivered_to_receiver(&mut node, actions.clone());
-        assert_eq!(ups.len(), 1, "a greeting asking for a full update gets one: {actions:?}");
-        let full = ups.remove(0);
-        assert!(full.full);
-        (Sender { node, cfg, index }, full)
-    }
-
-    /// Applies an operation; returns the updates it sends to the receiver.
-    pub fn apply(&mut self, op: &SenderOp) -> Vec<Update> {
-        let event = match op {
-            SenderOp::Changes(cs) => Event::LocalChanges(
-                cs.iter()
-                    .map(|(path, m)| match m {
-                        Some(m) => Change::Upsert(path.clone(), *m),
-                        None => Change::Remove(path.clone()),
-                    })
-                    .collect(),
-            ),
-            SenderOp::Scan(files) => Event::LocalScan(files.clone()),
-            SenderOp::Subtrees(subtrees) => Event::LocalSubtrees(subtrees.clone()),
-            SenderOp::Full => {
-                Event::GreetingReceived { greeting: greeting_of(&receiver_config(), true), from_host: None }
-            }
-        };
-        let actions = self.node.handle(t0(), event);
-        delivered_to_receiver(&mut self.node, actions)
-    }
-
-    /// A full update of the current state, as the receiver would get after asking for one.
-    pub fn full_now(&mut self) -> Update {
-        let mut ups = self.apply(&SenderOp::Full);
-        assert_eq!(ups.len(), 1);
-        ups.remove(0)
-    }
-
-    /// The sender's own files, as a model view.
-    pub fn view(&self) -> BTreeMap<DfsPath, Meta> {
-        self.node.snapshot(t0()).local_files().map(|(p, m)| (p.clone(), m)).collect()
-    }
-}
-
-/// The updates `actions` send to the receiver, each answered as delivered, and those the answers
-/// let out in turn (a node sends a peer its next update only when the last one arrived).
-pub fn delivered_to_receiver(node: &mut Node, mut actions: Vec<Action>) -> Vec<Update> {
-    let mut out = Vec::new();
-    loop {
-        let sent = updates_to(&actions, RECEIVER);
-        if sent.is_empty() {
-            return out;
-        }
-        actions.clear();
-        for u in sent {
-            let full = u.full;
-            out.push(u);
-            actions.extend(node.handle(t0(), Event::UpdateDelivered { to: RECEIVER.into(), full }));
-        }
-    }
-}
-
-/// Builds senders, runs their operations, and returns the senders with each one's stream of
-/// updates to the receiver (its first-contact full update first).
-pub fn run_senders(ops: &[Vec<SenderOp>]) -> (Vec<Sender>, Vec<Vec<Update>>) {
-    let mut senders = Vec::new();
-    let mut streams = Vec::new();
-    for (i, ops) in ops.iter().enumerate() {
-        let (mut s, first) = Sender::new(i);
-        let mut stream = vec![first];
-        for op in ops {
-            stream.extend(s.apply(op));
-        }
-        senders.push(s);
-        streams.push(stream);
-    }
-    (senders, streams)
-}
-
-/// A receiver node with bookkeeping of the full updates it asked for.
-pub struct Receiver {
-    pub node: Node,
-    pub now: Time,
-    /// Per sender name: asked for a full update and has not had one applied since.
-    pub outstanding: BTreeMap<String, bool>,
-    pub notices: Vec<Notice>,
-    /// Answers to greetings: the cluster table of each sender, by management address.
-    pub tables: BTreeMap<PeerAddr, dftp_core::ClusterInfo>,
-}
-
-impl Receiver {
-    pub fn new(senders: &[Sender]) -> Receiver {
-        let node = Node::new(receiver_config(), t0());
-        let tables = senders.iter().map(|s| (s.cfg.mgmt_addr.clone(), s.node.cluster_info(t0()))).collect();
-        let mut r = Receiver { node, now: t0(), outstanding: BTreeMap::new(), notices: Vec::new(), tables };
-        for s in senders {
-            r.handle(Event::GreetingReceived { greeting: greeting_of(&s.cfg, true), from_host: None });
-        }
-        r
-    }
-
-    /// Feeds an event; answers greetings to senders at once, and records full-update requests.
-    pub fn handle(&mut self, event: Event) -> Vec<Action> {
-        // A millisecond per event: time moves, timers (10 s and up) stay quiet.
-        self.now = self.now + Span::from_millis(1);
-        let actions = self.node.handle(self.now, event);
-        for a in &actions {
-            match a {
-                Action::Greet { to, greeting } => {
-                    let Some(reply) = self.tables.get(to).cloned() else {
-                        // Unreachable: the request fails.
-                        let request = Request::Greet(to.clone());
-                        self.handle(Event::RequestFailed { request, reason: "connection refused".into() });
-                        continue;
-                    };
-                    if greeting.request_full_update {
-                        self.outstanding.insert(reply.me.name.to_string(), true);
-                    }
-                    self.handle(Event::GreetingAnswered { to: to.clone(), reply });
-                }
-                Action::Notice(n) => {
-                    if let Notice::UpdateApplied { from, full: true, .. } = n {
-                        self.outstanding.insert(from.to_string(), false);
-                    }
-                    self.notices.push(n.clone());
-                }
-                _ => {}
-            }
-        }
-        actions
-    }
-
-    pub fn deliver(&mut self, u: &Update) {
-        self.handle(Event::UpdateReceived(u.clone()));
-    }
-
-    pub fn canon(&self) -> Vec<CanonEntry> {
-        snapshot_canon(&self.node.snapshot(self.now))
-    }
-
-    pub fn gaps(&self) -> usize {
-        self.notices.iter().filter(|n| matches!(n, Notice::GapDetected { .. })).count()
+/// The event that makes a sender do `op`; `receiver` is the node that asks for full updates.
+pub fn op_event(op: &SenderOp, receiver: &Config) -> Event {
+    match op {
+        SenderOp::Changes(cs) => Event::LocalChanges(
+            cs.iter()
+                .map(|(path, m)| match m {
+                    Some(m) => Change::Upsert(path.clone(), *m),
+                    None => Change::Remove(path.clone()),
+                })
+                .collect(),
+        ),
+        SenderOp::Scan(files) => Event::LocalScan(files.clone()),
+        SenderOp::Subtrees(subtrees) => Event::LocalSubtrees(subtrees.clone()),
+        SenderOp::Full => Event::GreetingReceived { greeting: greeting_of(receiver, true), from_host: None },
     }
 }
 
@@ -476,46 +336,4 @@ pub fn permute<T: Clone>(items: &[T], keys: &[u32]) -> Vec<T> {
     let mut idx: Vec<usize> = (0..items.len()).collect();
     idx.sort_by_key(|&i| keys.get(i).copied().unwrap_or(0));
     idx.into_iter().map(|i| items[i].clone()).collect()
-}
-
-// ---- meeting peers ---------------------------------------------------------------------------
-
-/// The table a node answers a greeting with, as `GET /cluster/` would show it just started.
-pub fn table_of(cfg: &Config) -> ClusterInfo {
-    ClusterInfo {
-        name: cfg.cluster.clone(),
-        me: NodeInfo {
-            name: cfg.name.clone(),
-            public_addr: cfg.public_addr.to_string(),
-            mgmt_addr: cfg.mgmt_addr.to_string(),
-            last_alive: 0,
-            last_update_pushed: 0,
-            last_update_received: 0,
-            last_full_update_received: 0,
-            epoch: None,
-            seq: None,
-        },
-        peers: BTreeMap::new(),
-    }
-}
-
-/// Feeds `event` and answers the greetings it causes: peers in `up` answer with their table,
-/// other addresses fail. Returns every action, the answers' included.
-pub fn run(node: &mut Node, now: Time, event: Event, up: &[&Config]) -> Vec<Action> {
-    let actions = node.handle(now, event);
-    let mut all = actions.clone();
-    for (to, _) in greets(&actions) {
-        let next = match up.iter().find(|c| c.mgmt_addr == to) {
-            Some(c) => Event::GreetingAnswered { to, reply: table_of(c) },
-            None => Event::RequestFailed { request: Request::Greet(to), reason: "refused".into() },
-        };
-        all.extend(run(node, now, next, up));
-    }
-    all
-}
-
-/// `peer` greets `node` (without asking for a full update), and `node`'s greeting back is
-/// answered.
-pub fn meet(node: &mut Node, now: Time, peer: &Config) -> Vec<Action> {
-    run(node, now, Event::GreetingReceived { greeting: greeting_of(peer, false), from_host: None }, &[peer])
 }
