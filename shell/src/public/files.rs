@@ -17,11 +17,12 @@ use hyper::body::Incoming;
 use tower_http::services::fs::ServeDir;
 
 use super::plain_owner;
+use super::serve_dir::Preopened;
 use super::Query;
 use crate::body::{Body, BoxError};
 use crate::content::{encode_path, Content};
 use crate::diskread::{self, DiskReader};
-use crate::localfs::{Contents, Preopened};
+use crate::localfs::Contents;
 use crate::respond::text;
 use crate::sendfile::{self, SendQueue};
 

@@ -4,6 +4,7 @@ mod files;
 mod find;
 mod listing;
 mod plain_owner;
+mod serve_dir;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
