@@ -36,6 +36,7 @@
 //! bytes (the original's JSON and forms, HTTP/1 responses of peers, HTTP range and validator
 //! headers), fuzzed in `fuzz/`.
 
+pub mod access;
 pub mod http1;
 pub mod http_file;
 pub mod membership;
@@ -48,6 +49,7 @@ pub mod time;
 pub mod tree;
 pub mod wire;
 
+pub use access::{Access, Credentials, Decision, Need, Password, Rule, RuleError, Rules, Secret, Visibility, Who};
 pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};
