@@ -107,6 +107,31 @@ pub struct Cli {
     /// Largest accepted POST /update/ body, in bytes (a full update of 1M files is ~250 MB).
     #[arg(long, default_value_t = 1 << 30)]
     pub max_update_bytes: u64,
+
+    /// An access rule (repeatable): USER:PASSWORD@/PATH[:ro|:rw][,/PATH[:ro|:rw]...] grants a
+    /// user those paths and everything below them, read-only (:ro, the default) or read-write
+    /// (:rw); @/PATH... grants them to anonymous clients. PASSWORD is clear text, or a bcrypt
+    /// ($2y$, htpasswd -nbB) or SHA-512 crypt ($6$, mkpasswd -m sha-512) hash. Without any rule
+    /// everybody may read everything and nobody may write; with rules, clients have exactly what
+    /// they grant. Rules given here show in `ps`: prefer --auth-file.
+    #[arg(long = "auth", value_name = "RULE", value_parser = |s: &str| Ok::<_, String>(RuleArg(s.to_owned())))]
+    pub auth: Vec<RuleArg>,
+
+    /// A file of access rules as --auth takes them, one per line; empty lines and lines that
+    /// start with # are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+}
+
+/// The text of an `--auth` rule as given. It holds a password: it never prints (the flags are
+/// kept, with `Debug`, in the settings).
+#[derive(Clone)]
+pub struct RuleArg(pub String);
+
+impl std::fmt::Debug for RuleArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RuleArg(***)")
+    }
 }
 
 /// Rewrites `-dfsroot=/x` and `-dfsroot /x` to their double-dash form.

@@ -1,6 +1,7 @@
 //! The dftp daemon: turns sockets, files and the clock into core events, and core actions into
 //! I/O. It holds no rule of the cluster; those live in `dftp-core`.
 
+pub mod accounts;
 pub mod blocking;
 pub mod body;
 pub mod config;
@@ -92,6 +93,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         advertise_http,
         advertise_mgmt,
         joins,
+        rules,
     } = settings;
 
     // Scan before serving, as the original does: a node answers with its whole tree or not at all.
@@ -181,8 +183,13 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         shutdown.clone(),
     ));
     let content = content::Content::new(env.fs.clone(), client);
-    let ftp_task = ftp.map(|f| tokio::spawn(f.serve(handle.clone(), content.clone(), shutdown.clone())));
-    let public = public::Public::new(handle.clone(), content).handler();
+    if rules.has_accounts() {
+        tracing::info!("access by rules: {} user(s)", rules.users().count());
+    }
+    let accounts = Arc::new(accounts::Accounts::new(rules, env.blocking));
+    let ftp_task =
+        ftp.map(|f| tokio::spawn(f.serve(handle.clone(), content.clone(), accounts.clone(), shutdown.clone())));
+    let public = public::Public::new(handle.clone(), content, accounts).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {

@@ -236,7 +236,9 @@ impl PeerClient {
     }
 
     /// Fetches `path_and_query` from a peer's public interface, passing the request headers
-    /// that matter for a file (range and validators) on.
+    /// that matter for a file on: range and validators, and the client's `Authorization`, so
+    /// that the owner checks the client against its own rules (a node cannot be used to get
+    /// around another's).
     pub async fn fetch(
         &self,
         to: &PeerAddr,
@@ -252,6 +254,7 @@ impl PeerClient {
             header::IF_MODIFIED_SINCE,
             header::IF_MATCH,
             header::IF_UNMODIFIED_SINCE,
+            header::AUTHORIZATION,
         ] {
             for v in headers.get_all(&name) {
                 passed.append(name.clone(), v.clone());

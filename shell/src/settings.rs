@@ -4,8 +4,9 @@
 
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::Path;
 
-use dftp_core::{Mount, PeerAddr};
+use dftp_core::{Mount, PeerAddr, Rule, Rules};
 use smol_str::SmolStr;
 
 use crate::config::Cli;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub advertise_http: Option<PeerAddr>,
     pub advertise_mgmt: Option<PeerAddr>,
     pub joins: Vec<PeerAddr>,
+    /// `--auth` and `--auth-file`: who may read and write where.
+    pub rules: Rules,
 }
 
 /// A flag whose value is wrong, and why. The daemon exits with status 2 on it, as for a flag
@@ -78,6 +81,7 @@ impl Settings {
         let advertise_http = cli.advertise_http.as_deref().map(|s| peer("advertise-http", s)).transpose()?;
         let advertise_mgmt = cli.advertise_mgmt.as_deref().map(|s| peer("advertise-mgmt", s)).transpose()?;
         let joins = cli.join.iter().map(|j| peer("join", j)).collect::<Result<Vec<_>, _>>()?;
+        let rules = rules(&cli)?;
         Ok(Settings {
             cli,
             name,
@@ -90,8 +94,59 @@ impl Settings {
             advertise_http,
             advertise_mgmt,
             joins,
+            rules,
         })
     }
+}
+
+/// Where a rule was given, to name it in an error.
+enum Origin<'a> {
+    /// The n-th `--auth` (from 1).
+    Flag(usize),
+    /// A line (from 1) of `--auth-file`.
+    Line(&'a Path, usize),
+}
+
+impl Origin<'_> {
+    /// An error about the rule from here; `column` of the rule's text, when known.
+    fn error(&self, column: Option<usize>, reason: impl fmt::Display) -> FlagError {
+        let at = column.map(|c| format!(", column {c}")).unwrap_or_default();
+        match self {
+            Origin::Flag(n) => bad("auth")(format!("rule {n}{at}: {reason}")),
+            Origin::Line(file, n) => bad("auth-file")(format!("{} line {n}{at}: {reason}", file.display())),
+        }
+    }
+}
+
+/// The rules of `--auth` and `--auth-file`, in that order. An error names the flag and the
+/// rule (for the file: the line), and never quotes the rule, which holds a password.
+fn rules(cli: &Cli) -> Result<Rules, FlagError> {
+    let mut origins = Vec::new();
+    let mut parsed = Vec::new();
+    for (i, arg) in cli.auth.iter().enumerate() {
+        let origin = Origin::Flag(i + 1);
+        parsed.push(Rule::parse(&arg.0).map_err(|e| origin.error(Some(e.column), e.reason))?);
+        origins.push(origin);
+    }
+    let text;
+    if let Some(file) = &cli.auth_file {
+        let read = |why: String| bad("auth-file")(format!("cannot read {}: {why}", file.display()));
+        let bytes = std::fs::read(file).map_err(|e| read(e.to_string()))?;
+        text = String::from_utf8(bytes).map_err(|_| read("it is not UTF-8".into()))?;
+        for (n, line) in text.lines().enumerate() {
+            let rule = line.trim_end();
+            let indent = rule.len() - rule.trim_start().len();
+            let rule = rule.trim_start();
+            if rule.is_empty() || rule.starts_with('#') {
+                continue;
+            }
+            let origin = Origin::Line(file, n + 1);
+            let column = |c: usize| c + line[..indent].chars().count();
+            parsed.push(Rule::parse(rule).map_err(|e| origin.error(Some(column(e.column)), e.reason))?);
+            origins.push(origin);
+        }
+    }
+    Rules::new(parsed).map_err(|e| origins[e.index].error(None, e.reason))
 }
 
 /// A multicast group: an IPv4 multicast address and a port.
@@ -150,10 +205,57 @@ mod tests {
             (&["--advertise-http", "noport"], "advertise-http"),
             (&["--advertise-mgmt", "h:x"], "advertise-mgmt"),
             (&["--join", "ok:1", "--join", "nocolon"], "join"),
+            (&["--auth", "alice:pw@/a", "--auth", "bob:pw@/b:xx"], "auth"),
+            (&["--auth", "@/a", "--auth", "@/b"], "auth"),
+            (&["--auth-file", "/nonexistent/dftp-auth-file"], "auth-file"),
         ] {
             let e = settings(args).expect_err(&format!("{args:?}"));
             assert_eq!(e.flag, flag, "{args:?}: {e}");
             assert!(e.to_string().starts_with(&format!("--{flag}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn rules_from_flags_and_a_file() {
+        let dir = std::env::temp_dir().join(format!("dftp-settings-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rules");
+        std::fs::write(&file, "# who may do what\n\n  alice:s3cret@/home/alice:rw  \r\n\t# indented comment\n@/pub\n")
+            .unwrap();
+        let file_arg = file.to_str().unwrap();
+        let s = settings(&["--auth", "bob:b@/b", "--auth-file", file_arg]).unwrap();
+        assert!(s.rules.has_accounts());
+        assert_eq!(s.rules.users().collect::<Vec<_>>(), ["alice", "bob"]);
+        assert!(s.rules.login("alice", &dftp_core::Secret::new("s3cret")).is_ok());
+        assert!(s.rules.anonymous_may_read_something());
+        assert!(!format!("{s:?}").contains("s3cret"), "the settings print no password");
+        assert!(!settings(&[]).unwrap().rules.has_accounts());
+
+        // Errors name the flag, the rule or the file and line, and the column; never the password.
+        let mut errors = Vec::new();
+        let e = settings(&["--auth", "bob:b@/b", "--auth", "carol:SECRETPW@/c:xy"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--auth: rule 2, column 18: unknown access `:xy`: use `:ro` (read) or `:rw` (read and write)"
+        );
+        errors.push(e);
+        std::fs::write(&file, "# rules\n@/pub\n  dave:SECRETPW@pub\n").unwrap();
+        let e = settings(&["--auth-file", file_arg]).unwrap_err();
+        assert_eq!(e.flag, "auth-file");
+        let want = format!("--auth-file: {} line 3, column 20: no `@/PATH` in the rule", file.display());
+        assert!(e.to_string().starts_with(&want), "{e}");
+        errors.push(e);
+        std::fs::write(&file, "bob:SECRETPW@/x\n").unwrap();
+        let e = settings(&["--auth", "bob:b@/b", "--auth-file", file_arg]).unwrap_err();
+        let want = format!("--auth-file: {} line 1: a second rule for user bob", file.display());
+        assert!(e.to_string().starts_with(&want), "{e}");
+        errors.push(e);
+        std::fs::write(&file, b"\xff\xfe").unwrap();
+        let e = settings(&["--auth-file", file_arg]).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        for e in errors {
+            assert!(!e.to_string().contains("SECRETPW"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! The libunftp storage backend over the merged tree: metadata and listings from a snapshot,
-//! contents from the local disk or the owner node. Writes are refused by [`access::may_write`]
-//! (the command gate refuses them first, with the same answer).
+//! contents from the local disk or the owner node. Every read is checked by
+//! [`access::may_read`], every write by [`access::may_write`] (the command gate refuses them
+//! first, with the same answer); a write the rules allow is still refused, as the back-end
+//! makes no changes yet ([`access::supported`]).
 
 use std::fmt::{self, Debug};
 use std::io::Cursor;
@@ -11,13 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use dftp_core::{DfsPath, Entry, Location, Snapshot};
 use tokio::io::AsyncRead;
-use unftp_core::auth::DefaultUser;
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Metadata, Permissions, Result, StorageBackend, FEATURE_RESTART};
 
-use super::access;
+use super::access::{self, FtpUser};
 use super::listing::{format_line, Line};
 use super::paths::{resolve, Refused};
 use super::transfer::{self, Failure};
+use crate::accounts::Accounts;
 use crate::content::Content;
 use crate::driver::Handle;
 
@@ -25,6 +27,7 @@ use crate::driver::Handle;
 pub struct Shared {
     pub handle: Handle,
     pub content: Content,
+    pub accounts: Arc<Accounts>,
 }
 
 /// One session's view of the tree (libunftp makes one per control connection).
@@ -87,14 +90,8 @@ fn not_found(kind: ErrorKind, what: impl fmt::Display) -> Error {
     Error::new(kind, what.to_string())
 }
 
-/// The back-end's answer to a write: whatever [`access::may_write`] says about `path`.
-fn may_write(user: &DefaultUser, path: &Path) -> Result<()> {
-    let p = resolve(path).ok();
-    access::may_write(Some(user), p.as_ref()).map_err(|denied| Error::new(ErrorKind::PermissionDenied, denied))
-}
-
-fn not_implemented() -> Error {
-    Error::new(ErrorKind::CommandNotImplemented, "this server does not store changes")
+fn denied(why: access::Denied) -> Error {
+    Error::new(ErrorKind::PermissionDenied, why)
 }
 
 /// What an FTP path names, as the command gate needs to know it.
@@ -132,6 +129,16 @@ impl Backend {
         self.shared.handle.snapshot()
     }
 
+    pub fn rules(&self) -> &dftp_core::Rules {
+        self.shared.accounts.rules()
+    }
+
+    /// The back-end's answer to a write: whatever [`access::may_write`] says about `path`.
+    fn may_write(&self, user: &FtpUser, path: &Path) -> Result<()> {
+        let p = resolve(path).ok();
+        access::may_write(self.rules(), Some(user), p.as_ref()).map_err(denied)
+    }
+
     /// The name of this node.
     pub fn node_name(&self) -> String {
         self.snapshot().me().to_string()
@@ -150,8 +157,8 @@ impl Backend {
 
     /// The `ls -l` lines of `path` (a directory's children, or a file on its own), without line
     /// ends: `LIST` sends them over the data connection, `STAT <path>` over the control one.
-    pub fn long_listing(&self, path: &Path) -> Result<Vec<String>> {
-        let (snap, entries) = self.entries(path)?;
+    pub fn long_listing(&self, user: &FtpUser, path: &Path) -> Result<Vec<String>> {
+        let (snap, entries) = self.entries(user, path)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Ok(entries
             .iter()
@@ -170,33 +177,58 @@ impl Backend {
             .collect())
     }
 
-    /// The entry an FTP path names, or the reply for a path that names nothing.
-    fn entry(&self, path: &Path, missing: ErrorKind) -> Result<(Snapshot, DfsPath, Entry)> {
+    /// Whether `user` may read what `p` names in `snap` (refused before it is looked up for
+    /// the client: a refusal says nothing about whether the path exists).
+    fn may_read(
+        &self,
+        user: Option<&FtpUser>,
+        snap: &Snapshot,
+        p: &DfsPath,
+    ) -> std::result::Result<(), access::Denied> {
+        let is_dir = snap.lookup(p).is_some_and(|e| e.is_dir());
+        access::may_read(self.rules(), user, p, is_dir)
+    }
+
+    /// Whether `user` may read the path an FTP path names (the gate's question); `None` for a
+    /// path that names nothing in the tree (the command's own check refuses it).
+    pub fn refuse_read(&self, user: Option<&FtpUser>, path: &Path) -> Option<access::Denied> {
+        let p = resolve(path).ok()?;
+        self.may_read(user, &self.snapshot(), &p).err()
+    }
+
+    /// The entry an FTP path names, if `user` may read it, or the reply for a path that names
+    /// nothing.
+    fn entry(&self, user: &FtpUser, path: &Path, missing: ErrorKind) -> Result<(Snapshot, DfsPath, Entry)> {
         let p = resolve(path).map_err(|e| Error::new(missing, e))?;
         let snap = self.snapshot();
+        self.may_read(Some(user), &snap, &p).map_err(denied)?;
         let entry = snap.lookup(&p).ok_or_else(|| not_found(missing, format_args!("{p}: not found")))?;
         Ok((snap, p, entry))
     }
 
-    /// The entries `LIST`, `NLST` and `MLSD` show for `path`: a directory's children, or a
-    /// file on its own.
-    fn entries(&self, path: &Path) -> Result<(Snapshot, Vec<Entry>)> {
-        let (snap, p, entry) = self.entry(path, ErrorKind::PermanentDirectoryNotAvailable)?;
+    /// The entries `LIST`, `NLST` and `MLSD` show `user` for `path`: a directory's children
+    /// (those it may see), or a file on its own.
+    fn entries(&self, user: &FtpUser, path: &Path) -> Result<(Snapshot, Vec<Entry>)> {
+        let (snap, p, entry) = self.entry(user, path, ErrorKind::PermanentDirectoryNotAvailable)?;
         let list = if entry.is_dir() {
             snap.list(&p).ok_or_else(|| not_found(ErrorKind::PermanentDirectoryNotAvailable, &p))?
         } else {
             vec![entry]
         };
-        let list = list.into_iter().filter(|e| listable(e.path.name())).collect();
+        let shows = access::listing_filter(self.rules(), user, &p);
+        let list = list
+            .into_iter()
+            .filter(|e| listable(e.path.name()) && shows.as_ref().is_none_or(|shows| shows(&e.path)))
+            .collect();
         Ok((snap, list))
     }
 
     /// Copies the file at `path` from byte `start` to `out`.
-    async fn copy<W>(&self, path: &Path, start: u64, out: &mut W) -> Result<u64>
+    async fn copy<W>(&self, user: &FtpUser, path: &Path, start: u64, out: &mut W) -> Result<u64>
     where
         W: tokio::io::AsyncWrite + Unpin + ?Sized,
     {
-        let (snap, p, entry) = self.entry(path, ErrorKind::PermanentFileNotAvailable)?;
+        let (snap, p, entry) = self.entry(user, path, ErrorKind::PermanentFileNotAvailable)?;
         // An FTP client is where a request starts: no hops yet.
         let result = match snap.locate(&p, 0) {
             Location::Directory(_) => {
@@ -207,7 +239,8 @@ impl Backend {
                 transfer::local(content, &local, entry.meta.map_or(0, |m| m.size), start, out).await
             }
             Location::RemoteFile { addr, hops, .. } => {
-                transfer::remote(&self.shared.content, &addr, &p, hops, start, out).await
+                let auth = user.authorization();
+                transfer::remote(&self.shared.content, &addr, &p, hops, auth, start, out).await
             }
             Location::OwnerUnreachable { owner, .. } => {
                 return Err(Error::new(
@@ -224,6 +257,10 @@ impl Backend {
                 tracing::debug!("FTP RETR {p}: {why}");
                 not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p}: not found"))
             }
+            Failure::Refused(why) => {
+                tracing::info!("FTP RETR {p}: {why}");
+                Error::new(ErrorKind::PermissionDenied, why)
+            }
             Failure::Source(why) => {
                 tracing::warn!("FTP RETR {p} from {}: {why}", entry.owner.as_str());
                 Error::new(ErrorKind::LocalError, why)
@@ -234,7 +271,7 @@ impl Backend {
 }
 
 #[async_trait]
-impl StorageBackend<DefaultUser> for Backend {
+impl StorageBackend<FtpUser> for Backend {
     type Metadata = FtpMeta;
 
     fn name(&self) -> &str {
@@ -245,17 +282,17 @@ impl StorageBackend<DefaultUser> for Backend {
         FEATURE_RESTART
     }
 
-    async fn metadata<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, path: P) -> Result<FtpMeta> {
-        let (snap, _, entry) = self.entry(path.as_ref(), ErrorKind::PermanentFileNotAvailable)?;
+    async fn metadata<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<FtpMeta> {
+        let (snap, _, entry) = self.entry(user, path.as_ref(), ErrorKind::PermanentFileNotAvailable)?;
         Ok(meta_of(&snap, &entry))
     }
 
     async fn list<P: AsRef<Path> + Send + Debug>(
         &self,
-        _user: &DefaultUser,
+        user: &FtpUser,
         path: P,
     ) -> Result<Vec<Fileinfo<PathBuf, FtpMeta>>> {
-        let (snap, entries) = self.entries(path.as_ref())?;
+        let (snap, entries) = self.entries(user, path.as_ref())?;
         Ok(entries
             .iter()
             .map(|e| Fileinfo { path: PathBuf::from(e.path.name()), metadata: meta_of(&snap, e) })
@@ -264,12 +301,12 @@ impl StorageBackend<DefaultUser> for Backend {
 
     /// `LIST`: our own `ls -l` lines, with the owner node's name where libunftp would print a
     /// numeric uid.
-    async fn list_fmt<P>(&self, _user: &DefaultUser, path: P) -> std::result::Result<Cursor<Vec<u8>>, Error>
+    async fn list_fmt<P>(&self, user: &FtpUser, path: P) -> std::result::Result<Cursor<Vec<u8>>, Error>
     where
         P: AsRef<Path> + Send + Debug,
         FtpMeta: Metadata + 'static,
     {
-        let lines = self.long_listing(path.as_ref())?;
+        let lines = self.long_listing(user, path.as_ref())?;
         let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
         for line in &lines {
             out.push_str(line);
@@ -278,73 +315,74 @@ impl StorageBackend<DefaultUser> for Backend {
         Ok(Cursor::new(out.into_bytes()))
     }
 
-    async fn get_into<'a, P, W>(&self, _user: &DefaultUser, path: P, start_pos: u64, output: &'a mut W) -> Result<u64>
+    async fn get_into<'a, P, W>(&self, user: &FtpUser, path: P, start_pos: u64, output: &'a mut W) -> Result<u64>
     where
         W: tokio::io::AsyncWrite + Unpin + Sync + Send + ?Sized,
         P: AsRef<Path> + Send + Debug,
     {
-        self.copy(path.as_ref(), start_pos, output).await
+        self.copy(user, path.as_ref(), start_pos, output).await
     }
 
     /// A reader of the file (libunftp uses [`Self::get_into`] for RETR; this serves anything
     /// else that wants a reader): the copy runs in a task writing into a pipe.
     async fn get<P: AsRef<Path> + Send + Debug>(
         &self,
-        _user: &DefaultUser,
+        user: &FtpUser,
         path: P,
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
         // Fail now, with the right reply, for what does not exist.
-        let (_, p, entry) = self.entry(path.as_ref(), ErrorKind::PermanentFileNotAvailable)?;
+        let (_, p, entry) = self.entry(user, path.as_ref(), ErrorKind::PermanentFileNotAvailable)?;
         if entry.is_dir() {
             return Err(not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p} is a directory")));
         }
         let (reader, mut writer) = tokio::io::duplex(256 << 10);
         let this = self.clone();
         let path = path.as_ref().to_path_buf();
+        let user = user.clone();
         tokio::spawn(async move {
             // An error shows as a short read; the pipe closes either way.
-            let _ = this.copy(&path, start_pos, &mut writer).await;
+            let _ = this.copy(&user, &path, start_pos, &mut writer).await;
         });
         Ok(Box::new(reader))
     }
 
-    /// Writes never get here while the gate refuses them; if one did, the same rule answers.
-    /// Nothing below writes yet: an allowed write is refused as not implemented.
+    /// Writes never get here while the gate refuses them; if one did, the same rules answer.
+    /// Nothing below writes yet: a write the rules allow is refused as not supported.
     async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
         &self,
-        user: &DefaultUser,
+        user: &FtpUser,
         _input: R,
         path: P,
         _start_pos: u64,
     ) -> Result<u64> {
-        may_write(user, path.as_ref())?;
-        Err(not_implemented())
+        self.may_write(user, path.as_ref())?;
+        Err(denied(access::Denied::NotSupported))
     }
 
-    async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, path: P) -> Result<()> {
-        may_write(user, path.as_ref())?;
-        Err(not_implemented())
+    async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
+        self.may_write(user, path.as_ref())?;
+        Err(denied(access::Denied::NotSupported))
     }
 
-    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, path: P) -> Result<()> {
-        may_write(user, path.as_ref())?;
-        Err(not_implemented())
+    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
+        self.may_write(user, path.as_ref())?;
+        Err(denied(access::Denied::NotSupported))
     }
 
-    async fn rename<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, from: P, to: P) -> Result<()> {
-        may_write(user, from.as_ref())?;
-        may_write(user, to.as_ref())?;
-        Err(not_implemented())
+    async fn rename<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, from: P, to: P) -> Result<()> {
+        self.may_write(user, from.as_ref())?;
+        self.may_write(user, to.as_ref())?;
+        Err(denied(access::Denied::NotSupported))
     }
 
-    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &DefaultUser, path: P) -> Result<()> {
-        may_write(user, path.as_ref())?;
-        Err(not_implemented())
+    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
+        self.may_write(user, path.as_ref())?;
+        Err(denied(access::Denied::NotSupported))
     }
 
-    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &DefaultUser, path: P) -> Result<()> {
-        let (_, p, entry) = self.entry(path.as_ref(), ErrorKind::PermanentDirectoryNotAvailable)?;
+    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
+        let (_, p, entry) = self.entry(user, path.as_ref(), ErrorKind::PermanentDirectoryNotAvailable)?;
         if entry.is_dir() {
             Ok(())
         } else {

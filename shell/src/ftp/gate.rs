@@ -3,10 +3,14 @@
 //! libunftp (with the gate added in `vendor/libunftp`, see its PATCHES.md) asks the gate about
 //! every command after login. The gate answers:
 //!
+//! - reads (`RETR`, `LIST`, `NLST`, `MLSD`, `MLST`, `CWD`, `SIZE`, `MDTM`, `STAT <path>`) of a
+//!   path the session may not read ([`access::may_read`]): `550` with the reason, before
+//!   libunftp's `150` and before anything is looked up;
 //! - writes (`STOR`, `APPE`, `STOU`, `DELE`, `MKD`, `RMD`, `RNFR`, `RNTO`), when
-//!   [`access::may_write`] refuses them: `550` with the reason, at once. libunftp alone would
-//!   answer `350` to `RNFR`, `425` to an upload without a data connection and `150` to one with,
-//!   before the back-end could refuse;
+//!   [`access::may_write`] refuses them, or when the back-end cannot make them
+//!   ([`access::supported`]): `550` with the reason, at once. libunftp alone would answer `350`
+//!   to `RNFR`, `425` to an upload without a data connection and `150` to one with, before the
+//!   back-end could refuse;
 //! - `RETR` of a directory or of nothing: `550` saying which, before libunftp's `150` (or `425`)
 //!   and its generic `550 File not found`;
 //! - `SIZE` of a directory: `550` (RFC 3659: SIZE is for files); libunftp would give its size;
@@ -21,14 +25,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use super::access::{self, FtpUser};
+use super::backend::{Backend, Target};
+use super::paths::resolve;
 use async_trait::async_trait;
 use dftp_core::DfsPath;
 use libunftp::options::{CommandGate, GateRequest, Reply, ReplyCode};
-use unftp_core::auth::DefaultUser;
-
-use super::access;
-use super::backend::{Backend, Target};
-use super::paths::resolve;
 
 /// The gate of one session.
 #[derive(Debug)]
@@ -50,13 +52,13 @@ impl Gate {
         Some(error(&refusal))
     }
 
-    fn stat_path(&self, path: &Path) -> Reply {
+    fn stat_path(&self, user: &FtpUser, path: &Path) -> Reply {
         let p = match self.backend.target(path) {
             Err(why) => return error(&why.to_string()),
             Ok((p, Target::Missing)) => return error(&format!("{p}: not found")),
             Ok((p, _)) => p,
         };
-        match self.backend.long_listing(path) {
+        match self.backend.long_listing(user, path) {
             Ok(lines) => Reply::new_multiline(ReplyCode::FileStatus, stat_path_lines(&p, lines)),
             // Gone in between.
             Err(_) => error(&format!("{p}: not found")),
@@ -65,16 +67,27 @@ impl Gate {
 }
 
 #[async_trait]
-impl CommandGate<DefaultUser> for Gate {
-    async fn check(&self, req: &GateRequest<'_, DefaultUser>) -> Option<Reply> {
+impl CommandGate<FtpUser> for Gate {
+    async fn check(&self, req: &GateRequest<'_, FtpUser>) -> Option<Reply> {
+        let anonymous = FtpUser::anonymous();
+        let user = req.user.unwrap_or(&anonymous);
+        // `STAT` alone is the session's status, not a read.
+        if access::is_read(req.verb) && !(req.verb == "STAT" && req.path.is_none()) {
+            // What the command reads: its argument, or the working directory.
+            let path = req.path.as_deref().unwrap_or(req.cwd);
+            if let Some(denied) = self.backend.refuse_read(Some(user), path) {
+                return Some(error(&denied.to_string()));
+            }
+        }
         match req.verb {
             verb if access::is_write(verb) => {
                 let p = req.path.as_deref().and_then(|p| resolve(p).ok());
-                access::may_write(req.user, p.as_ref()).err().map(|denied| error(&denied.to_string()))
+                let allowed = access::may_write(self.backend.rules(), Some(user), p.as_ref());
+                allowed.and_then(|()| access::supported(verb)).err().map(|denied| error(&denied.to_string()))
             }
             "RETR" | "SIZE" => self.not_a_file(req.verb, req.path.as_deref()?),
             "STAT" => Some(match &req.path {
-                Some(path) => self.stat_path(path),
+                Some(path) => self.stat_path(user, path),
                 None => {
                     let cwd = resolve(req.cwd).ok();
                     let status = Status {
@@ -83,7 +96,7 @@ impl CommandGate<DefaultUser> for Gate {
                         username: req.username,
                         node: &self.backend.node_name(),
                         cwd: cwd.as_ref(),
-                        access: &access::status_line(req.user, cwd.as_ref()),
+                        access: &access::status_line(self.backend.rules(), Some(user), cwd.as_ref()),
                         data_connection_ready: req.data_connection_ready,
                     };
                     Reply::new_multiline(ReplyCode::SystemStatus, status.lines())
@@ -196,7 +209,7 @@ mod tests {
     #[test]
     fn status_shows_the_session_and_nothing_of_the_software() {
         let cwd = path("sub dir");
-        let access = access::status_line(Some(&DefaultUser), Some(&cwd));
+        let access = access::status_line(&dftp_core::Rules::open(), Some(&FtpUser::anonymous()), Some(&cwd));
         let status = Status {
             client: "127.0.0.1:5000".parse().unwrap(),
             server: "127.0.0.1:2121".parse().unwrap(),

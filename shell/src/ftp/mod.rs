@@ -6,9 +6,12 @@
 //! listeners, bound in `--ftp-passive-ports` on the address the client reached us on; a listener
 //! the client never connects to is closed after libunftp's 15 s accept timeout.
 //!
+//! Logins are checked against the node's rules ([`login`]); each session's user carries its
+//! account ([`access::FtpUser`]), and [`access`] decides what it may read and change.
+//!
 //! Each session also gets a command gate ([`gate`]), which answers before libunftp what libunftp
-//! would answer wrongly: writes (refused by [`access`]), `RETR` and `SIZE` of a directory, and
-//! `STAT`.
+//! would answer wrongly: reads and writes the rules refuse (by [`access`]), writes the back-end
+//! cannot make yet, `RETR` and `SIZE` of a directory, and `STAT`.
 //!
 //! libunftp opens its sockets with tokio directly, so this cannot run in the simulator, which
 //! passes `--ftp-listen ''` to turn FTP off.
@@ -17,6 +20,7 @@ mod access;
 mod backend;
 mod gate;
 mod listing;
+mod login;
 mod paths;
 mod transfer;
 
@@ -26,16 +30,16 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use access::FtpUser;
+pub use backend::{Backend, Shared};
 use libunftp::options::{PassiveHost, SiteMd5};
 use libunftp::{Server, ServerBuilder};
 use slog::Drain;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use unftp_core::auth::DefaultUser;
 
-pub use backend::{Backend, Shared};
-
+use crate::accounts::Accounts;
 use crate::content::Content;
 use crate::driver::Handle;
 
@@ -65,8 +69,15 @@ impl Ftp {
     }
 
     /// Serves sessions until `shutdown` fires, then closes the open ones.
-    pub async fn serve(self, handle: Handle, content: Content, mut shutdown: watch::Receiver<bool>) {
-        let shared = Arc::new(Shared { handle, content });
+    pub async fn serve(
+        self,
+        handle: Handle,
+        content: Content,
+        accounts: Arc<Accounts>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let login = Arc::new(login::Login::new(accounts.clone()));
+        let shared = Arc::new(Shared { handle, content, accounts });
         // libunftp wants the greeting for the life of the program: one small leak per start.
         let greeting: &'static str = Box::leak(self.options.greeting.clone().into_boxed_str());
         // libunftp logs every command and transfer at info level through slog; pass on only its
@@ -78,7 +89,7 @@ impl Ftp {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        match session_server(&shared, &self.options, greeting, &logger) {
+                        match session_server(&shared, &login, &self.options, greeting, &logger) {
                             Ok(server) => {
                                 sessions.spawn(async move {
                                     if let Err(e) = server.service(stream).await {
@@ -109,13 +120,16 @@ impl Ftp {
 /// A libunftp server for one control connection.
 fn session_server(
     shared: &Arc<Shared>,
+    login: &Arc<login::Login>,
     options: &Options,
     greeting: &'static str,
     logger: &slog::Logger,
-) -> Result<Server<Backend, DefaultUser>, libunftp::ServerError> {
+) -> Result<Server<Backend, FtpUser>, libunftp::ServerError> {
     let gate = gate::Gate::new(Backend::new(shared.clone()));
     let shared = shared.clone();
-    ServerBuilder::new(Box::new(move || Backend::new(shared.clone())))
+    let backends = Box::new(move || Backend::new(shared.clone()));
+    ServerBuilder::<Backend, FtpUser>::with_user_detail_provider(backends, login.clone())
+        .authenticator(login.clone())
         .command_gate(gate)
         .greeting(greeting)
         .idle_session_timeout(options.idle_timeout.as_secs().max(1))

@@ -28,6 +28,8 @@ pub const READ_STALL: Duration = Duration::from_secs(60);
 pub enum Failure {
     /// The file is not there (any more).
     NotFound(String),
+    /// The owner refused the session's login (`401`, `403`): its rules differ from ours.
+    Refused(String),
     /// Reading the source failed or stalled: the owner vanished, the disk failed.
     Source(String),
     /// Writing to the client failed.
@@ -93,17 +95,22 @@ async fn local_disk<W: AsyncWrite + Unpin + ?Sized>(
     }
 }
 
-/// Copies `path` from its `owner` (telling it the request has passed `hops` nodes) from byte
-/// `start` to `out`.
+/// Copies `path` from its `owner` (telling it the request has passed `hops` nodes, and with the
+/// session's login as `authorization`, which the owner checks again) from byte `start` to
+/// `out`.
 pub async fn remote<W: AsyncWrite + Unpin + ?Sized>(
     content: &Content,
     owner: &PeerAddr,
     path: &DfsPath,
     hops: u32,
+    authorization: Option<HeaderValue>,
     start: u64,
     out: &mut W,
 ) -> Result<u64, Failure> {
     let mut headers = HeaderMap::new();
+    if let Some(v) = authorization {
+        headers.insert(header::AUTHORIZATION, v);
+    }
     if start > 0 {
         let range = HeaderValue::from_str(&format!("bytes={start}-")).expect("a range is a valid header");
         headers.insert(header::RANGE, range);
@@ -115,6 +122,9 @@ pub async fn remote<W: AsyncWrite + Unpin + ?Sized>(
         StatusCode::OK => start,
         StatusCode::RANGE_NOT_SATISFIABLE => return Ok(0), // REST at or past the end
         StatusCode::NOT_FOUND => return Err(Failure::NotFound(format!("{owner} answered 404"))),
+        s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+            return Err(Failure::Refused(format!("permission denied by the owner of {path} ({owner} answered {s})")));
+        }
         s => return Err(Failure::Source(format!("{owner} answered {s}"))),
     };
     let mut body = resp.into_body(None);

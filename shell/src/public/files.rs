@@ -26,8 +26,8 @@ use crate::localfs::Contents;
 use crate::respond::text;
 use crate::sendfile::{self, SendQueue};
 
-/// Headers of the owner's response that we pass on.
-const PASSED: [HeaderName; 7] = [
+/// Headers of the owner's response that we pass on (its challenge too, when it refused).
+const PASSED: [HeaderName; 8] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::CONTENT_RANGE,
@@ -35,6 +35,7 @@ const PASSED: [HeaderName; 7] = [
     header::ETAG,
     header::LAST_MODIFIED,
     header::CACHE_CONTROL,
+    header::WWW_AUTHENTICATE,
 ];
 
 pub struct Files {

@@ -1,16 +1,24 @@
 //! `GET /find/`: every path of the tree, one per line, sorted, streamed from a snapshot.
 
 use bytes::Bytes;
-use dftp_core::Snapshot;
+use dftp_core::{DfsPath, Snapshot};
 use http::{header, HeaderValue, Response, StatusCode};
 
+use super::guard::PathFilter;
 use super::Query;
 use crate::blocking::Blocking;
 use crate::body::{full_body, Body};
 
 const CHUNK: usize = 64 << 10;
 
-pub fn find(snapshot: Snapshot, query: &Query, head_only: bool, blocking: Blocking) -> Response<Body> {
+/// `only`: the paths the client may see (all of them without a filter).
+pub fn find(
+    snapshot: Snapshot,
+    query: &Query,
+    head_only: bool,
+    blocking: Blocking,
+    only: Option<PathFilter>,
+) -> Response<Body> {
     let prefix = query.prefix.clone().unwrap_or_default();
     let prefix = prefix.strip_prefix('/').map(str::to_owned).unwrap_or(prefix);
     let body = if head_only {
@@ -18,7 +26,7 @@ pub fn find(snapshot: Snapshot, query: &Query, head_only: bool, blocking: Blocki
     } else {
         // Off the async threads: a million paths take a while to format. Stops when the client
         // went away.
-        blocking.stream_body(move |emit| format_paths(&snapshot, &prefix, emit))
+        blocking.stream_body(move |emit| format_paths(&snapshot, &prefix, only.as_deref(), emit))
     };
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::OK;
@@ -26,11 +34,19 @@ pub fn find(snapshot: Snapshot, query: &Query, head_only: bool, blocking: Blocki
     r
 }
 
-/// Formats the paths under `prefix` as `/path` lines, in chunks of about [`CHUNK`] bytes, until
-/// `emit` returns false.
-fn format_paths(snapshot: &Snapshot, prefix: &str, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
+/// Formats the paths under `prefix` (those `only` keeps) as `/path` lines, in chunks of about
+/// [`CHUNK`] bytes, until `emit` returns false.
+fn format_paths(
+    snapshot: &Snapshot,
+    prefix: &str,
+    only: Option<&(dyn Fn(&DfsPath) -> bool + Send + Sync)>,
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
+) {
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     for path in snapshot.find(prefix) {
+        if only.is_some_and(|keep| !keep(path)) {
+            continue;
+        }
         buf.push(b'/');
         buf.extend_from_slice(path.as_str().as_bytes());
         buf.push(b'\n');

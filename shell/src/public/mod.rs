@@ -2,6 +2,7 @@
 
 mod files;
 mod find;
+pub mod guard;
 mod listing;
 mod plain_owner;
 mod serve_dir;
@@ -9,11 +10,12 @@ mod serve_dir;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dftp_core::{DfsPath, Location};
+use dftp_core::{DfsPath, Location, Need};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
+use crate::accounts::Accounts;
 use crate::body::Body;
 use crate::content::{self, Content};
 use crate::driver::Handle;
@@ -24,11 +26,12 @@ use crate::server::Handler;
 pub struct Public {
     handle: Handle,
     files: files::Files,
+    guard: guard::Guard,
 }
 
 impl Public {
-    pub fn new(handle: Handle, content: Content) -> Public {
-        Public { handle, files: files::Files::new(content) }
+    pub fn new(handle: Handle, content: Content, accounts: Arc<Accounts>) -> Public {
+        Public { handle, files: files::Files::new(content), guard: guard::Guard::new(accounts) }
     }
 
     pub fn handler(self) -> Handler {
@@ -40,6 +43,11 @@ impl Public {
     }
 
     async fn route(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        // Before anything looks at the request: who asks, and may they?
+        let cleared = match self.guard.check(&req).await {
+            Ok(cleared) => cleared,
+            Err(refused) => return refused.into_response(),
+        };
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return method_not_allowed("GET, HEAD", "only GET and HEAD are supported");
         }
@@ -49,9 +57,10 @@ impl Public {
             "/" => self.greeting(),
             "/fs" => redirect("/fs/"),
             "/find/" | "/find" => {
-                find::find(self.handle.snapshot(), &query, req.method() == Method::HEAD, self.handle.blocking())
+                let head = req.method() == Method::HEAD;
+                find::find(self.handle.snapshot(), &query, head, self.handle.blocking(), cleared.find_filter())
             }
-            p if p.starts_with("/fs/") => self.fs(req, &p["/fs".len()..], &query).await,
+            p if p.starts_with("/fs/") => self.fs(req, &p["/fs".len()..], &query, &cleared).await,
             _ => text(StatusCode::NOT_FOUND, "not found: try /fs/ or /find/"),
         }
     }
@@ -70,14 +79,10 @@ impl Public {
     }
 
     /// `raw` is the URL path after `/fs`, still percent-encoded, with its leading `/`.
-    async fn fs(&self, req: Request<Incoming>, raw: &str, query: &Query) -> Response<Body> {
-        let decoded = match percent_decode_str(raw).decode_utf8() {
-            Ok(d) => d,
-            Err(_) => return text(StatusCode::BAD_REQUEST, "bad path: it is not valid UTF-8 once decoded"),
-        };
-        let path = match DfsPath::parse_request(&decoded) {
+    async fn fs(&self, req: Request<Incoming>, raw: &str, query: &Query, cleared: &guard::Cleared) -> Response<Body> {
+        let path = match fs_path(raw) {
             Ok(p) => p,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad path: {e}")),
+            Err(why) => return text(StatusCode::BAD_REQUEST, why),
         };
         let snapshot = self.handle.snapshot();
         let wants_dir = raw.ends_with('/');
@@ -90,14 +95,21 @@ impl Public {
                 }
                 return redirect(&location);
             }
-            let Some(children) = snapshot.list(&path) else {
+            let Some(mut children) = snapshot.list(&path) else {
                 return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
             };
+            if !cleared.reads_all_below(&path) {
+                children.retain(|c| cleared.shows(&c.path));
+            }
             return if query.format.as_deref() == Some("json") {
                 listing::json(&path, &children)
             } else {
                 listing::html(&path, &children)
             };
+        }
+        if cleared.listing_only() {
+            // Only as a directory on the way to a grant was this path let through.
+            return cleared.refusal(&path, Need::Read).into_response();
         }
         if location == Location::NotFound {
             return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
@@ -107,6 +119,16 @@ impl Public {
         }
         self.files.serve(req, location, query).await
     }
+}
+
+/// The tree path named by the part of a URL path after `/fs` (still percent-encoded, with its
+/// leading `/`), or why it names none (a `400`). The guard and the route read paths only
+/// through this.
+fn fs_path(raw: &str) -> Result<DfsPath, String> {
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| "bad path: it is not valid UTF-8 once decoded".to_string())?;
+    DfsPath::parse_request(&decoded).map_err(|e| format!("bad path: {e}"))
 }
 
 /// The query parameters we know.
