@@ -127,9 +127,22 @@ fn one_rule_per_user_and_one_for_anonymous() {
 
 /// The test vectors of the schemes' own specifications: bcrypt's "U*U" (OpenBSD's
 /// regression test), and SHA-512 crypt's "Hello world!" (Drepper's specification), with and
-/// without `rounds=`.
+/// without `rounds=`; and hashes made by the tools people use: `htpasswd -nbB` (Apache's,
+/// `$2y$`) and `openssl passwd -6`.
 #[test]
 fn published_hashes_check_as_their_authors_say() {
+    for (hash, right) in [
+        ("$2y$04$zoCAODyrsKZQDJ8wjsH2U.5JRW/WD9/6rjAgzfIhq6FVl1PyREAzm", "p@ss:w0rd"),
+        ("$2y$05$kBzPZJG8a2UfLraWr8Xi2eqJjNG0AixSeQjgTuQpn9TyDI.XG0l5S", "bob password"),
+        (
+            "$6$ZQ7uAOm8Y0mjqHPx$7iiU3ddrNyLOKm0C4do6GtT8uLC47a76mXMMkMzFJ.uHmt08qTJOh.CL3p1MesWpbyLPsx9dU4RVRM6XpfVQF/",
+            "carol password",
+        ),
+    ] {
+        let r = rules(&[&format!("someone:{hash}@/")]);
+        assert_eq!(login(&r, "someone", right).user(), Some("someone"), "{hash}");
+        assert_eq!(r.login("someone", &Secret::new("bob passworD")), Err(LoginError::WrongPassword));
+    }
     let bcrypt_a = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
     let sha = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
     let sha_rounds = "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZ\
