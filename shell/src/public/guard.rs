@@ -81,7 +81,7 @@ pub struct Cleared {
     listing_only: bool,
 }
 
-/// A path that may be a filter of `/find/`: whether a path is shown.
+/// Which paths `/find/` shows a client.
 pub type PathFilter = Arc<dyn Fn(&DfsPath) -> bool + Send + Sync>;
 
 impl Cleared {
