@@ -30,7 +30,9 @@
 //! | `JoinRequested` | `--join` at start, `POST /join/` |
 //!
 //! Reads do not go through the node: a reader takes a [`Snapshot`] and asks it where a path is
-//! served from ([`Snapshot::locate`]).
+//! served from ([`Snapshot::locate`]). Whether the client may read or change the path at all is
+//! asked of the node's [`Rules`] ([`access`]: `--auth` rules, passwords, and
+//! [`Rules::decide`]), by HTTP and FTP alike, and again by the owner of a file that is fetched.
 //!
 //! [`wire`], [`http1`] and [`http_file`] are sans-IO too: parsers and writers of other machines'
 //! bytes (the original's JSON and forms, HTTP/1 responses of peers, HTTP range and validator
