@@ -249,7 +249,10 @@ impl PeerClient {
     }
 
     /// Sends a write without a body (DELETE, MKCOL, MOVE, COPY) on to a peer's public
-    /// interface, `headers` as given.
+    /// interface, `headers` as given. As for reads, a kept connection that fails before any of
+    /// the answer arrived is tried once more on a new one: that is a connection the peer had
+    /// closed, so the request never reached it (were it lost after the owner acted, the second
+    /// try would find the work done: a 404 for a DELETE or a MOVE).
     pub async fn send_bodiless(
         &self,
         to: &PeerAddr,

@@ -540,3 +540,104 @@ impl FileWriter for MemWriter {
         Ok(Committed { created: current.is_none(), etag, size, created_dir })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dftp::localfs::Precondition;
+
+    use super::*;
+
+    fn p(s: &str) -> DfsPath {
+        DfsPath::parse_request(s).unwrap()
+    }
+
+    fn write(fs: &MemFs, path: &str, bytes: &[u8], opts: WriteOptions) -> Result<Committed, WriteError> {
+        let mut w = fs.create_file(&p(path), opts)?;
+        w.write(bytes)?;
+        w.commit()
+    }
+
+    fn read(fs: &MemFs, path: &str) -> Vec<u8> {
+        let opened = futures_util::FutureExt::now_or_never(fs.open(path, 0)).unwrap().unwrap();
+        match opened.contents {
+            Contents::Bytes(b) => b.to_vec(),
+            Contents::Disk(_) => unreachable!("in memory"),
+        }
+    }
+
+    fn with(mode: WriteMode, precondition: Precondition) -> WriteOptions {
+        WriteOptions { mode, precondition, create_parents: true }
+    }
+
+    #[test]
+    fn writes_keep_their_bytes_and_tell_the_watcher() {
+        let fs = MemFs::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _guard = fs.watch(tx).unwrap();
+        let c = write(&fs, "a/b/f", b"hello", WriteOptions::replace()).unwrap();
+        assert!(c.created);
+        assert_eq!(c.created_dir, Some(p("a")));
+        assert_eq!(c.etag, validator(&fs.get("a/b/f").unwrap()));
+        assert_eq!(read(&fs, "a/b/f"), b"hello");
+        assert_eq!(rx.try_recv().unwrap(), WatchMsg::Changed(p("a")), "the outermost entry created");
+        write(&fs, "a/b/f", b" world", with(WriteMode::Append, Precondition::None)).unwrap();
+        assert_eq!(read(&fs, "a/b/f"), b"hello world");
+        write(&fs, "a/b/f", b"J", with(WriteMode::At(6), Precondition::None)).unwrap();
+        assert_eq!(read(&fs, "a/b/f"), b"hello Jorld");
+        assert_eq!(fs.get("a/b/f").unwrap().size, 11);
+        // A file the scenario writes has made-up bytes of its size.
+        fs.write("a/b/f", 3, 1);
+        assert_eq!(read(&fs, "a/b/f"), b"abc");
+    }
+
+    #[test]
+    fn writes_refuse_what_the_disk_refuses() {
+        let fs = MemFs::new();
+        fs.write("d/f", 3, 1);
+        let refused = |path: &str, opts: WriteOptions| write(&fs, path, b"x", opts).err().unwrap();
+        assert!(matches!(refused("d", WriteOptions::replace()), WriteError::IsADirectory(_)));
+        assert!(matches!(refused("d/f/x", WriteOptions::replace()), WriteError::NotADirectory(_)));
+        let no_parents = WriteOptions { create_parents: false, ..WriteOptions::replace() };
+        assert!(matches!(refused("e/x", no_parents), WriteError::ParentMissing(_)));
+        assert!(matches!(
+            refused("d/f", with(WriteMode::Replace, Precondition::Absent)),
+            WriteError::PreconditionFailed { .. }
+        ));
+        assert!(matches!(
+            refused("d/f", with(WriteMode::At(4), Precondition::None)),
+            WriteError::BadOffset { size: 3, .. }
+        ));
+        assert!(matches!(refused("d/.dftp-part-1", WriteOptions::replace()), WriteError::BadName { .. }));
+        // An append that someone overtook.
+        let mut w = fs.create_file(&p("d/f"), with(WriteMode::Append, Precondition::None)).unwrap();
+        w.write(b"more").unwrap();
+        fs.write("d/f", 5, 2);
+        assert!(matches!(w.commit(), Err(WriteError::PreconditionFailed { .. })));
+        assert_eq!(fs.get("d/f").unwrap().size, 5);
+    }
+
+    #[test]
+    fn removals_directories_moves_and_copies() {
+        let fs = MemFs::new();
+        fs.write("d/sub/f", 3, 1);
+        write(&fs, "d/g", b"gg", WriteOptions::replace()).unwrap();
+        assert!(matches!(fs.remove_file(&p("d")), Err(WriteError::IsADirectory(_))));
+        assert!(matches!(fs.remove_dir(&p("d"), false), Err(WriteError::NotEmpty(_))));
+        assert!(matches!(fs.make_dir(&p("x/y")), Err(WriteError::ParentMissing(_))));
+        assert!(matches!(fs.make_dir(&p("d")), Err(WriteError::Exists(_))));
+        fs.make_dir(&p("e")).unwrap();
+        assert!(!fs.copy(&p("d"), &p("e/copy"), false).unwrap());
+        assert_eq!(read(&fs, "e/copy/g"), b"gg");
+        assert_eq!(fs.get("e/copy/sub/f").unwrap().size, 3);
+        assert!(matches!(LocalFs::rename(&fs, &p("d/g"), &p("e/copy/g"), false), Err(WriteError::Exists(_))));
+        assert!(LocalFs::rename(&fs, &p("d/g"), &p("e/copy/g"), true).unwrap());
+        assert_eq!(read(&fs, "e/copy/g"), b"gg");
+        assert!(matches!(LocalFs::rename(&fs, &p("d"), &p("d/in"), true), Err(WriteError::BadName { .. })));
+        fs.remove_file(&p("e/copy/g")).unwrap();
+        fs.remove_dir(&p("d"), true).unwrap();
+        let left: Vec<String> = fs.entries().into_keys().collect();
+        assert_eq!(left, ["e", "e/copy", "e/copy/sub", "e/copy/sub/f"]);
+        fs.remove_dir(&p(""), true).unwrap();
+        assert!(fs.is_empty());
+    }
+}
