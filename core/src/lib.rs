@@ -23,7 +23,7 @@
 //!
 //! | [`Event`] | from |
 //! | --- | --- |
-//! | `LocalScan`, `LocalChanges`, `LocalSubtrees` | the scanner and the watcher of `--dfsroot` |
+//! | `LocalScan`, `LocalChanges`, `LocalSubtrees` | the scanner and the watcher of `--dfsroot`; and a write of this node's, at once, with what the watcher will see of it (a change already applied changes nothing and sends nothing) |
 //! | `GreetingReceived` | `POST /cluster/` on the management interface (also the pings) |
 //! | `UpdateReceived` | `POST /update/`, parsed ([`UpdateParser`]) |
 //! | `AnnouncementReceived` | a multicast datagram, parsed ([`Announcement::from_json`]) |
@@ -33,6 +33,12 @@
 //! served from ([`Snapshot::locate`]). Whether the client may read or change the path at all is
 //! asked of the node's [`Rules`] ([`access`]: `--auth` rules, passwords, and
 //! [`Rules::decide`]), by HTTP and FTP alike, and again by the owner of a file that is fetched.
+//!
+//! A write asks the snapshot it which node takes the path
+//! ([`Snapshot::locate_write`]); the node that writes reports what changed on its disk with
+//! `LocalSubtrees`/`LocalChanges`, which go to every peer at once, and tells a node that passed
+//! the request on the position of that update ([`Snapshot::stream_pos`]), which that node waits
+//! for ([`Snapshot::has_applied`]) before it answers its client.
 //!
 //! [`wire`], [`http1`] and [`http_file`] are sans-IO too: parsers and writers of other machines'
 //! bytes (the original's JSON and forms, HTTP/1 responses of peers, HTTP range and validator
@@ -55,7 +61,7 @@ pub use access::{Access, Credentials, Decision, Need, Password, Rule, RuleError,
 pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};
-pub use route::{Location, HOPS_PARAM, MAX_HOPS};
+pub use route::{Forward, Location, Taker, WriteLocation, WriteRefusal, HOPS_PARAM, MAX_HOPS};
 pub use snapshot::Snapshot;
 pub use time::{Span, Time};
 pub use tree::{Change, Entry, Kind, Meta, NodeId, Owner, Tree};

@@ -342,8 +342,9 @@ impl Node {
 
     /// A read-only view as of now, for readers.
     pub fn snapshot(&self, now: Time) -> Snapshot {
-        let public_addrs =
-            self.peers.values().filter(|p| p.is_alive()).map(|p| (p.name.clone(), p.public_addr.clone())).collect();
+        let alive = || self.peers.values().filter(|p| p.is_alive());
+        let public_addrs = alive().map(|p| (p.name.clone(), p.public_addr.clone())).collect();
+        let applied = alive().filter_map(|p| Some((p.name.clone(), p.stream?))).collect();
         Snapshot {
             tree: self.tree.clone(),
             me: self.me,
@@ -351,6 +352,7 @@ impl Node {
             mount: self.cfg.mount.clone(),
             cluster: Arc::new(self.cluster_info(now)),
             public_addrs: Arc::new(public_addrs),
+            applied: Arc::new(applied),
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use smol_str::SmolStr;
 
+use crate::membership::StreamPos;
 use crate::path::{DfsPath, Mount};
 use crate::tree::{Entry, Meta, NodeId, Tree};
 use crate::wire::{ClusterInfo, FullUpdateBody, PeerAddr, UpdateHeader};
@@ -21,6 +22,8 @@ pub struct Snapshot {
     pub(crate) mount: Mount,
     pub(crate) cluster: Arc<ClusterInfo>,
     pub(crate) public_addrs: Arc<BTreeMap<SmolStr, PeerAddr>>,
+    /// The last update applied from each live peer that numbers its updates.
+    pub(crate) applied: Arc<BTreeMap<SmolStr, StreamPos>>,
 }
 
 impl Snapshot {
@@ -56,6 +59,20 @@ impl Snapshot {
     /// Where to fetch a file that `node` owns.
     pub fn public_addr_of(&self, node: &str) -> Option<&PeerAddr> {
         self.public_addrs.get(node)
+    }
+
+    /// The position, in this node's stream of updates, of the last one sent: every change of
+    /// the local tree this snapshot shows goes to the peers in that update or an earlier one.
+    /// An owner that wrote a file for a request passed on by another node tells that node this
+    /// position, so that it can wait to show the change before it answers its client.
+    pub fn stream_pos(&self) -> StreamPos {
+        StreamPos { epoch: self.cluster.me.epoch.unwrap_or(0), seq: self.cluster.me.seq.unwrap_or(0) }
+    }
+
+    /// Whether this node has applied `node`'s updates up to `pos` (the same run of it, and that
+    /// update or a later one).
+    pub fn has_applied(&self, node: &str, pos: StreamPos) -> bool {
+        self.applied.get(node).is_some_and(|p| p.epoch == pos.epoch && p.seq >= pos.seq)
     }
 
     /// This node's own files, in path order.

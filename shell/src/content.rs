@@ -2,6 +2,8 @@
 //! disk, or a file of another node fetched from its owner's public interface. Where a request
 //! goes is the core's decision ([`dftp_core::Snapshot::locate`]); this carries it out.
 //!
+//! Writes are in [`write`].
+//!
 //! A fetch tells the owner how many nodes the request has passed through, in the original's
 //! `?redirN=` parameter ([`HOPS_PARAM`]), which is read back here from requests that peers send.
 
@@ -15,6 +17,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use crate::localfs::{LocalFs, Opened};
 use crate::peers::PeerClient;
 use crate::upstream::Fetched;
+
+/// Writes: on this node, or passed on to the owner.
+pub mod write;
+pub use write::Writer;
 
 /// Opens local files and fetches remote ones.
 #[derive(Clone)]

@@ -101,10 +101,13 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     let fs = env.fs.clone();
     let report = env
         .blocking
-        .run(move || fs.scan())
+        .run(move || fs.scan_at_start())
         .await
         .map_err(|e| format!("scan: {e}"))?
         .map_err(|e| format!("scan: {e}"))?;
+    if report.leftovers_removed > 0 {
+        tracing::info!("removed {} temporary file(s) of writes a crash interrupted", report.leftovers_removed);
+    }
     tracing::info!(
         "local scan finished, {} file(s) found in {:.2?} ({} entries; {} symlink(s) not followed, {} non-UTF-8 name(s), {} name(s) with control characters or backslashes and {} error(s) skipped)",
         report.files,

@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::body::{full_body, Body};
 use crate::net::{BoxConn, Net};
-use crate::upstream::{Fetched, Pool};
+use crate::upstream::{Fetched, Pool, Upload};
 
 /// Largest cluster table we read from a peer.
 const MAX_CLUSTER_REPLY: usize = 16 << 20;
@@ -233,6 +233,34 @@ impl PeerClient {
                 }
             }
         }
+    }
+
+    /// Sends a write on to a peer's public interface, `headers` as given (the caller picks
+    /// them), with its body streamed ([`Pool::send`]).
+    pub async fn send(
+        &self,
+        to: &PeerAddr,
+        method: Method,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+        upload: Upload,
+    ) -> Result<Fetched, String> {
+        self.files.send(to, &method, path_and_query, headers, upload).await
+    }
+
+    /// Sends a write without a body (DELETE, MKCOL, MOVE, COPY) on to a peer's public
+    /// interface, `headers` as given. As for reads, a kept connection that fails before any of
+    /// the answer arrived is tried once more on a new one: that is a connection the peer had
+    /// closed, so the request never reached it (were it lost after the owner acted, the second
+    /// try would find the work done: a 404 for a DELETE or a MOVE).
+    pub async fn send_bodiless(
+        &self,
+        to: &PeerAddr,
+        method: Method,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Fetched, String> {
+        self.files.fetch(to, &method, path_and_query, headers).await
     }
 
     /// Fetches `path_and_query` from a peer's public interface, passing the request headers

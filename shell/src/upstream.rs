@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use dftp_core::http1::{self, BodyDecoder, Step};
 use dftp_core::PeerAddr;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
@@ -169,6 +169,51 @@ impl Pool {
         self.lock().values().map(Vec::len).sum()
     }
 
+    /// Sends `method path_and_query` to `to` with `headers` and a body, `upload` (a write
+    /// passed on to its owner), and reads the response head. The head goes first, with
+    /// `Expect: 100-continue`, and the body only once the owner asks for it: a refusal costs no
+    /// upload, and a kept connection that turns out closed is retried on a new one, as the body
+    /// has not been touched yet.
+    pub async fn send(
+        self: &Arc<Self>,
+        to: &PeerAddr,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        upload: Upload,
+    ) -> Result<Fetched, String> {
+        let mut headers = headers.clone();
+        for name in
+            [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::EXPECT, header::HOST, header::CONNECTION]
+        {
+            headers.remove(name);
+        }
+        match upload.len {
+            Some(n) => headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n)),
+            None => headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked")),
+        };
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        let request = request_head(to, method, path_and_query, &headers);
+        let mut upload = Some(upload);
+        let mut reused = self.take(to);
+        loop {
+            let (lease, was_reused) = match reused.take() {
+                Some(l) => (l, true),
+                None => (self.connect(to).await.map_err(|e| format!("connecting to {to}: {e}"))?, false),
+            };
+            match exchange_upload(lease, &request, &mut upload).await {
+                Ok(fetched) => return Ok(fetched),
+                Err(Failed { error, anything_read }) => {
+                    if was_reused && !anything_read && upload.is_some() {
+                        tracing::debug!("a kept connection to {to} failed ({error}); trying a new one");
+                        continue;
+                    }
+                    return Err(format!("sending to {to}: {error}"));
+                }
+            }
+        }
+    }
+
     /// Sends `method path_and_query` to `to` with `headers` and reads the response head. A
     /// reused connection that fails before any of the response arrived (the peer closed it
     /// meanwhile) is retried once on a new connection: the requests are GET and HEAD.
@@ -222,12 +267,56 @@ struct Failed {
 
 /// Writes the request and reads the response head (skipping interim 1xx answers).
 async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Result<Fetched, Failed> {
-    let fail = |error: String, anything_read: bool| Failed { error, anything_read };
-    lease.conn.write_all(request).await.map_err(|e| fail(format!("sending the request: {e}"), false))?;
+    lease
+        .conn
+        .write_all(request)
+        .await
+        .map_err(|e| Failed { error: format!("sending the request: {e}"), anything_read: false })?;
     let mut buf = BytesMut::with_capacity(16 << 10);
+    match read_answer(&mut lease, &mut buf, head_request, false).await? {
+        Answer::Final(head) => Ok(head.into_fetched(lease, buf)),
+        Answer::Continue => unreachable!("interim answers are skipped"),
+    }
+}
+
+/// A response head as it arrives.
+enum Answer {
+    /// `100 Continue`: send the body.
+    Continue,
+    Final(FinalHead),
+}
+
+struct FinalHead {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: http1::Framing,
+    keep_alive: bool,
+}
+
+impl FinalHead {
+    /// The answer, with `buf` holding what arrived of its body so far.
+    fn into_fetched(self, mut lease: Lease, buf: BytesMut) -> Fetched {
+        lease.keep_alive = self.keep_alive;
+        let mut body = BodyReader { lease: Some(lease), buf, decoder: BodyDecoder::new(self.framing) };
+        if body.decoder.is_done() {
+            body.finish(); // no body: the connection is free now
+        }
+        Fetched { status: self.status, headers: self.headers, body }
+    }
+}
+
+/// Reads the next response head from `lease`; interim (1xx) answers are skipped, but for a
+/// `100 Continue` when `want_continue`. Cancel-safe: what arrived stays in `buf`.
+async fn read_answer(
+    lease: &mut Lease,
+    buf: &mut BytesMut,
+    head_request: bool,
+    want_continue: bool,
+) -> Result<Answer, Failed> {
+    let fail = |error: String, anything_read: bool| Failed { error, anything_read };
     loop {
         let mut headers = HeaderMap::new();
-        let parsed = http1::parse_head(&buf, head_request, |name, value| {
+        let parsed = http1::parse_head(buf, head_request, |name, value| {
             if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
                 headers.append(name, value);
             }
@@ -236,7 +325,7 @@ async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Resul
             Ok(Some(head)) => head,
             Ok(None) => {
                 buf.reserve(16 << 10);
-                match lease.conn.read_buf(&mut buf).await {
+                match lease.conn.read_buf(buf).await {
                     Ok(0) => return Err(fail("the connection closed before an answer".into(), !buf.is_empty())),
                     Ok(_) => continue,
                     Err(e) => return Err(fail(format!("reading the answer: {e}"), !buf.is_empty())),
@@ -246,16 +335,126 @@ async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Resul
         };
         buf.advance(head.len);
         let Some(framing) = head.framing else {
-            continue; // 100 Continue and the like; the real answer follows
+            if want_continue && head.status == 100 {
+                return Ok(Answer::Continue);
+            }
+            continue; // 102 Processing and the like; the real answer follows
         };
         let status = StatusCode::from_u16(head.status).map_err(|_| fail("a malformed status".into(), true))?;
-        lease.keep_alive = head.keep_alive;
-        let mut body = BodyReader { lease: Some(lease), buf, decoder: BodyDecoder::new(framing) };
-        if body.decoder.is_done() {
-            body.finish(); // no body: the connection is free now
-        }
-        return Ok(Fetched { status, headers, body });
+        return Ok(Answer::Final(FinalHead { status, headers, framing, keep_alive: head.keep_alive }));
     }
+}
+
+/// A request body to send on: streamed as it arrives, with its length when known (otherwise it
+/// goes chunked).
+pub struct Upload {
+    pub body: Body,
+    pub len: Option<u64>,
+}
+
+/// How long an upload waits for `100 Continue` before it sends its body anyway. Our nodes (and
+/// the original's, Go's server) send it as soon as the handler reads the body, so the wait
+/// ends at once, or with a refusal; it runs out only with an owner busy before it reads (an
+/// append copies the old content first), which then reads the body anyway. curl waits 1 s.
+const CONTINUE_WAIT: Duration = Duration::from_secs(5);
+/// Until the answer to an upload has arrived after its body: the owner makes the file durable
+/// before it answers, which for a large one takes a while.
+const UPLOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Sends an upload's head with `Expect: 100-continue` and its body once the owner asks for it,
+/// then reads the answer. An owner that answers at once (a refusal: 401, 403, 412, 409) gets
+/// no body at all, and until the body is sent a failure can be retried on a new connection
+/// (`upload` is still there).
+async fn exchange_upload(mut lease: Lease, request: &[u8], upload: &mut Option<Upload>) -> Result<Fetched, Failed> {
+    lease
+        .conn
+        .write_all(request)
+        .await
+        .map_err(|e| Failed { error: format!("sending the request: {e}"), anything_read: false })?;
+    let mut buf = BytesMut::with_capacity(16 << 10);
+    match tokio::time::timeout(CONTINUE_WAIT, read_answer(&mut lease, &mut buf, false, true)).await {
+        Ok(Ok(Answer::Final(head))) => {
+            // Refused before the body: the owner may or may not read the body it never got
+            // now, so the connection is not used again.
+            lease.keep_alive = false;
+            return Ok(head.into_fetched(lease, buf));
+        }
+        Ok(Err(failed)) => return Err(failed),
+        Ok(Ok(Answer::Continue)) | Err(_) => {}
+    }
+    let Some(upload) = upload.take() else {
+        return Err(Failed { error: "the body was already sent".into(), anything_read: true });
+    };
+    match send_body(&mut lease, upload).await {
+        Ok(()) => {}
+        // Dropping the connection now tells the owner the body was cut short.
+        Err(BodyFailed::Client(error)) => return Err(Failed { error, anything_read: true }),
+        Err(BodyFailed::Owner(error)) => {
+            // The owner may have answered and stopped reading (a full disk): its answer says why.
+            if let Ok(Ok(Answer::Final(head))) =
+                tokio::time::timeout(CONTINUE_WAIT, read_answer(&mut lease, &mut buf, false, false)).await
+            {
+                lease.keep_alive = false;
+                return Ok(head.into_fetched(lease, buf));
+            }
+            return Err(Failed { error, anything_read: true });
+        }
+    }
+    match tokio::time::timeout(UPLOAD_ANSWER_TIMEOUT, read_answer(&mut lease, &mut buf, false, false)).await {
+        Ok(Ok(Answer::Final(head))) => Ok(head.into_fetched(lease, buf)),
+        Ok(Ok(Answer::Continue)) => unreachable!("interim answers are skipped"),
+        Ok(Err(failed)) => Err(Failed { anything_read: true, ..failed }),
+        Err(_) => Err(Failed { error: format!("no answer within {UPLOAD_ANSWER_TIMEOUT:?}"), anything_read: true }),
+    }
+}
+
+/// Writes `upload`'s body, with Content-Length framing when its length is known (and then
+/// exactly that many bytes), chunked otherwise. A body that fails or falls short fails the
+/// request, and the connection is then dropped, so that the owner sees a body cut short and
+/// keeps the old file.
+async fn send_body(lease: &mut Lease, upload: Upload) -> Result<(), BodyFailed> {
+    let Upload { mut body, len } = upload;
+    let mut sent = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyFailed::Client(format!("the client's body failed: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue }; // trailers are not passed on
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        match len {
+            Some(n) if sent > n => {
+                return Err(BodyFailed::Client(format!("the client sent more than the {n} bytes it announced")))
+            }
+            Some(_) => write_parts(lease, &[&data]).await?,
+            None => write_parts(lease, &[format!("{:x}\r\n", data.len()).as_bytes(), &data, b"\r\n"]).await?,
+        }
+    }
+    match len {
+        Some(n) if sent < n => Err(BodyFailed::Client(format!("the client sent {sent} of the {n} bytes it announced"))),
+        Some(_) => Ok(()),
+        None => write_parts(lease, &[b"0\r\n\r\n"]).await,
+    }
+}
+
+/// Which end of an upload failed.
+enum BodyFailed {
+    /// The client's body: it failed, or was longer or shorter than announced.
+    Client(String),
+    /// The owner's connection.
+    Owner(String),
+}
+
+/// Writes `parts` to the owner, failing when it takes nothing for [`BODY_STALL`].
+async fn write_parts(lease: &mut Lease, parts: &[&[u8]]) -> Result<(), BodyFailed> {
+    for part in parts {
+        match tokio::time::timeout(BODY_STALL, lease.conn.write_all(part)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(BodyFailed::Owner(format!("sending the body: {e}"))),
+            Err(_) => return Err(BodyFailed::Owner(format!("the owner took no data for {BODY_STALL:?}"))),
+        }
+    }
+    Ok(())
 }
 
 /// A response head from a peer, with its body still to be read.
@@ -510,6 +709,38 @@ mod tests {
         assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"b");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(requests.lock().unwrap().len(), 3, "sent, lost, sent again");
+    }
+
+    /// An upload waits for `100 Continue` before its body, so a kept connection that turns out
+    /// closed is replaced with the body untouched, and the body then goes out whole.
+    #[tokio::test]
+    async fn an_upload_on_a_kept_connection_the_owner_dropped_goes_out_again() {
+        let (to, accepted, requests) = owner(vec![
+            Reply::Send(ok(b"a")),
+            Reply::Close,
+            Reply::Send(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
+            Reply::Send(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ])
+        .await;
+        let pool = Pool::new(Arc::new(TokioNet));
+        assert_eq!(get(&pool, &to, Method::GET).await.unwrap().1, b"a");
+        assert_eq!(pool.idle_count(), 1);
+        // A body the fake owner reads as one more head: it ends with an empty line.
+        let body = crate::body::full_body(&b"abc\r\n\r\n"[..]);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        let upload = Upload { body, len: Some(7) };
+        let answer = pool.send(&to, &Method::PUT, "/fs/f?redirN=1", &headers, upload).await.unwrap();
+        assert_eq!(answer.status, StatusCode::CREATED);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let requests = requests.lock().unwrap();
+        assert_eq!(requests.len(), 4, "{requests:?}");
+        for head in &requests[1..3] {
+            assert!(head.starts_with("PUT /fs/f?redirN=1 HTTP/1.1\r\n"), "{head}");
+            assert!(head.contains("authorization: Basic x\r\n") && head.contains("expect: 100-continue\r\n"), "{head}");
+            assert!(head.contains("content-length: 7\r\n"), "{head}");
+        }
+        assert_eq!(requests[3], "abc\r\n\r\n", "the body, once, after the owner asked for it");
     }
 
     #[tokio::test]

@@ -91,7 +91,7 @@ fn fallback_warning(why: &str, every: Duration) {
 }
 
 /// Keeps only the outermost of nested paths: rescanning `a` covers `a/b`.
-fn outermost(paths: BTreeSet<DfsPath>) -> Vec<DfsPath> {
+pub fn outermost(paths: BTreeSet<DfsPath>) -> Vec<DfsPath> {
     let mut out: Vec<DfsPath> = Vec::new();
     for p in paths {
         if !out.iter().any(|q| p.is_within(q)) {
@@ -103,54 +103,73 @@ fn outermost(paths: BTreeSet<DfsPath>) -> Vec<DfsPath> {
 
 async fn rescan_paths(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle, paths: BTreeSet<DfsPath>) {
     let roots = outermost(paths);
-    let fs = fs.clone();
-    let mount = mount.clone();
-    let scanned = handle
-        .blocking()
-        .run(move || {
-            let mut subtrees = Vec::new();
-            for root in &roots {
-                match fs.scan_below(root) {
-                    Ok(entries) => {
-                        let (Ok(croot), entries) = (mount.to_cluster(root), to_cluster(&mount, entries)) else {
-                            continue;
-                        };
-                        subtrees.push((croot, entries));
-                    }
-                    Err(e) => tracing::warn!("rescanning {root}: {e}"),
-                }
-            }
-            // Creating, removing or renaming an entry changes its directory's mtime and ctime, which
-            // inotify does not report: read those directories' own records again (the ctime decides
-            // who owns an empty directory that several nodes hold).
-            let parents: BTreeSet<DfsPath> = roots
-                .iter()
-                .filter_map(DfsPath::parent)
-                .filter(|d| !d.is_root() && !roots.iter().any(|r| d.is_within(r)))
-                .collect();
-            let mut changes = Vec::new();
-            for dir in parents {
-                match fs.entry(&dir) {
-                    Ok(Some(meta)) => {
-                        if let Ok(cdir) = mount.to_cluster(&dir) {
-                            changes.push(Change::Upsert(cdir, meta));
-                        }
-                    }
-                    Ok(None) => {} // gone too: its own event rescans it
-                    Err(e) => tracing::warn!("rescanning {dir}: {e}"),
-                }
-            }
-            (subtrees, changes)
-        })
-        .await;
-    if let Ok((subtrees, changes)) = scanned {
-        if !subtrees.is_empty() {
-            handle.send(Event::LocalSubtrees(subtrees)).await;
-        }
-        if !changes.is_empty() {
-            handle.send(Event::LocalChanges(changes)).await;
+    let (fs, mount) = (fs.clone(), mount.clone());
+    if let Ok(rescanned) = handle.blocking().run(move || rescan(fs.as_ref(), &mount, &roots)).await {
+        for event in rescanned.into_events() {
+            handle.send(event).await;
         }
     }
+}
+
+/// What the disk holds now at some local paths, as the node takes it.
+#[derive(Debug, Default)]
+pub struct Rescanned {
+    /// Each path's subtree, in cluster paths ([`Event::LocalSubtrees`]).
+    pub subtrees: Vec<(DfsPath, Vec<(DfsPath, Meta)>)>,
+    /// The records of the directories they lie in ([`Event::LocalChanges`]).
+    pub changes: Vec<Change>,
+}
+
+impl Rescanned {
+    /// The events that tell the node, in order.
+    pub fn into_events(self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if !self.subtrees.is_empty() {
+            events.push(Event::LocalSubtrees(self.subtrees));
+        }
+        if !self.changes.is_empty() {
+            events.push(Event::LocalChanges(self.changes));
+        }
+        events
+    }
+}
+
+/// Rescans `roots` (local paths, none below another) and reads their directories' records
+/// again (blocking): what the watcher reports after a change, and what a write of this node
+/// reports at once. Being the same, the watcher's later report of a write changes nothing.
+pub fn rescan(fs: &dyn LocalFs, mount: &Mount, roots: &[DfsPath]) -> Rescanned {
+    let mut out = Rescanned::default();
+    for root in roots {
+        match fs.scan_below(root) {
+            Ok(entries) => {
+                let (Ok(croot), entries) = (mount.to_cluster(root), to_cluster(mount, entries)) else {
+                    continue;
+                };
+                out.subtrees.push((croot, entries));
+            }
+            Err(e) => tracing::warn!("rescanning {root}: {e}"),
+        }
+    }
+    // Creating, removing or renaming an entry changes its directory's mtime and ctime, which
+    // inotify does not report: read those directories' own records again (the ctime decides
+    // who owns an empty directory that several nodes hold).
+    let parents: BTreeSet<DfsPath> = roots
+        .iter()
+        .filter_map(DfsPath::parent)
+        .filter(|d| !d.is_root() && !roots.iter().any(|r| d.is_within(r)))
+        .collect();
+    for dir in parents {
+        match fs.entry(&dir) {
+            Ok(Some(meta)) => {
+                if let Ok(cdir) = mount.to_cluster(&dir) {
+                    out.changes.push(Change::Upsert(cdir, meta));
+                }
+            }
+            Ok(None) => {} // gone too: its own event rescans it
+            Err(e) => tracing::warn!("rescanning {dir}: {e}"),
+        }
+    }
+    out
 }
 
 async fn rescan_all(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle) {

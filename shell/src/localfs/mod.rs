@@ -2,6 +2,14 @@
 //! the simulator. Paths given to it are relative to `--dfsroot` and already validated
 //! ([`DfsPath`]); the disk implementation still refuses anything that resolves outside the root,
 //! so a symlink swapped in after the scan serves nothing from elsewhere.
+//!
+//! Reads (scan, watch, open) are here; what writes are asked to do is in [`write`], and how the
+//! disk does them in `disk_write`.
+
+mod disk_write;
+pub mod write;
+#[cfg(test)]
+mod write_tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +21,10 @@ use bytes::Bytes;
 use dftp_core::{DfsPath, FileMode, Meta};
 use futures_util::future::BoxFuture;
 
+pub use write::{
+    etag, is_temp_name, Committed, FileWriter, Precondition, WriteError, WriteMode, WriteOptions, TEMP_PREFIX,
+};
+
 /// What a scan found.
 #[derive(Debug, Default)]
 pub struct ScanReport {
@@ -23,6 +35,9 @@ pub struct ScanReport {
     pub skipped_non_utf8: usize,
     /// UTF-8 names that are no path of the tree (a control character, a backslash).
     pub skipped_bad_names: usize,
+    /// Temporary files of writes that a crash left behind, removed by
+    /// [`LocalFs::scan_at_start`].
+    pub leftovers_removed: usize,
     pub errors: usize,
 }
 
@@ -77,6 +92,58 @@ pub trait LocalFs: Send + Sync + 'static {
     /// that takes a few microseconds, far less than a trip to the blocking pool and back, which
     /// is what nginx does too); a larger one is opened on the blocking pool.
     fn open(&self, rel: &str, expected_len: u64) -> BoxFuture<'static, io::Result<Opened>>;
+
+    /// The scan at start ([`LocalFs::scan`]), which also removes the temporary files of writes
+    /// that a crash interrupted: at start no write is under way, so any there is a leftover.
+    fn scan_at_start(&self) -> io::Result<ScanReport> {
+        self.scan()
+    }
+
+    // ---- writes (blocking; run them off the async threads) ----------------------------------
+    //
+    // A file system that does not override them is read-only. Names of temporary files
+    // ([`TEMP_PREFIX`]) are refused, and so is anything outside the served root.
+
+    /// Starts writing the file `rel`: the body goes to a temporary file that takes the file's
+    /// place at [`FileWriter::commit`], so readers never see half of it.
+    fn create_file(&self, rel: &DfsPath, opts: WriteOptions) -> Result<Box<dyn FileWriter>, WriteError> {
+        let _ = (rel, opts);
+        Err(WriteError::ReadOnly)
+    }
+
+    /// Removes the file `rel` (not a directory).
+    fn remove_file(&self, rel: &DfsPath) -> Result<(), WriteError> {
+        let _ = rel;
+        Err(WriteError::ReadOnly)
+    }
+
+    /// Removes the directory `rel`: when `recursive`, with everything in it (the root is emptied
+    /// instead), else only when it is empty.
+    fn remove_dir(&self, rel: &DfsPath, recursive: bool) -> Result<(), WriteError> {
+        let _ = (rel, recursive);
+        Err(WriteError::ReadOnly)
+    }
+
+    /// Makes the directory `rel`; its parent must exist.
+    fn make_dir(&self, rel: &DfsPath) -> Result<(), WriteError> {
+        let _ = rel;
+        Err(WriteError::ReadOnly)
+    }
+
+    /// Moves `from` (a file or a directory) to `to`, whose parent must exist; what is at `to` is
+    /// replaced only with `overwrite`. Returns whether something was replaced.
+    fn rename(&self, from: &DfsPath, to: &DfsPath, overwrite: bool) -> Result<bool, WriteError> {
+        let _ = (from, to, overwrite);
+        Err(WriteError::ReadOnly)
+    }
+
+    /// Copies `from` (a file, or a directory with what is in it) to `to`, whose parent must
+    /// exist; the copy appears whole or not at all. What is at `to` is replaced only with
+    /// `overwrite`. Returns whether something was replaced.
+    fn copy(&self, from: &DfsPath, to: &DfsPath, overwrite: bool) -> Result<bool, WriteError> {
+        let _ = (from, to, overwrite);
+        Err(WriteError::ReadOnly)
+    }
 }
 
 /// Files up to this size are read whole when opened.
@@ -137,8 +204,9 @@ pub fn meta_of(md: &std::fs::Metadata) -> Meta {
 }
 
 impl StdFs {
-    /// Walks `start` (the root, or a path below it) without following symlinks.
-    fn walk(&self, start: &Path, min_depth: usize) -> ScanReport {
+    /// Walks `start` (the root, or a path below it) without following symlinks. Temporary
+    /// files are skipped, or removed with `remove_leftovers` (at start).
+    fn walk(&self, start: &Path, min_depth: usize, remove_leftovers: bool) -> ScanReport {
         let started = Instant::now();
         let mut report = ScanReport::default();
         let mut last_progress = Instant::now();
@@ -152,6 +220,23 @@ impl StdFs {
                     continue;
                 }
             };
+            if is_temp_name(entry.file_name().as_encoded_bytes()) {
+                if entry.file_type().is_dir() {
+                    walker.skip_current_dir();
+                }
+                if remove_leftovers {
+                    let removed = if entry.file_type().is_dir() {
+                        std::fs::remove_dir_all(entry.path())
+                    } else {
+                        std::fs::remove_file(entry.path())
+                    };
+                    match removed {
+                        Ok(()) => report.leftovers_removed += 1,
+                        Err(e) => tracing::warn!("scan: cannot remove the leftover {}: {e}", entry.path().display()),
+                    }
+                }
+                continue;
+            }
             let rel = entry.path().strip_prefix(&self.root).unwrap_or(entry.path());
             let Some(rel_str) = rel.to_str() else {
                 report.skipped_non_utf8 += 1;
@@ -206,12 +291,19 @@ impl StdFs {
 
 impl LocalFs for StdFs {
     fn scan(&self) -> io::Result<ScanReport> {
-        Ok(self.walk(&self.root, 1))
+        Ok(self.walk(&self.root, 1, false))
+    }
+
+    fn scan_at_start(&self) -> io::Result<ScanReport> {
+        Ok(self.walk(&self.root, 1, true))
     }
 
     fn scan_below(&self, rel: &DfsPath) -> io::Result<Vec<(DfsPath, Meta)>> {
         if rel.is_root() {
             return self.scan().map(|r| r.entries);
+        }
+        if write::has_temp_segment(rel.as_str()) {
+            return Ok(Vec::new());
         }
         let start = self.root.join(rel.as_str());
         match std::fs::symlink_metadata(&start) {
@@ -220,12 +312,12 @@ impl LocalFs for StdFs {
             Ok(md) if md.file_type().is_symlink() => Ok(Vec::new()),
             // Its parent may have become a symlink since: then it is not inside the root.
             Ok(_) if Self::resolve(&self.root, rel.as_str()).is_err() => Ok(Vec::new()),
-            Ok(_) => Ok(self.walk(&start, 0).entries),
+            Ok(_) => Ok(self.walk(&start, 0, false).entries),
         }
     }
 
     fn entry(&self, rel: &DfsPath) -> io::Result<Option<Meta>> {
-        if rel.is_root() {
+        if rel.is_root() || write::has_temp_segment(rel.as_str()) {
             return Ok(None);
         }
         match std::fs::symlink_metadata(self.root.join(rel.as_str())) {
@@ -255,6 +347,8 @@ impl LocalFs for StdFs {
                 for path in &event.paths {
                     let msg = match path.strip_prefix(&root) {
                         Ok(rel) if rel.as_os_str().is_empty() => WatchMsg::RescanAll,
+                        // A write's temporary file: the write reports its outcome itself.
+                        Ok(rel) if rel.iter().any(|seg| is_temp_name(seg.as_encoded_bytes())) => continue,
                         Ok(rel) => match rel.to_str().map(DfsPath::parse) {
                             Some(Ok(p)) => WatchMsg::Changed(p),
                             // Never listed either (the scan skips it too); said once per name.
@@ -303,6 +397,30 @@ impl LocalFs for StdFs {
                 .await
                 .map_err(io::Error::other)?
         })
+    }
+
+    fn create_file(&self, rel: &DfsPath, opts: WriteOptions) -> Result<Box<dyn FileWriter>, WriteError> {
+        disk_write::create_file(&self.root_dir, rel, opts)
+    }
+
+    fn remove_file(&self, rel: &DfsPath) -> Result<(), WriteError> {
+        disk_write::remove_file(&self.root_dir, rel)
+    }
+
+    fn remove_dir(&self, rel: &DfsPath, recursive: bool) -> Result<(), WriteError> {
+        disk_write::remove_dir(&self.root_dir, rel, recursive)
+    }
+
+    fn make_dir(&self, rel: &DfsPath) -> Result<(), WriteError> {
+        disk_write::make_dir(&self.root_dir, rel)
+    }
+
+    fn rename(&self, from: &DfsPath, to: &DfsPath, overwrite: bool) -> Result<bool, WriteError> {
+        disk_write::rename_entry(&self.root_dir, from, to, overwrite)
+    }
+
+    fn copy(&self, from: &DfsPath, to: &DfsPath, overwrite: bool) -> Result<bool, WriteError> {
+        disk_write::copy_entry(&self.root_dir, from, to, overwrite)
     }
 }
 
