@@ -34,7 +34,7 @@
 //! asked of the node's [`Rules`] ([`access`]: `--auth` rules, passwords, and
 //! [`Rules::decide`]), by HTTP and FTP alike, and again by the owner of a file that is fetched.
 //!
-//! A write asks the snapshot it which node takes the path
+//! A write asks the snapshot which node takes the path
 //! ([`Snapshot::locate_write`]); the node that writes reports what changed on its disk with
 //! `LocalSubtrees`/`LocalChanges`, which go to every peer at once, and tells a node that passed
 //! the request on the position of that update ([`Snapshot::stream_pos`]), which that node waits
