@@ -190,9 +190,11 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         tracing::info!("access by rules: {} user(s)", rules.users().count());
     }
     let accounts = Arc::new(accounts::Accounts::new(rules, env.blocking));
-    let ftp_task =
-        ftp.map(|f| tokio::spawn(f.serve(handle.clone(), content.clone(), accounts.clone(), shutdown.clone())));
-    let public = public::Public::new(handle.clone(), content, accounts).handler();
+    let writer = content::Writer::new(&content, handle.clone(), mount.clone());
+    let ftp_task = ftp.map(|f| {
+        tokio::spawn(f.serve(handle.clone(), content.clone(), accounts.clone(), writer.clone(), shutdown.clone()))
+    });
+    let public = public::Public::new(handle.clone(), content, writer, accounts).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {

@@ -20,7 +20,7 @@ use super::listing::{format_line, Line};
 use super::paths::{resolve, Refused};
 use super::transfer::{self, Failure};
 use crate::accounts::Accounts;
-use crate::content::Content;
+use crate::content::{Content, Writer};
 use crate::driver::Handle;
 
 /// What every session's backend shares.
@@ -28,6 +28,8 @@ pub struct Shared {
     pub handle: Handle,
     pub content: Content,
     pub accounts: Arc<Accounts>,
+    /// Writes to this node's disk and writes passed on to their owners.
+    pub writer: Writer,
 }
 
 /// One session's view of the tree (libunftp makes one per control connection).

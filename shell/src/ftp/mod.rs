@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::accounts::Accounts;
-use crate::content::Content;
+use crate::content::{Content, Writer};
 use crate::driver::Handle;
 
 /// The FTP settings from the command line.
@@ -74,10 +74,11 @@ impl Ftp {
         handle: Handle,
         content: Content,
         accounts: Arc<Accounts>,
+        writer: Writer,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let login = Arc::new(login::Login::new(accounts.clone()));
-        let shared = Arc::new(Shared { handle, content, accounts });
+        let shared = Arc::new(Shared { handle, content, accounts, writer });
         // libunftp wants the greeting for the life of the program: one small leak per start.
         let greeting: &'static str = Box::leak(self.options.greeting.clone().into_boxed_str());
         // libunftp logs every command and transfer at info level through slog; pass on only its

@@ -17,7 +17,7 @@ use percent_encoding::percent_decode_str;
 
 use crate::accounts::Accounts;
 use crate::body::Body;
-use crate::content::{self, Content};
+use crate::content::{self, Content, Writer};
 use crate::driver::Handle;
 use crate::respond::{method_not_allowed, redirect, text, with_type};
 use crate::server::Handler;
@@ -27,11 +27,14 @@ pub struct Public {
     handle: Handle,
     files: files::Files,
     guard: guard::Guard,
+    /// Writes to this node's disk and writes passed on to their owners.
+    #[allow(dead_code)] // the write methods come next
+    writer: Writer,
 }
 
 impl Public {
-    pub fn new(handle: Handle, content: Content, accounts: Arc<Accounts>) -> Public {
-        Public { handle, files: files::Files::new(content), guard: guard::Guard::new(accounts) }
+    pub fn new(handle: Handle, content: Content, writer: Writer, accounts: Arc<Accounts>) -> Public {
+        Public { handle, files: files::Files::new(content), guard: guard::Guard::new(accounts), writer }
     }
 
     pub fn handler(self) -> Handler {
