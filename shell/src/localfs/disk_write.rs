@@ -190,6 +190,20 @@ fn stat_perm(st: &Stat) -> Mode {
     Mode::from_raw_mode((st.st_mode as u32 & 0o7777) as _)
 }
 
+/// How an existing file is opened to be read (the old content of an append, a copy's source):
+/// non-blocking, so that a FIFO or device swapped in after the scan is opened at once and then
+/// refused by [`regular`], instead of holding a thread until something writes to it.
+const READ_EXISTING: OFlags = OFlags::RDONLY.union(OFlags::CLOEXEC).union(OFlags::NOFOLLOW).union(OFlags::NONBLOCK);
+
+/// `file` if it is a regular file; anything else is refused.
+fn regular(file: File, rel: &DfsPath) -> Result<File, WriteError> {
+    match file.metadata() {
+        Ok(md) if md.is_file() => Ok(file),
+        Ok(_) => Err(WriteError::Refused(rel.clone())),
+        Err(e) => Err(WriteError::from_io(rel, e)),
+    }
+}
+
 fn file_etag(file: &File) -> io::Result<(Option<String>, u64)> {
     let md = file.metadata()?;
     Ok((etag(md.len(), md.modified().unwrap_or(SystemTime::UNIX_EPOCH)), md.len()))
@@ -335,12 +349,11 @@ pub(super) fn create_file(
         WriteMode::Append => None,
         WriteMode::At(n) => Some(n),
     };
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    let (base, size) = match rustix::fs::openat(&w.dir, w.name.as_str(), flags, Mode::empty()) {
+    let (base, size) = match rustix::fs::openat(&w.dir, w.name.as_str(), READ_EXISTING, Mode::empty()) {
         Err(Errno::NOENT) => (None, 0),
         Err(e) => return Err(err(rel, e)),
         Ok(fd) => {
-            let mut old = File::from(fd);
+            let mut old = regular(File::from(fd), rel)?;
             let (tag, size) = file_etag(&old).map_err(|e| WriteError::from_io(rel, e))?;
             if offset.is_none_or(|n| n <= size) {
                 io::copy(&mut old, &mut file).map_err(|e| WriteError::from_io(rel, e))?;
@@ -740,8 +753,8 @@ fn copy_into(
     from: &DfsPath,
     to: &DfsPath,
 ) -> Result<(), WriteError> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    let mut src = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| err(from, e))?);
+    let src = File::from(rustix::fs::openat(dir, name, READ_EXISTING, Mode::empty()).map_err(|e| err(from, e))?);
+    let mut src = regular(src, from)?;
     let st = rustix::fs::fstat(&src).map_err(|e| err(from, e))?;
     io::copy(&mut src, out).map_err(|e| WriteError::from_io(to, e))?;
     let _ = rustix::fs::fchmod(&*out, stat_perm(&st));

@@ -7,6 +7,8 @@
 //! disk does them in `disk_write`.
 
 mod disk_write;
+#[cfg(test)]
+mod special_files_tests;
 pub mod write;
 #[cfg(test)]
 mod write_tests;
@@ -482,6 +484,10 @@ static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
 /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` the kernel checks this during the open
 /// itself, in one system call, with no window for a swap between check and open; older kernels
 /// fall back to resolving the path first.
+///
+/// Non-blocking, so that a FIFO or device swapped in after the scan is opened at once (and then
+/// refused as not a regular file) instead of waiting for a writer on an async thread. For a
+/// regular file the flag changes nothing: reads of disk files never return `EAGAIN`.
 fn open_beneath(root: &Path, root_dir: &std::os::fd::OwnedFd, rel: &str) -> io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     DfsPath::parse(rel).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -490,7 +496,7 @@ fn open_beneath(root: &Path, root_dir: &std::os::fd::OwnedFd, rel: &str) -> io::
         match rustix::fs::openat2(
             root_dir,
             rel,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
             resolve,
         ) {
@@ -502,5 +508,9 @@ fn open_beneath(root: &Path, root_dir: &std::os::fd::OwnedFd, rel: &str) -> io::
             Err(e) => return Err(e.into()),
         }
     }
-    std::fs::File::open(StdFs::resolve(root, rel)?)
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(StdFs::resolve(root, rel)?)
 }
