@@ -75,6 +75,7 @@ impl Files {
                 resp.headers_mut().insert("x-dftp-owner", v);
             }
         }
+        resp.extensions_mut().insert(super::walls::TreeFile);
         resp
     }
 

@@ -6,6 +6,7 @@ pub mod guard;
 mod listing;
 mod plain_owner;
 mod serve_dir;
+mod walls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ impl Public {
         let this = Arc::new(self);
         Arc::new(move |req, peer| {
             let this = this.clone();
-            Box::pin(async move { this.route(req, peer).await })
+            Box::pin(async move { walls::apply(this.route(req, peer).await) })
         })
     }
 
