@@ -160,6 +160,14 @@ fn updates_from_strangers_or_for_other_owners_change_nothing() {
             vec![("../escape.txt", "mallory", false), ("a/./b", "mallory", false), ("x\u{0}y", "mallory", false)],
             "bad paths",
         ),
+        (
+            vec![
+                ("x\n/etc/passwd", "mallory", false),
+                ("tab\there", "mallory", false),
+                ("e\u{1b}[31m", "mallory", false),
+            ],
+            "names with control characters (a newline would forge a line of /find/)",
+        ),
     ] {
         for full in [false, true] {
             let r = post_json(&url, &update("mallory", full, &files));
