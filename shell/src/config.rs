@@ -104,6 +104,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub http_threads: Option<u16>,
 
+    /// Connections each HTTP interface (public, management) keeps open at most; further
+    /// clients wait in the kernel's queue until one closes. Each interface has its own, so
+    /// that clients holding every public slot leave the peers' management traffic alone.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// Largest accepted POST /update/ body, in bytes (a full update of 1M files is ~250 MB).
     #[arg(long, default_value_t = 1 << 30)]
     pub max_update_bytes: u64,

@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod body;
 pub mod config;
 pub mod content;
+pub mod descriptors;
 pub mod discovery;
 pub mod diskread;
 pub mod driver;
@@ -196,15 +197,29 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     });
     let public = public::Public::new(handle.clone(), content, writer, accounts).handler();
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
+    let public_slots = server::Slots::new(cli.max_connections);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {
             (Some(shared), threads) if threads > 1 => {
                 drop(http_listener);
-                tokio::spawn(server::serve_on_threads("public HTTP", shared, threads, public, shutdown.clone()))
+                tokio::spawn(server::serve_on_threads(
+                    "public HTTP",
+                    shared,
+                    threads,
+                    public,
+                    public_slots,
+                    shutdown.clone(),
+                ))
             }
-            _ => tokio::spawn(server::serve("public HTTP", http_listener, public, shutdown.clone())),
+            _ => tokio::spawn(server::serve("public HTTP", http_listener, public, public_slots, shutdown.clone())),
         },
-        tokio::spawn(server::serve("management HTTP", mgmt_listener, mgmt, shutdown.clone())),
+        tokio::spawn(server::serve(
+            "management HTTP",
+            mgmt_listener,
+            mgmt,
+            server::Slots::new(cli.max_connections),
+            shutdown.clone(),
+        )),
     ];
     let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone())));
     if !joins.is_empty() {

@@ -35,6 +35,7 @@ fn main() {
         }
     };
     tracing::info!("serving {}", fs.root().display());
+    dftp::descriptors::raise_limit(cli.max_connections);
     let start_unix_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");

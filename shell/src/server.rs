@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use crate::body::Body;
 use crate::net::{Listener, SharedListener};
@@ -24,15 +24,56 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// In-flight requests get this long to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many connections an interface keeps open: a permit is taken before each accept and
+/// given back when the connection ends, so that at the limit new clients wait in the kernel's
+/// accept queue and hold no descriptor of ours. One per interface (shared by its threads).
+#[derive(Clone)]
+pub struct Slots {
+    permits: Arc<Semaphore>,
+    max: u32,
+    /// When the last "limit reached" line was logged, for at most one a minute.
+    last_warned: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+impl Slots {
+    pub fn new(max: u32) -> Slots {
+        Slots { permits: Arc::new(Semaphore::new(max as usize)), max, last_warned: Arc::default() }
+    }
+
+    /// Waits for a free slot; says so in the log (at most once a minute) when there is none.
+    async fn take(&self, what: &str) -> tokio::sync::OwnedSemaphorePermit {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return p;
+        }
+        {
+            let mut last = self.last_warned.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                *last = Some(std::time::Instant::now());
+                tracing::warn!(
+                    "{what}: connection limit reached ({} open, --max-connections); new clients wait until one closes",
+                    self.max
+                );
+            }
+        }
+        self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
+    }
+}
+
 /// Serves HTTP/1.1 on `listener` until `shutdown` fires, then drains for a few seconds.
 pub async fn serve(
     what: &'static str,
     mut listener: Box<dyn Listener>,
     handler: Handler,
+    slots: Slots,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
+        let slot = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            slot = slots.take(what) => slot,
+        };
         tokio::select! {
             biased; // the same choice every run, for the simulator
             _ = shutdown.changed() => break,
@@ -57,6 +98,7 @@ pub async fn serve(
                         .serve_connection(io, svc);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
+                        let _slot = slot; // given back when the connection ends
                         if let Err(e) = conn.await {
                             tracing::debug!("{what} connection from {peer}: {e}");
                         }
@@ -88,6 +130,7 @@ pub async fn serve_on_threads(
     listener: SharedListener,
     threads: usize,
     handler: Handler,
+    slots: Slots,
     shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!("{what}: served by {threads} threads");
@@ -100,7 +143,7 @@ pub async fn serve_on_threads(
                 break;
             }
         };
-        let (handler, shutdown) = (handler.clone(), shutdown.clone());
+        let (handler, slots, shutdown) = (handler.clone(), slots.clone(), shutdown.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new().name(format!("dftp-http-{i}")).spawn(move || {
             let _done = tx; // dropped when the thread ends, however it ends
@@ -110,7 +153,7 @@ pub async fn serve_on_threads(
             };
             runtime.block_on(async move {
                 match shared.into_listener() {
-                    Ok(l) => serve(what, l, handler, shutdown).await,
+                    Ok(l) => serve(what, l, handler, slots, shutdown).await,
                     Err(e) => tracing::error!("{what}: cannot accept on another thread: {e}"),
                 }
             });

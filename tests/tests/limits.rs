@@ -1,0 +1,105 @@
+//! Limits that hold under abuse: connections that hold a slot and send nothing cannot take an
+//! interface away from everyone else, and cannot take the other interface with it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use dftp_e2e::*;
+
+/// A GET of `path` on `addr` from another thread; its status arrives on the channel.
+fn get_in_thread(addr: std::net::SocketAddr, path: &str) -> mpsc::Receiver<u16> {
+    let (tx, rx) = mpsc::channel();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::thread::spawn(move || {
+        let _ = tx.send(raw_status(&raw_request(addr, request.as_bytes())));
+    });
+    rx
+}
+
+#[test]
+fn idle_connections_wait_for_a_slot_and_leave_the_management_interface_alone() {
+    let root = awkward_tempdir("limits");
+    write_file(root.path(), "a.txt", b"a\n");
+    let node = Node::start(NodeOpts::new("limited", root.path()).arg("--max-connections").arg("4"));
+
+    // Four silent clients take every slot of the public interface.
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(node.http).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300)); // accepted, each holding a slot
+
+    // The management interface has slots of its own.
+    let r = http("GET", &node.mgmt_url("/cluster/"), &[], None);
+    assert!(r.status < 500, "the management interface answered {}", r.status);
+
+    // A fifth public client waits for a slot instead of using a descriptor...
+    let waiting = get_in_thread(node.http, "/fs/a.txt");
+    assert!(waiting.recv_timeout(Duration::from_secs(2)).is_err(), "a fifth connection was served beyond the limit");
+    // ...and is served as soon as one is free.
+    drop(idle.pop());
+    assert_eq!(waiting.recv_timeout(Duration::from_secs(30)).expect("served once a slot was free"), 200);
+
+    // A slot held by a client that did send its request is given back too.
+    let mut busy = idle.pop().unwrap();
+    busy.write_all(b"GET /fs/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    busy.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    busy.read_to_end(&mut answer).unwrap();
+    assert_eq!(raw_status(&answer), 200);
+    assert_eq!(get_in_thread(node.http, "/fs/a.txt").recv_timeout(Duration::from_secs(30)).unwrap(), 200);
+    drop(idle);
+    assert!(node.log().contains("connection limit"), "the limit is logged:\n{}", node.log());
+}
+
+#[test]
+fn a_bad_limit_is_refused_before_the_scan() {
+    let root = awkward_tempdir("limits");
+    let out = std::process::Command::new(dftp_bin())
+        .args(["--dfsroot", root.path().to_str().unwrap(), "--multicast-discovery-addr", "", "--max-connections", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-connections"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// "Max open files" of a process: (soft, hard).
+fn open_file_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut f = line["Max open files".len()..].split_whitespace();
+    Some((f.next()?.to_owned(), f.next()?.to_owned()))
+}
+
+#[test]
+fn a_small_soft_descriptor_limit_is_raised_at_start() {
+    let hard = open_file_limits(std::process::id()).unwrap().1;
+    if hard == "64" || hard.parse::<u64>().is_ok_and(|h| h <= 64) {
+        eprintln!("skipped: the hard open-file limit here is {hard}, nothing to raise to");
+        return;
+    }
+    let root = awkward_tempdir("limits");
+    let bin = dftp_bin().to_str().unwrap().to_owned();
+    let script = format!(
+        "ulimit -Sn 64 && exec '{bin}' --dfsroot '{}' --multicast-discovery-addr '' --http-listen 127.0.0.1:0 \
+         --http-mgmt-listen 127.0.0.1:0 --ftp-listen 127.0.0.1:0",
+        root.path().display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let raised = wait_until("the node's open-file limit", WAIT, || {
+        let (soft, hard) = open_file_limits(pid)?;
+        (soft != "64").then_some((soft, hard))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(raised.0, raised.1, "the soft limit is raised to the hard one");
+}
