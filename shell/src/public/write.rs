@@ -23,7 +23,10 @@ use hyper::body::Incoming;
 use super::guard::Destination;
 use super::{files, fs_path, Public, Query};
 use crate::body::{full_body, Body, BoxError};
-use crate::content::write::{update_header_value, upload, Done, Stored, UPDATE_HEADER};
+use crate::content::write::{
+    parse_update_header, update_header_value, update_of_header_value, upload, Done, Stored, UPDATE_HEADER,
+    UPDATE_OF_HEADER,
+};
 use crate::localfs::{Contents, Precondition, WriteError, WriteMode, WriteOptions};
 use crate::respond::{method_not_allowed, no_content, text};
 use crate::upstream::{Fetched, Upload};
@@ -48,6 +51,23 @@ const PASSED_BACK: [HeaderName; 6] = [
     header::CONTENT_RANGE,
 ];
 
+/// A write refused before anything was done: the status and the reason of the answer.
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Refused {
+        Refused { status, reason: reason.into() }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        text(self.status, self.reason)
+    }
+}
+
 /// Where one end of a write is carried out: a [`Taker`] that can be reached.
 #[derive(Clone, Debug)]
 enum End {
@@ -59,16 +79,16 @@ enum End {
 
 impl End {
     /// Where `at` is carried out, or the answer when it cannot be reached.
-    fn of(at: Taker, path: &DfsPath) -> Result<End, Response<Body>> {
+    fn of(at: Taker, path: &DfsPath) -> Result<End, Refused> {
         match at {
             Taker::Local(local) => Ok(End::Local(local)),
             Taker::Remote(to) => Ok(End::Remote(to)),
-            Taker::Unreachable { owner } => Err(text(
+            Taker::Unreachable { owner } => Err(Refused::new(
                 StatusCode::BAD_GATEWAY,
                 format!("the node that takes {path} (node {owner}) is not reachable"),
             )),
             // As a read that went round in circles is answered (files.rs).
-            Taker::TooManyHops { owner, hops } => Err(text(
+            Taker::TooManyHops { owner, hops } => Err(Refused::new(
                 StatusCode::LOOP_DETECTED,
                 format!("{path} (of node {owner}) was passed between nodes {hops} times; giving up"),
             )),
@@ -96,7 +116,7 @@ impl Public {
             "PUT" => self.put(req, &path, raw.ends_with('/'), hops, WriteMode::Replace).await,
             "PATCH" => match patch_mode(req.headers()) {
                 Ok(mode) => self.put(req, &path, raw.ends_with('/'), hops, mode).await,
-                Err(refused) => refused,
+                Err(refused) => refused.into_response(),
             },
             "DELETE" => self.delete(req, &path, hops).await,
             "MKCOL" => self.mkcol(req, &path, hops).await,
@@ -126,7 +146,7 @@ impl Public {
         }
         let end = match End::of(at, path) {
             Ok(end) => end,
-            Err(refused) => return refused,
+            Err(refused) => return refused.into_response(),
         };
         let (parts, incoming) = req.into_parts();
         let (body, failed) = client_body(incoming);
@@ -160,7 +180,7 @@ impl Public {
                     let answer = self.writer.forward(&to, path, Method::DELETE, req.headers(), None).await;
                     passed_back(answer, &to, path, None)
                 }
-                Err(refused) => refused,
+                Err(refused) => refused.into_response(),
             },
             WriteLocation::Directory { local, others, .. } => {
                 self.delete_dir(req.headers(), path, local, others, snapshot.me()).await
@@ -255,14 +275,15 @@ impl Public {
                 let answer = self.writer.forward(&to, path, req.method().clone(), req.headers(), None).await;
                 passed_back(answer, &to, path, None)
             }
-            Err(refused) => refused,
+            Err(refused) => refused.into_response(),
         }
     }
 
-    /// `MOVE` and `COPY` to the `Destination` header's path. Within one node, a rename or a
-    /// copy there; from one node to another (files only), a copy streamed from the source's
-    /// node to the destination's, then, for a move, the removal of the source: a move that
-    /// fails on the way leaves the source where it was.
+    /// `MOVE` and `COPY` to the `Destination` header's path. A source on another node is
+    /// passed on to that node, which does it from there: within one node, a rename or a copy;
+    /// to another node (files only), a copy streamed to the node that takes the destination,
+    /// then, for a move, the removal of the source, so that a move that fails on the way
+    /// leaves the source where it was.
     async fn move_or_copy(&self, req: Request<Incoming>, path: &DfsPath, hops: u32) -> Response<Body> {
         let moving = req.method() == "MOVE";
         let verb = if moving { "moved" } else { "copied" };
@@ -282,7 +303,7 @@ impl Public {
         }
         let overwrite = match overwrite(headers) {
             Ok(o) => o,
-            Err(refused) => return refused,
+            Err(refused) => return refused.into_response(),
         };
         let to = dest.path;
         if path.is_root() || to.is_root() {
@@ -295,15 +316,15 @@ impl Public {
             return text(StatusCode::FORBIDDEN, format!("{to} holds {path}: it cannot be replaced by it"));
         }
         let snapshot = self.handle.snapshot();
-        let me = snapshot.me();
+        let me = snapshot.me().as_str();
         let (src, src_dir, src_size) = match snapshot.locate_write(path, hops) {
             WriteLocation::File { at, entry } => match End::of(at, path) {
                 Ok(end) => (end, false, entry.size()),
-                Err(refused) => return refused,
+                Err(refused) => return refused.into_response(),
             },
             WriteLocation::Directory { local, others, .. } => match one_holder(path, local, others, me) {
                 Ok(end) => (end, true, 0),
-                Err(refused) => return refused,
+                Err(refused) => return refused.into_response(),
             },
             WriteLocation::New { .. } | WriteLocation::Refused(_) => {
                 return text(StatusCode::NOT_FOUND, format!("not found: {path}"))
@@ -320,16 +341,24 @@ impl Public {
         let (dst, exists) = match target {
             WriteLocation::File { at, .. } => match End::of(at, &to) {
                 Ok(end) => (end, true),
-                Err(refused) => return refused,
+                Err(refused) => return refused.into_response(),
             },
             WriteLocation::Directory { .. } if !overwrite => return already_there(&to),
             WriteLocation::Directory { local, others, .. } => match one_holder(&to, local, others, me) {
-                Ok(end) => (end, true),
-                Err(refused) => return refused,
+                // A directory is replaced by the node that holds it, from its own disk.
+                Ok(end) if end.node(me) == src.node(me) => (end, true),
+                Ok(end) => {
+                    let why = format!(
+                        "{to} is a directory of node {}: only what is on that node can replace it",
+                        end.node(me)
+                    );
+                    return text(StatusCode::CONFLICT, why);
+                }
+                Err(refused) => return refused.into_response(),
             },
             WriteLocation::New { at, .. } => match End::of(at, &to) {
                 Ok(end) => (end, false),
-                Err(refused) => return refused,
+                Err(refused) => return refused.into_response(),
             },
             WriteLocation::Refused(why) => return text(StatusCode::CONFLICT, format!("cannot write {to}: {why}")),
         };
@@ -337,6 +366,18 @@ impl Public {
             return already_there(&to);
         }
         match (src, dst) {
+            (End::Remote(from), _) => {
+                // The source's node does it. The Destination goes as a path, which that node
+                // reads as its own.
+                let mut passed = headers.clone();
+                let dest = format!("/fs/{}", crate::content::encode_path(&to));
+                match HeaderValue::try_from(dest) {
+                    Ok(v) => passed.insert("destination", v),
+                    Err(_) => return text(StatusCode::BAD_REQUEST, "bad Destination header"),
+                };
+                let answer = self.writer.forward(&from, path, req.method().clone(), &passed, None).await;
+                passed_back(answer, &from, path, None)
+            }
             (End::Local(from), End::Local(into)) => {
                 let done = if moving {
                     self.writer.rename(&from, &into, overwrite).await
@@ -348,150 +389,92 @@ impl Public {
                     Err(e) => write_error(&e, req.method()),
                 }
             }
-            (End::Remote(a), End::Remote(b)) if a.owner == b.owner => {
-                // Both ends on one other node: it moves or copies within itself. The
-                // Destination goes as a path, which that node reads as its own.
-                let mut passed = headers.clone();
-                let dest = format!("/fs/{}", crate::content::encode_path(&to));
-                match HeaderValue::try_from(dest) {
-                    Ok(v) => passed.insert("destination", v),
-                    Err(_) => return text(StatusCode::BAD_REQUEST, "bad Destination header"),
-                };
-                let answer = self.writer.forward(&a, path, req.method().clone(), &passed, None).await;
-                passed_back(answer, &a, path, None)
-            }
-            (src, dst) if src_dir => text(
+            (End::Local(_), End::Remote(into)) if src_dir => text(
                 StatusCode::CONFLICT,
                 format!(
-                    "{path} is a directory of node {} and {to} would be on node {}: a directory is {verb} only \
+                    "{path} is a directory of node {me} and {to} would be on node {}: a directory is {verb} only \
                      within one node (its files can be, one by one)",
-                    src.node(me),
-                    dst.node(me)
+                    into.owner
                 ),
             ),
-            (src, dst) => {
-                let across = Across { path, src, size: src_size, to: &to, dst, overwrite, moving };
+            (End::Local(from), End::Remote(into)) => {
+                let across = Across { path, from, size: src_size, to: &to, into, overwrite, moving };
                 self.across(across, headers).await
             }
         }
     }
 
-    /// A file moved or copied from one node to another: its bytes streamed from the source's
-    /// node into a `PUT` on the destination's, then, for a move, the source removed. The
-    /// client's credentials go to each node, which checks them against its own rules.
+    /// A file of this node moved or copied to another node: its bytes streamed into a `PUT`
+    /// on the node that takes the destination (which checks the client's credentials against
+    /// its own rules), then, for a move, the source removed here.
     async fn across(&self, job: Across<'_>, headers: &HeaderMap) -> Response<Body> {
-        let Across { path, src, size, to, dst, overwrite, moving } = job;
-        let mut credentials = HeaderMap::new();
+        let Across { path, from, size, to, into, overwrite, moving } = job;
+        let opened = match self.content.open(&from, size).await {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return text(StatusCode::NOT_FOUND, format!("not found: {path}"))
+            }
+            Err(e) => {
+                tracing::warn!("opening {path} to copy it: {e}");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read {path}"));
+            }
+        };
+        let len = opened.meta.len;
+        let body = match opened.contents {
+            Contents::Bytes(b) => full_body(b),
+            Contents::Disk(file) => files::disk_body(file, 0, len),
+        };
+        let mut put = HeaderMap::new();
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
-            credentials.insert(header::AUTHORIZATION, auth.clone());
+            put.insert(header::AUTHORIZATION, auth.clone());
         }
-        let mut update: Option<StreamPos> = None;
-        // The source's bytes.
-        let (body, len) = match &src {
-            End::Local(local) => match self.content.open(local, size).await {
-                Ok(opened) => {
-                    let len = opened.meta.len;
-                    let body = match opened.contents {
-                        Contents::Bytes(b) => full_body(b),
-                        Contents::Disk(file) => files::disk_body(file, 0, len),
-                    };
-                    (body, Some(len))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return text(StatusCode::NOT_FOUND, format!("not found: {path}"))
-                }
-                Err(e) => {
-                    tracing::warn!("opening {path} to copy it: {e}");
-                    return text(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read {path}"));
-                }
-            },
-            End::Remote(from) => match self.content.fetch(&from.addr, path, from.hops, Method::GET, &credentials).await {
-                Ok(got) if got.status == StatusCode::OK => {
-                    let len = content_length(&got.headers);
-                    (got.into_body(None), len)
-                }
-                // The source's node refused it (its rules, or it is gone): its answer.
-                Ok(got) => return pass_back(got),
-                Err(e) => {
-                    tracing::warn!("fetching {path} from {} to copy it: {e}", from.owner);
-                    let why = format!("the node that holds {path} (node {}) did not answer", from.owner);
-                    return text(StatusCode::BAD_GATEWAY, why);
-                }
-            },
-        };
-        // The copy.
-        let created = match &dst {
-            End::Local(local) => {
-                let precondition = if overwrite { Precondition::None } else { Precondition::Absent };
-                let opts = WriteOptions { mode: WriteMode::Replace, precondition, create_parents: false };
-                match self.writer.put(local, body, len, opts).await {
-                    Ok(stored) => {
-                        update = Some(stored.update);
-                        stored.created
-                    }
-                    Err(WriteError::Body { why, .. }) => {
-                        let why = format!("reading {path} to copy it failed: {why}");
-                        return text(StatusCode::BAD_GATEWAY, why);
-                    }
-                    Err(e) => return write_error(&e, &Method::PUT),
-                }
+        if !overwrite {
+            put.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        }
+        let upload = Upload { body, len: Some(len) };
+        // The update of the node that took the copy: a node that passed this request on waits
+        // for it as well as for ours.
+        let (created, theirs) = match self.writer.forward(&into, to, Method::PUT, &put, Some(upload)).await {
+            Ok(answer) if answer.status.is_success() => {
+                (answer.status == StatusCode::CREATED, answer.headers.get(UPDATE_HEADER).and_then(parse_update_header))
             }
-            End::Remote(into) => {
-                let mut put = credentials.clone();
-                if !overwrite {
-                    put.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
-                }
-                let upload = Upload { body, len };
-                match self.writer.forward(into, to, Method::PUT, &put, Some(upload)).await {
-                    Ok(answer) if answer.status.is_success() => answer.status == StatusCode::CREATED,
-                    Ok(answer) => return pass_back(answer),
-                    Err(e) => {
-                        tracing::warn!("copying {path} to {to} on {}: {e}", into.owner);
-                        let why = format!("copying {path} to node {} failed: {e}", into.owner);
-                        return text(StatusCode::BAD_GATEWAY, why);
-                    }
-                }
+            // Refused there (its rules, Overwrite: F, a full disk): its answer, and the source stays.
+            Ok(answer) => return pass_back(answer),
+            Err(e) => {
+                tracing::warn!("copying {path} to {to} on {}: {e}", into.owner);
+                let why = format!("{path} could not be copied to {to} on node {}", into.owner);
+                return text(StatusCode::BAD_GATEWAY, why);
             }
         };
-        if moving {
-            let removed = match &src {
-                End::Local(local) => match self.writer.remove_file(local).await {
-                    Ok(done) => {
-                        update = Some(done.update);
-                        Ok(())
-                    }
-                    Err(WriteError::NotFound(_)) => Ok(()),
-                    Err(e) => Err((error_status(&e, &Method::DELETE), e.to_string())),
-                },
-                End::Remote(from) => match self.writer.forward(from, path, Method::DELETE, &credentials, None).await {
-                    Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => Ok(()),
-                    Ok(a) => {
-                        let status = a.status;
-                        Err((status, format!("node {} answered {status}: {}", from.owner, reason_of(a).await)))
-                    }
-                    Err(e) => {
-                        tracing::warn!("removing {path} from {} after copying it: {e}", from.owner);
-                        Err((StatusCode::BAD_GATEWAY, format!("node {} did not answer", from.owner)))
-                    }
-                },
-            };
-            if let Err((status, why)) = removed {
+        let mut answer = created_or_replaced(to, created);
+        if let Some(v) = theirs.and_then(|pos| update_of_header_value(&into.owner, pos)) {
+            answer.headers_mut().insert(UPDATE_OF_HEADER, v);
+        }
+        if !moving {
+            return answer;
+        }
+        match self.writer.remove_file(&from).await {
+            Ok(done) => with_update(answer, Some(done.update)),
+            Err(WriteError::NotFound(_)) => answer,
+            Err(e) => {
+                let status = error_status(&e, &Method::DELETE);
                 let status = if status.is_server_error() { status } else { StatusCode::INTERNAL_SERVER_ERROR };
-                return text(status, format!("{path} was copied to {to} but could not be removed: {why}"));
+                text(status, format!("{path} was copied to {to} but could not be removed: {e}"))
             }
         }
-        with_update(created_or_replaced(to, created), update)
     }
 }
 
-/// A move or copy of a file from one node to another.
+/// A file of this node moved or copied to another node.
 struct Across<'a> {
     path: &'a DfsPath,
-    src: End,
+    /// The source, on this node's disk.
+    from: DfsPath,
     /// The source's size in the tree (small files are read whole).
     size: u64,
     to: &'a DfsPath,
-    dst: End,
+    /// The node that takes the destination.
+    into: Forward,
     overwrite: bool,
     moving: bool,
 }
@@ -502,11 +485,11 @@ fn already_there(to: &DfsPath) -> Response<Body> {
 }
 
 /// The one node that holds all of directory `path`, for a move or a copy of it (or onto it).
-fn one_holder(path: &DfsPath, local: Option<DfsPath>, others: Vec<Forward>, me: &str) -> Result<End, Response<Body>> {
+fn one_holder(path: &DfsPath, local: Option<DfsPath>, others: Vec<Forward>, me: &str) -> Result<End, Refused> {
     match (local, others.as_slice()) {
         (Some(local), []) => Ok(End::Local(local)),
         (None, [one]) => Ok(End::Remote(one.clone())),
-        (None, []) => Err(text(StatusCode::NOT_FOUND, format!("nothing of {path} is on node {me}"))),
+        (None, []) => Err(Refused::new(StatusCode::NOT_FOUND, format!("nothing of {path} is on node {me}"))),
         (local, others) => {
             let mut nodes: Vec<&str> = others.iter().map(|f| f.owner.as_str()).collect();
             if local.is_some() {
@@ -518,7 +501,7 @@ fn one_holder(path: &DfsPath, local: Option<DfsPath>, others: Vec<Forward>, me: 
                  where one node holds it all",
                 nodes.join(", ")
             );
-            Err(text(StatusCode::CONFLICT, why))
+            Err(Refused::new(StatusCode::CONFLICT, why))
         }
     }
 }
@@ -619,8 +602,8 @@ fn passed_back(
 }
 
 /// Another node's answer, passed back: its status, the headers that matter, its body. Its
-/// [`UPDATE_HEADER`] is not: it names a position in that node's updates, which only the node
-/// that talked to it can wait for.
+/// [`UPDATE_HEADER`] and [`UPDATE_OF_HEADER`] are not: they are for the node that talked to
+/// it, which has waited for them.
 fn pass_back(fetched: Fetched) -> Response<Body> {
     let mut resp = Response::builder().status(fetched.status);
     for name in &PASSED_BACK {
@@ -690,20 +673,23 @@ fn precondition(headers: &HeaderMap) -> Precondition {
 }
 
 /// `Overwrite: T` (the default) or `F`.
-fn overwrite(headers: &HeaderMap) -> Result<bool, Response<Body>> {
+fn overwrite(headers: &HeaderMap) -> Result<bool, Refused> {
     match headers.get("overwrite").map(|v| v.as_bytes().trim_ascii()) {
         None => Ok(true),
         Some(b"T" | b"t") => Ok(true),
         Some(b"F" | b"f") => Ok(false),
-        Some(_) => Err(text(StatusCode::BAD_REQUEST, "bad Overwrite header: it is T or F")),
+        Some(_) => Err(Refused::new(StatusCode::BAD_REQUEST, "bad Overwrite header: it is T or F")),
     }
 }
 
 /// Where a `PATCH` puts its body: `X-Update-Range: append` (after the end) or `bytes=N-`
 /// (from offset N), as SabreDAV and dufs read it.
-fn patch_mode(headers: &HeaderMap) -> Result<WriteMode, Response<Body>> {
+fn patch_mode(headers: &HeaderMap) -> Result<WriteMode, Refused> {
     let refuse = |why: &str| {
-        Err(text(StatusCode::BAD_REQUEST, format!("{why}: PATCH takes X-Update-Range: append or X-Update-Range: bytes=N-")))
+        Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            format!("{why}: PATCH takes X-Update-Range: append or X-Update-Range: bytes=N-"),
+        ))
     };
     let Some(value) = headers.get("x-update-range") else {
         return refuse("no X-Update-Range header");
@@ -734,7 +720,7 @@ mod tests {
 
     #[test]
     fn patch_ranges() {
-        let mode = |v| patch_mode(&headers(&[("x-update-range", v)])).map_err(|r| r.status());
+        let mode = |v| patch_mode(&headers(&[("x-update-range", v)])).map_err(|r| r.status);
         assert_eq!(mode("append"), Ok(WriteMode::Append));
         assert_eq!(mode(" Append "), Ok(WriteMode::Append));
         assert_eq!(mode("bytes=0-"), Ok(WriteMode::At(0)));
@@ -742,12 +728,12 @@ mod tests {
         for bad in ["bytes=5-9", "bytes=-5", "bytes=x-", "bytes=-", "5-", "prepend", "bytes=18446744073709551616-"] {
             assert_eq!(mode(bad), Err(StatusCode::BAD_REQUEST), "{bad}");
         }
-        assert_eq!(patch_mode(&HeaderMap::new()).map_err(|r| r.status()), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(patch_mode(&HeaderMap::new()).map_err(|r| r.status), Err(StatusCode::BAD_REQUEST));
     }
 
     #[test]
     fn overwrite_and_bodies() {
-        let ow = |h: &[(&'static str, &'static str)]| overwrite(&headers(h)).map_err(|r| r.status());
+        let ow = |h: &[(&'static str, &'static str)]| overwrite(&headers(h)).map_err(|r| r.status);
         assert_eq!(ow(&[]), Ok(true));
         assert_eq!(ow(&[("overwrite", "T")]), Ok(true));
         assert_eq!(ow(&[("overwrite", "F")]), Ok(false));
