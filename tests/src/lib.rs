@@ -1021,7 +1021,9 @@ impl FakeOriginal {
                     }
                     Err(e) => (400, plain, format!("Error decoding json: {e}").into_bytes()),
                 },
-                ("GET" | "HEAD", p) if p.starts_with("/fs/") => {
+                // Whatever the method: the original's /fs/ handler does not look at it
+                // (httpface/server.go), so a PUT or a DELETE gets the file.
+                (_, p) if p.starts_with("/fs/") => {
                     let rel = percent_decode(&p["/fs/".len()..]);
                     match served.get(&rel) {
                         Some(f) => (200, "application/octet-stream".into(), f.body.clone()),

@@ -638,3 +638,31 @@ fn a_full_disk_answers_507() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(small.get("/fs/small/old.txt").body, fits);
 }
+
+// ---- a node of the original ----------------------------------------------------------------------
+
+/// The original's `/fs/` answers any method as a GET: a write passed on to it must not come back
+/// as a success.
+#[test]
+fn a_node_of_the_original_takes_no_writes() {
+    let root = tempfile::tempdir().unwrap();
+    write_file(root.path(), "ours/mine.txt", b"ours\n");
+    let node = Node::start(rules(NodeOpts::new("ours", root.path())));
+    let theirs =
+        FakeOriginal::start("nodeA", vec![("theirs.txt", OriginalFile::new(b"theirs\n".to_vec(), 1_477_174_081))]);
+    theirs.join(&node);
+    wait_until("the original's file to be listed", WAIT, || lists(&node, "/theirs.txt").then_some(()));
+    for (method, headers, body) in [
+        ("PUT", vec![], Some(&b"replaced?\n"[..])),
+        ("DELETE", vec![], None),
+        ("MOVE", vec![("Destination", "/fs/ours/theirs.txt")], None),
+        ("COPY", vec![("Destination", "/fs/ours/theirs.txt")], None),
+    ] {
+        let r = call(&node, method, "theirs.txt", Some(WRITER), &headers, body);
+        assert_eq!(r.status, 502, "{method}: {}", r.text());
+        assert!(r.text().contains("node nodeA") && r.text().contains("takes no writes"), "{method}: {}", r.text());
+    }
+    assert!(!root.path().join("ours/theirs.txt").exists());
+    assert_eq!(node.get("/fs/theirs.txt").body, b"theirs\n");
+    assert!(theirs.server.requests().iter().any(|r| r.method == "PUT"), "the PUT reached the original");
+}

@@ -226,6 +226,10 @@ impl Public {
         }
         for (to, answer) in theirs {
             match answer {
+                Ok(a) if not_taken(a.status) => remains.push((
+                    StatusCode::BAD_GATEWAY,
+                    format!("on node {}: {}", to.owner, not_taken_reason(&to.owner, a.status)),
+                )),
                 // A node that holds nothing of it any more has nothing left.
                 Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
                 Ok(a) => {
@@ -435,6 +439,9 @@ impl Public {
         // The update of the node that took the copy: a node that passed this request on waits
         // for it as well as for ours.
         let (created, theirs) = match self.writer.forward(&into, to, Method::PUT, &put, Some(upload)).await {
+            Ok(answer) if not_taken(answer.status) => {
+                return text(StatusCode::BAD_GATEWAY, not_taken_reason(&into.owner, answer.status))
+            }
             Ok(answer) if answer.status.is_success() => {
                 (answer.status == StatusCode::CREATED, answer.headers.get(UPDATE_HEADER).and_then(parse_update_header))
             }
@@ -590,6 +597,9 @@ fn passed_back(
     failed: Option<&OnceLock<String>>,
 ) -> Response<Body> {
     match answer {
+        Ok(fetched) if not_taken(fetched.status) => {
+            text(StatusCode::BAD_GATEWAY, not_taken_reason(&to.owner, fetched.status))
+        }
         Ok(fetched) => pass_back(fetched),
         Err(e) => {
             if let Some(why) = failed.and_then(OnceLock::get) {
@@ -599,6 +609,18 @@ fn passed_back(
             text(StatusCode::BAD_GATEWAY, format!("the node that takes {path} (node {}) did not answer", to.owner))
         }
     }
+}
+
+/// Whether another node's answer to a write says it did not do it although it did not refuse
+/// it: our nodes answer a write they did with `201` or `204` only, while a node of the
+/// original, whose `/fs/` does not look at the method, answers a `PUT` or a `DELETE` of its
+/// file with the file (`200`), and of its directory with a listing or a redirect.
+fn not_taken(status: StatusCode) -> bool {
+    (status.is_success() || status.is_redirection()) && !matches!(status, StatusCode::CREATED | StatusCode::NO_CONTENT)
+}
+
+fn not_taken_reason(node: &str, status: StatusCode) -> String {
+    format!("node {node} answered {status} and did not do it: it takes no writes (a node of the original dftp?)")
 }
 
 /// Another node's answer, passed back: its status, the headers that matter, its body. Its
