@@ -37,3 +37,10 @@ pub fn method_not_allowed(allow: &'static str, reason: &str) -> Response<Body> {
     r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
+
+/// `204 No Content`: nothing to say (a replaced file, a removal).
+pub fn no_content() -> Response<Body> {
+    let mut r = Response::new(full_body(bytes::Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}

@@ -192,6 +192,72 @@ pub fn raw_request(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One request of any method (WebDAV's too, which the HTTP client refuses), sent byte for byte
+/// on a connection of its own (`Connection: close` and, with a body, `Content-Length` are
+/// added), and the whole answer, its body de-chunked when it came chunked.
+pub fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for (k, v) in headers {
+        req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    if let Some(b) = body {
+        req.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body.unwrap_or_default());
+    parse_response(&raw_request(addr, &req)).unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+}
+
+/// A whole raw HTTP/1.1 response (after any `100 Continue`), read until the connection closed.
+pub fn parse_response(raw: &[u8]) -> Result<Resp, String> {
+    let mut rest = raw;
+    loop {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| {
+            format!("no complete response head in {:?}", String::from_utf8_lossy(&rest[..rest.len().min(200)]))
+        })?;
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        rest = &rest[end + 4..];
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no status line in {head:?}"))?;
+        if status == 100 {
+            continue;
+        }
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut resp = Resp { status, headers, body: Vec::new() };
+        resp.body = if resp.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            dechunk(rest)?
+        } else if let Some(n) = resp.header("content-length").and_then(|n| n.parse::<usize>().ok()) {
+            rest.get(..n).ok_or_else(|| format!("{} of the {n} bytes announced", rest.len()))?.to_vec()
+        } else {
+            rest.to_vec()
+        };
+        return Ok(resp);
+    }
+}
+
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or("a chunk without its size line")?;
+        let size = String::from_utf8_lossy(&rest[..eol]);
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("a bad chunk size {size:?}"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(rest.get(..size).ok_or("a chunk cut short")?);
+        rest = rest.get(size + 2..).ok_or("a chunk cut short")?;
+    }
+}
+
 /// The status code of a raw HTTP response.
 pub fn raw_status(resp: &[u8]) -> u16 {
     let head = String::from_utf8_lossy(&resp[..resp.len().min(64)]).into_owned();
@@ -235,6 +301,9 @@ pub struct NodeOpts {
     pub ping_interval: String,
     /// Any further flags.
     pub extra: Vec<String>,
+    /// A command the node is started through (`unshare`, …), which ends by executing the
+    /// `dftp` command line it is given after its own arguments.
+    pub wrapper: Vec<String>,
 }
 
 impl NodeOpts {
@@ -246,6 +315,7 @@ impl NodeOpts {
             multicast: String::new(),
             ping_interval: "300ms".into(),
             extra: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -296,7 +366,14 @@ impl Node {
         let mgmt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let logdir = tempfile::Builder::new().prefix("dftp-e2e-log").tempdir().unwrap();
         let log = logdir.path().join(format!("{}.log", opts.name));
-        let mut cmd = Command::new(dftp_bin());
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(dftp_bin());
+                cmd
+            }
+            None => Command::new(dftp_bin()),
+        };
         cmd.arg("--dfsroot")
             .arg(&opts.root)
             .args(["--node-name", &opts.name])
@@ -434,6 +511,11 @@ pub fn write_file(root: &Path, rel: &str, content: &[u8]) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(&p, content).unwrap();
+}
+
+/// The temporary files of writes under way (`.dftp-part-…`) anywhere under `root`.
+pub fn part_files(root: &Path) -> Vec<String> {
+    walk(root).into_iter().map(|(p, _)| p).filter(|p| p.split('/').any(|s| s.starts_with(".dftp-part-"))).collect()
 }
 
 /// `len` bytes that differ from one file to the next (xorshift from `seed`).
@@ -939,7 +1021,9 @@ impl FakeOriginal {
                     }
                     Err(e) => (400, plain, format!("Error decoding json: {e}").into_bytes()),
                 },
-                ("GET" | "HEAD", p) if p.starts_with("/fs/") => {
+                // Whatever the method: the original's /fs/ handler does not look at it
+                // (httpface/server.go), so a PUT or a DELETE gets the file.
+                (_, p) if p.starts_with("/fs/") => {
                     let rel = percent_decode(&p["/fs/".len()..]);
                     match served.get(&rel) {
                         Some(f) => (200, "application/octet-stream".into(), f.body.clone()),

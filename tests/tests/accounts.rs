@@ -257,8 +257,7 @@ fn http_by_the_rules() {
     assert_403(&get_as(&node, "/fs/secret/x.txt", dave), "a file on the way to a grant");
     assert_eq!(get_as(&node, "/fs/home", alice).status, 301, "a directory on the way is still a directory");
 
-    // Writes: what a method needs follows from the method. The write methods themselves are
-    // another matter: here only the guard's answer counts.
+    // Writes: what a method needs follows from the method; what the rules refuse changes nothing.
     for (method, path, login, extra, want) in [
         ("PUT", "/fs/pub/new.txt", None, &[][..], 401),
         ("PUT", "/fs/shared/new.txt", alice, &[], 403),
@@ -273,13 +272,24 @@ fn http_by_the_rules() {
         assert_eq!(status, want, "{method} {path} as {login:?}: {text}");
         assert_eq!(challenge.is_some(), want == 401, "{method} {path} as {login:?}: {text}");
     }
-    for (method, path, extra) in [
-        ("PUT", "/fs/home/alice/new.txt", &[][..]),
-        ("COPY", "/fs/shared/s.txt", &[("Destination", "http://any.host/fs/home/alice/s.txt")]),
+    assert!(!root.path().join("pub/new.txt").exists() && !root.path().join("shared/new.txt").exists());
+    assert!(root.path().join("home/bob/b.txt").exists() && root.path().join("home/alice/a.txt").exists());
+    assert!(!root.path().join("home/new").exists() && !root.path().join("pub/s.txt").exists());
+    // What the rules allow is done.
+    let here = format!("http://{}/fs/home/alice/s.txt", node.http);
+    for (method, path, extra, want) in [
+        ("PUT", "/fs/home/alice/new.txt", &[][..], 201),
+        ("PUT", "/fs/home/alice/new.txt", &[], 204),
+        ("COPY", "/fs/shared/s.txt", &[("Destination", here.as_str())], 201),
+        // A destination on another server is not ours to write.
+        ("COPY", "/fs/shared/s.txt", &[("Destination", "http://any.host/fs/home/alice/t.txt")], 502),
     ] {
         let (status, _, text) = request(&node, method, path, alice, extra);
-        assert!(![400, 401, 403].contains(&status), "{method} {path} is allowed to alice: {text}");
+        assert_eq!(status, want, "{method} {path} as alice: {text}");
     }
+    assert_eq!(std::fs::read(root.path().join("home/alice/new.txt")).unwrap(), b"");
+    assert_eq!(std::fs::read(root.path().join("home/alice/s.txt")).unwrap(), b"shared file\n");
+    assert!(!root.path().join("home/alice/t.txt").exists());
 
     assert_no_password_in(&node.log(), "the node");
 }

@@ -66,8 +66,28 @@ pub fn update_header_value(pos: StreamPos) -> HeaderValue {
 
 /// The position in an [`UPDATE_HEADER`] value.
 pub fn parse_update_header(v: &HeaderValue) -> Option<StreamPos> {
-    let (epoch, seq) = v.to_str().ok()?.split_once('.')?;
+    parse_pos(v.to_str().ok()?)
+}
+
+fn parse_pos(v: &str) -> Option<StreamPos> {
+    let (epoch, seq) = v.split_once('.')?;
     Some(StreamPos { epoch: epoch.parse().ok()?, seq: seq.parse().ok()? })
+}
+
+/// The header in which a node that had part of a write carried out by other nodes (a file
+/// moved or copied to another node) names their updates, `NODE=EPOCH.SEQ`, one per node: the
+/// node that passed the write on to it waits for those as well as for [`UPDATE_HEADER`]'s.
+pub const UPDATE_OF_HEADER: &str = "x-dftp-update-of";
+
+/// [`UPDATE_OF_HEADER`]'s value for `node`'s update `pos`.
+pub fn update_of_header_value(node: &str, pos: StreamPos) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(format!("{node}={}.{}", pos.epoch, pos.seq).as_bytes()).ok()
+}
+
+/// The node and the position in an [`UPDATE_OF_HEADER`] value.
+pub fn parse_update_of_header(v: &HeaderValue) -> Option<(String, StreamPos)> {
+    let (node, pos) = std::str::from_utf8(v.as_bytes()).ok()?.rsplit_once('=')?;
+    Some((node.to_owned(), parse_pos(pos)?))
 }
 
 /// A file written on this node.
@@ -244,7 +264,8 @@ impl Writer {
     /// Passes a write of `path` (a path of the tree) on to `to`, the node the core chose: the
     /// method, the client's headers that matter ([`PASSED`], `Authorization` among them), and
     /// the body, streamed. Returns the owner's answer, once this node shows the change when it
-    /// was 2xx (or [`VISIBLE_WAIT`] has passed). `Err` when the owner could not be asked or did
+    /// was 2xx (the updates named in [`UPDATE_HEADER`] and [`UPDATE_OF_HEADER`]), or
+    /// [`VISIBLE_WAIT`] has passed. `Err` when the owner could not be asked or did
     /// not answer (502).
     pub async fn forward(
         &self,
@@ -267,9 +288,9 @@ impl Writer {
             None => self.client.send_bodiless(&to.addr, method, &url, &passed).await?,
         };
         if answer.status.is_success() {
-            if let Some(pos) = answer.headers.get(UPDATE_HEADER).and_then(parse_update_header) {
-                self.await_update(&to.owner, pos).await;
-            }
+            let me = self.handle.snapshot().me().clone();
+            let updates = updates_named(&answer.headers, &to.owner, &me);
+            futures_util::future::join_all(updates.iter().map(|(node, pos)| self.await_update(node, *pos))).await;
         }
         Ok(answer)
     }
@@ -285,6 +306,15 @@ impl Writer {
         }
         ok
     }
+}
+
+/// The updates a 2xx answer of `owner` says carry its write, node by node: its own in
+/// [`UPDATE_HEADER`], other nodes' in [`UPDATE_OF_HEADER`]; not `me`'s, which were applied
+/// before this node answered the part it did.
+fn updates_named(headers: &HeaderMap, owner: &str, me: &str) -> Vec<(String, StreamPos)> {
+    let own = headers.get(UPDATE_HEADER).and_then(parse_update_header).map(|pos| (owner.to_owned(), pos));
+    let others = headers.get_all(UPDATE_OF_HEADER).iter().filter_map(parse_update_of_header);
+    own.into_iter().chain(others).filter(|(node, _)| node != me).collect()
 }
 
 /// A request body as an [`Upload`] for [`Writer::forward`]: its length from `Content-Length`
@@ -723,6 +753,23 @@ mod tests {
         assert_eq!(answer.status, StatusCode::NO_CONTENT);
         assert_eq!(parse_update_header(&update_header_value(at(4))), Some(at(4)));
         assert_eq!(parse_update_header(&HeaderValue::from_static("7")), None);
+    }
+
+    #[test]
+    fn the_updates_an_answer_names() {
+        let at = |seq| StreamPos { epoch: 7, seq };
+        let mut h = HeaderMap::new();
+        assert!(updates_named(&h, "b", "a").is_empty());
+        h.insert(UPDATE_HEADER, update_header_value(at(4)));
+        assert_eq!(updates_named(&h, "b", "a"), vec![("b".to_string(), at(4))]);
+        // A move from b to c and to us: b names c's update and ours; we wait for b's and c's.
+        h.append(UPDATE_OF_HEADER, update_of_header_value("c", at(2)).unwrap());
+        h.append(UPDATE_OF_HEADER, update_of_header_value("a", at(9)).unwrap());
+        h.append(UPDATE_OF_HEADER, HeaderValue::from_static("d=x.1"));
+        assert_eq!(updates_named(&h, "b", "a"), vec![("b".to_string(), at(4)), ("c".to_string(), at(2))]);
+        let odd = update_of_header_value("node=ü", at(3)).unwrap();
+        assert_eq!(parse_update_of_header(&odd), Some(("node=ü".to_string(), at(3))));
+        assert_eq!(parse_update_of_header(&HeaderValue::from_static("c")), None);
     }
 
     #[tokio::test]

@@ -206,7 +206,7 @@ fn content_range(v: &HeaderValue) -> Option<(u64, u64)> {
 /// [`sendfile::body`] cannot be used): each chunk read straight into a buffer that then goes out
 /// as it is. A file that shrank meanwhile ends the body with an error: the connection is closed
 /// rather than the promised length faked.
-fn disk_body(file: Arc<std::fs::File>, start: u64, len: u64) -> Body {
+pub(super) fn disk_body(file: Arc<std::fs::File>, start: u64, len: u64) -> Body {
     let reader = DiskReader::new(file, start, start + len);
     let chunks = futures_util::stream::try_unfold(reader, |mut reader| async move {
         let (mut buf, n) = reader.read(vec![0; diskread::CHUNK]).await?;

@@ -183,19 +183,30 @@ fn needs(method: &Method, headers: &HeaderMap, path: &DfsPath) -> Result<Vec<(Df
     };
     let mut needs = vec![(path.clone(), at_source)];
     if matches!(method.as_str(), "MOVE" | "COPY") {
-        needs.push((destination(method, headers)?, Need::Write));
+        needs.push((Destination::of(method, headers)?.path, Need::Write));
     }
     Ok(needs)
 }
 
-/// The tree path of a `Destination` header: an absolute URL or an absolute path, under `/fs/`.
-fn destination(method: &Method, headers: &HeaderMap) -> Result<DfsPath, Refusal> {
-    let bad = |why: &str| Refusal::bad(format!("bad Destination header: {why}"));
-    let value =
-        headers.get("destination").ok_or_else(|| Refusal::bad(format!("{method} needs a Destination header")))?;
-    let uri: Uri = value.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| bad("not a URL"))?;
-    let raw = uri.path().strip_prefix("/fs").filter(|r| r.starts_with('/'));
-    fs_path(raw.ok_or_else(|| bad("it must name a path under /fs/"))?).map_err(|e| bad(&e))
+/// The `Destination` header of `MOVE` and `COPY`: an absolute URL or an absolute path, under
+/// `/fs/`. Read here for the guard and again by the write methods, so that both read the same.
+pub struct Destination {
+    /// The tree path it names.
+    pub path: DfsPath,
+    /// The `host[:port]` of an absolute URL (`None` for a path).
+    pub authority: Option<String>,
+}
+
+impl Destination {
+    pub fn of(method: &Method, headers: &HeaderMap) -> Result<Destination, Refusal> {
+        let bad = |why: &str| Refusal::bad(format!("bad Destination header: {why}"));
+        let value =
+            headers.get("destination").ok_or_else(|| Refusal::bad(format!("{method} needs a Destination header")))?;
+        let uri: Uri = value.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| bad("not a URL"))?;
+        let raw = uri.path().strip_prefix("/fs").filter(|r| r.starts_with('/'));
+        let path = fs_path(raw.ok_or_else(|| bad("it must name a path under /fs/"))?).map_err(|e| bad(&e))?;
+        Ok(Destination { path, authority: uri.authority().map(|a| a.as_str().to_owned()) })
+    }
 }
 
 fn refusal(accounts: &Accounts, decision: Decision, who: &Who, path: &DfsPath, need: Need) -> Refusal {

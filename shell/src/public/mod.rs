@@ -7,6 +7,7 @@ mod listing;
 mod plain_owner;
 mod serve_dir;
 mod walls;
+mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,22 +21,24 @@ use crate::accounts::Accounts;
 use crate::body::Body;
 use crate::content::{self, Content, Writer};
 use crate::driver::Handle;
-use crate::respond::{method_not_allowed, redirect, text, with_type};
+use crate::respond::{method_not_allowed, no_content, redirect, text, with_type};
 use crate::server::Handler;
 
 /// What the public handlers share.
 pub struct Public {
     handle: Handle,
     files: files::Files,
+    /// Reads for the write methods: the source of a move or copy from one node to another.
+    content: Content,
     guard: guard::Guard,
     /// Writes to this node's disk and writes passed on to their owners.
-    #[allow(dead_code)] // the write methods come next
     writer: Writer,
 }
 
 impl Public {
     pub fn new(handle: Handle, content: Content, writer: Writer, accounts: Arc<Accounts>) -> Public {
-        Public { handle, files: files::Files::new(content), guard: guard::Guard::new(accounts), writer }
+        let files = files::Files::new(content.clone());
+        Public { handle, files, content, guard: guard::Guard::new(accounts), writer }
     }
 
     pub fn handler(self) -> Handler {
@@ -52,11 +55,22 @@ impl Public {
             Ok(cleared) => cleared,
             Err(refused) => return refused.into_response(),
         };
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            return method_not_allowed("GET, HEAD", "only GET and HEAD are supported");
-        }
         let path = req.uri().path().to_owned();
         let query = Query::parse(req.uri().query());
+        if let Some(raw) = path.strip_prefix("/fs").filter(|raw| raw.starts_with('/')) {
+            return match *req.method() {
+                Method::GET | Method::HEAD => self.fs(req, raw, &query, &cleared).await,
+                Method::OPTIONS => {
+                    let mut r = no_content();
+                    r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(write::FS_METHODS));
+                    r
+                }
+                _ => self.write(req, raw, &query).await,
+            };
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return method_not_allowed("GET, HEAD", "only GET and HEAD are supported here (writes go to /fs/)");
+        }
         match path.as_str() {
             "/" => self.greeting(),
             "/fs" => redirect("/fs/"),
@@ -64,7 +78,6 @@ impl Public {
                 let head = req.method() == Method::HEAD;
                 find::find(self.handle.snapshot(), &query, head, self.handle.blocking(), cleared.find_filter())
             }
-            p if p.starts_with("/fs/") => self.fs(req, &p["/fs".len()..], &query, &cleared).await,
             _ => text(StatusCode::NOT_FOUND, "not found: try /fs/ or /find/"),
         }
     }
