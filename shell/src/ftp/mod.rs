@@ -7,11 +7,13 @@
 //! the client never connects to is closed after libunftp's 15 s accept timeout.
 //!
 //! Logins are checked against the node's rules ([`login`]); each session's user carries its
-//! account ([`access::FtpUser`]), and [`access`] decides what it may read and change.
+//! account ([`access::FtpUser`]), and [`access`] decides what it may read and change. Changes
+//! are planned where the core routes them ([`plan`]) and made through the write layer, on this
+//! node or on the one that takes the path ([`write`]).
 //!
 //! Each session also gets a command gate ([`gate`]), which answers before libunftp what libunftp
-//! would answer wrongly: reads and writes the rules refuse (by [`access`]), writes the back-end
-//! cannot make yet, `RETR` and `SIZE` of a directory, and `STAT`.
+//! would answer wrongly: reads and writes the rules refuse (by [`access`]), writes that cannot
+//! be made where they point (by [`plan`]), `RETR` and `SIZE` of a directory, and `STAT`.
 //!
 //! libunftp opens its sockets with tokio directly, so this cannot run in the simulator, which
 //! passes `--ftp-listen ''` to turn FTP off.
@@ -22,7 +24,9 @@ mod gate;
 mod listing;
 mod login;
 mod paths;
+mod plan;
 mod transfer;
+mod write;
 
 use std::io;
 use std::net::SocketAddr;
@@ -126,9 +130,11 @@ fn session_server(
     greeting: &'static str,
     logger: &slog::Logger,
 ) -> Result<Server<Backend, FtpUser>, libunftp::ServerError> {
-    let gate = gate::Gate::new(Backend::new(shared.clone()));
+    // The gate and the back-end of one session share what the gate let through.
+    let next_upload = Arc::new(write::NextUpload::default());
+    let gate = gate::Gate::new(Backend::new(shared.clone(), next_upload.clone()));
     let shared = shared.clone();
-    let backends = Box::new(move || Backend::new(shared.clone()));
+    let backends = Box::new(move || Backend::new(shared.clone(), next_upload.clone()));
     ServerBuilder::<Backend, FtpUser>::with_user_detail_provider(backends, login.clone())
         .authenticator(login.clone())
         .command_gate(gate)
