@@ -3,8 +3,9 @@
 //! We accept control connections ourselves, on exactly the address given (libunftp's own
 //! `listen` would do too, but then a port already taken would only show up later, in a task),
 //! and hand each to a libunftp session. Data connections use libunftp's per-session passive
-//! listeners, bound in `--ftp-passive-ports` on the address the client reached us on; a listener
-//! the client never connects to is closed after libunftp's 15 s accept timeout.
+//! listeners, bound in `--ftp-passive-ports` on the address the client reached us on (by
+//! [`data_sockets`], with a large receive buffer for uploads); a listener the client never
+//! connects to is closed after libunftp's 15 s accept timeout.
 //!
 //! Logins are checked against the node's rules ([`login`]); each session's user carries its
 //! account ([`access::FtpUser`]), and [`access`] decides what it may read and change. Changes
@@ -20,6 +21,7 @@
 
 mod access;
 mod backend;
+mod data_sockets;
 mod gate;
 mod listing;
 mod login;
@@ -142,6 +144,7 @@ fn session_server(
         .idle_session_timeout(options.idle_timeout.as_secs().max(1))
         .passive_ports(options.passive_ports.clone())
         .passive_host(PassiveHost::FromConnection)
+        .binder(data_sockets::DataSockets)
         .sitemd5(SiteMd5::None)
         .logger(logger.clone())
         .build()
