@@ -43,7 +43,7 @@ pub struct Cli {
     pub ftp_passive_ports: RangeInclusive<u16>,
 
     /// Text of the FTP greeting (the 220 reply).
-    #[arg(long, default_value = "dftp: one tree over every node, read-only")]
+    #[arg(long, default_value = "dftp: one tree over every node")]
     pub ftp_greeting: String,
 
     /// FTP control connections idle for this long (no command, no transfer) are closed.

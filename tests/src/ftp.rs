@@ -170,3 +170,65 @@ pub fn closed_by_server(data: &mut TcpStream, within: Duration) -> bool {
     }
     false
 }
+
+/// Whether `program` can be run (`program --version` starts), for tests that use a client
+/// the machine may not have; they print why they skip when it does not.
+pub fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// What the Python side of [`ftplib`] gives every script: `ftp`, a session logged in as the
+/// user (or the reply that refused the login, in `login_refused`), `out(v)` to report a value,
+/// and helpers that return a command's reply, or the text of the error that refused it.
+const FTPLIB_PRELUDE: &str = r#"
+import base64, ftplib, io, json, sys, urllib.request
+host, port, user, password, http = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+def out(v):
+    print(json.dumps(v), flush=True)
+def attempt(f, *args, **kw):
+    try:
+        return f(*args, **kw)
+    except ftplib.all_errors as e:
+        return str(e)
+def stor(path, data, rest=None):
+    return attempt(ftp.storbinary, "STOR " + path, io.BytesIO(data), 8192, None, rest)
+def appe(path, data):
+    return attempt(ftp.storbinary, "APPE " + path, io.BytesIO(data))
+def retr(path):
+    got = []
+    r = attempt(ftp.retrbinary, "RETR " + path, got.append)
+    return b"".join(got).decode("latin-1") if r.startswith("226") else r
+def find():
+    auth = base64.b64encode((user + ":" + password).encode()).decode()
+    req = urllib.request.Request(http + "/find/", headers={"Authorization": "Basic " + auth})
+    return urllib.request.urlopen(req, timeout=60).read().decode().split("\n")
+ftp = ftplib.FTP()
+ftp.connect(host, port, timeout=60)
+login_refused = attempt(ftp.login, user, password)
+login_refused = None if login_refused.startswith("230") else login_refused
+"#;
+
+/// Runs `script` (Python, after [`FTPLIB_PRELUDE`]) against `node`'s FTP interface as `user`,
+/// and returns what it reported with `out(...)`, one JSON value each. `None`, with the reason
+/// printed, when there is no `python3`.
+pub fn ftplib(node: &Node, user: &str, password: &str, script: &str) -> Option<Vec<serde_json::Value>> {
+    if !have("python3") {
+        eprintln!("skipping the ftplib part: no python3 on this machine");
+        return None;
+    }
+    let addr = ftp_addr(node);
+    let program = format!("{FTPLIB_PRELUDE}\n{script}\n");
+    let run = std::process::Command::new("python3")
+        .args(["-c", &program, &addr.ip().to_string(), &addr.port().to_string(), user, password, &node.url("")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run python3");
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "the ftplib script failed ({}):\n{stderr}\nit printed:\n{stdout}", run.status);
+    Some(stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect())
+}

@@ -3,8 +3,8 @@
 //! rules ([`dftp_core::Rules`], the same as HTTP's).
 //!
 //! Both the command gate (before libunftp opens or asks for a data connection, or answers `350`
-//! to `RNFR`) and the storage back-end (should a command get past the gate) ask here, so that
-//! the answer is the same wherever it is given.
+//! to `RNFR`) and the storage back-end (which checks again when it makes the change) ask here,
+//! so that the answer is the same wherever it is given.
 //!
 //! A session that may read only part of the tree sees only that part: a directory on the way to
 //! a granted path can be entered and listed, showing only the entries that lead to something
@@ -80,10 +80,8 @@ pub enum Denied {
     ReadOnly,
     /// The rules do not give this session `need` at `path`.
     NotAllowed { user: String, path: DfsPath, need: Need },
-    /// A change that names no path of the tree (`STOU`, or a path that leads outside it).
+    /// A change that names no path of the tree (a path that leads outside it).
     NoPath,
-    /// The rules allow the change, but this server does not make changes yet.
-    NotSupported,
 }
 
 impl fmt::Display for Denied {
@@ -95,9 +93,6 @@ impl fmt::Display for Denied {
                 write!(f, "permission denied: {user} may not {verb} {path}")
             }
             Denied::NoPath => f.write_str("permission denied: no path of the tree to change"),
-            Denied::NotSupported => {
-                f.write_str("uploads, deletions, renames and new directories are not supported yet")
-            }
         }
     }
 }
@@ -131,8 +126,8 @@ pub fn listing_filter<'a>(rules: &'a Rules, user: &FtpUser, dir: &DfsPath) -> Op
     (!readable).then_some(move |p: &DfsPath| rules.visibility(&who, p) != Visibility::Hidden)
 }
 
-/// Whether `user` may change the tree at `path` (`None` for a command that names no path, such
-/// as `STOU`, or a path outside the tree).
+/// Whether `user` may change the tree at `path` (`None` for a path outside the tree). A
+/// server without accounts is read-only whatever the path.
 pub fn may_write(rules: &Rules, user: Option<&FtpUser>, path: Option<&DfsPath>) -> Result<(), Denied> {
     if !rules.has_accounts() {
         return Err(Denied::ReadOnly);
@@ -144,21 +139,12 @@ pub fn may_write(rules: &Rules, user: Option<&FtpUser>, path: Option<&DfsPath>) 
     }
 }
 
-/// Whether the storage back-end makes changes of this kind: none yet. A change the rules
-/// allow is refused here, with a reason that says so.
-pub fn supported(_verb: &str) -> Result<(), Denied> {
-    Err(Denied::NotSupported)
-}
-
 /// One line for `STAT`: what `user` may do in the working directory `cwd`.
 pub fn status_line(rules: &Rules, user: Option<&FtpUser>, cwd: Option<&DfsPath>) -> String {
-    match may_write(rules, user, cwd).and_then(|()| supported("STOR")) {
+    match may_write(rules, user, cwd) {
         Ok(()) => "Changes are allowed in the working directory".into(),
         Err(Denied::ReadOnly) => {
             "The tree is read-only: uploads, deletions, renames and new directories are refused".into()
-        }
-        Err(Denied::NotSupported) => {
-            "Changes would be allowed in the working directory, but this server does not make them yet".into()
         }
         Err(_) => "No changes are allowed in the working directory".into(),
     }
@@ -217,9 +203,12 @@ mod tests {
         assert_eq!(refused.to_string(), "permission denied: alice may not change /pub/new");
         assert!(may_write(&r, Some(&anon), Some(&path("pub/alice/new"))).is_err());
         assert_eq!(may_write(&r, Some(&alice), None), Err(Denied::NoPath));
-        assert!(status_line(&r, Some(&alice), Some(&path("pub/alice"))).contains("does not make them yet"));
+        assert_eq!(
+            status_line(&r, Some(&alice), Some(&path("pub/alice"))),
+            "Changes are allowed in the working directory"
+        );
         assert!(status_line(&r, Some(&alice), Some(&path("pub"))).contains("No changes"));
-        assert!(Denied::NotSupported.to_string().contains("not supported yet"));
+        assert!(status_line(&r, Some(&anon), Some(&path("pub/alice"))).contains("No changes"));
     }
 
     #[test]

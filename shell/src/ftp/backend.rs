@@ -1,8 +1,7 @@
 //! The libunftp storage backend over the merged tree: metadata and listings from a snapshot,
-//! contents from the local disk or the owner node. Every read is checked by
-//! [`access::may_read`], every write by [`access::may_write`] (the command gate refuses them
-//! first, with the same answer); a write the rules allow is still refused, as the back-end
-//! makes no changes yet ([`access::supported`]).
+//! contents from the local disk or the owner node, changes made where the core routes them
+//! ([`super::write`]). Every read is checked by [`access::may_read`], every write by
+//! [`access::may_write`] (the command gate refuses them first, with the same answer).
 
 use std::fmt::{self, Debug};
 use std::io::Cursor;
@@ -19,6 +18,7 @@ use super::access::{self, FtpUser};
 use super::listing::{format_line, Line};
 use super::paths::{resolve, Refused};
 use super::transfer::{self, Failure};
+use super::write::NextUpload;
 use crate::accounts::Accounts;
 use crate::content::{Content, Writer};
 use crate::driver::Handle;
@@ -36,11 +36,22 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct Backend {
     shared: Arc<Shared>,
+    /// What the session's gate tells its back-end about the upload it let through.
+    next_upload: Arc<NextUpload>,
 }
 
 impl Backend {
-    pub fn new(shared: Arc<Shared>) -> Backend {
-        Backend { shared }
+    /// The back-end of a session, or its gate's view of it: both share `next_upload`.
+    pub fn new(shared: Arc<Shared>, next_upload: Arc<NextUpload>) -> Backend {
+        Backend { shared, next_upload }
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(super) fn next_upload(&self) -> &NextUpload {
+        &self.next_upload
     }
 }
 
@@ -127,18 +138,12 @@ fn listable(name: &str) -> bool {
 }
 
 impl Backend {
-    fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> Snapshot {
         self.shared.handle.snapshot()
     }
 
     pub fn rules(&self) -> &dftp_core::Rules {
         self.shared.accounts.rules()
-    }
-
-    /// The back-end's answer to a write: whatever [`access::may_write`] says about `path`.
-    fn may_write(&self, user: &FtpUser, path: &Path) -> Result<()> {
-        let p = resolve(path).ok();
-        access::may_write(self.rules(), Some(user), p.as_ref()).map_err(denied)
     }
 
     /// The name of this node.
@@ -349,38 +354,32 @@ impl StorageBackend<FtpUser> for Backend {
         Ok(Box::new(reader))
     }
 
-    /// Writes never get here while the gate refuses them; if one did, the same rules answer.
-    /// Nothing below writes yet: a write the rules allow is refused as not supported.
+    /// `STOR`, `APPE` (libunftp passes the file's size as `start_pos`; the gate has told us
+    /// it is an append), `REST` + `STOR` (`start_pos` is the offset), `STOU`.
     async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
         &self,
         user: &FtpUser,
-        _input: R,
+        input: R,
         path: P,
-        _start_pos: u64,
+        start_pos: u64,
     ) -> Result<u64> {
-        self.may_write(user, path.as_ref())?;
-        Err(denied(access::Denied::NotSupported))
+        Ok(self.store(user, input, path.as_ref(), start_pos).await?)
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
-        self.may_write(user, path.as_ref())?;
-        Err(denied(access::Denied::NotSupported))
+        Ok(self.delete(user, path.as_ref()).await?)
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
-        self.may_write(user, path.as_ref())?;
-        Err(denied(access::Denied::NotSupported))
+        Ok(self.make_dir(user, path.as_ref()).await?)
     }
 
     async fn rename<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, from: P, to: P) -> Result<()> {
-        self.may_write(user, from.as_ref())?;
-        self.may_write(user, to.as_ref())?;
-        Err(denied(access::Denied::NotSupported))
+        Ok(Backend::rename(self, user, from.as_ref(), to.as_ref()).await?)
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {
-        self.may_write(user, path.as_ref())?;
-        Err(denied(access::Denied::NotSupported))
+        Ok(self.remove_dir(user, path.as_ref()).await?)
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &FtpUser, path: P) -> Result<()> {

@@ -6,11 +6,12 @@
 //! - reads (`RETR`, `LIST`, `NLST`, `MLSD`, `MLST`, `CWD`, `SIZE`, `MDTM`, `STAT <path>`) of a
 //!   path the session may not read ([`access::may_read`]): `550` with the reason, before
 //!   libunftp's `150` and before anything is looked up;
-//! - writes (`STOR`, `APPE`, `STOU`, `DELE`, `MKD`, `RMD`, `RNFR`, `RNTO`), when
-//!   [`access::may_write`] refuses them, or when the back-end cannot make them
-//!   ([`access::supported`]): `550` with the reason, at once. libunftp alone would answer `350`
-//!   to `RNFR`, `425` to an upload without a data connection and `150` to one with, before the
-//!   back-end could refuse;
+//! - writes (`STOR`, `APPE`, `STOU`, `DELE`, `MKD`, `RMD`, `RNFR`, `RNTO`) that the back-end
+//!   would refuse now ([`Backend::refuse_write`]: the rules, a bad name, a path where the
+//!   command cannot act): the back-end's reply (`550`, `553`, ...) with the reason, at once.
+//!   libunftp alone would answer `350` to `RNFR`, `425` to an upload without a data connection
+//!   and `150` to one with, before the back-end could refuse. An upload let through is passed
+//!   on to the back-end as what it is (`STOR`, `APPE`, `STOU`: libunftp does not say);
 //! - `RETR` of a directory or of nothing: `550` saying which, before libunftp's `150` (or `425`)
 //!   and its generic `550 File not found`;
 //! - `SIZE` of a directory: `550` (RFC 3659: SIZE is for files); libunftp would give its size;
@@ -31,6 +32,7 @@ use super::paths::resolve;
 use async_trait::async_trait;
 use dftp_core::DfsPath;
 use libunftp::options::{CommandGate, GateRequest, Reply, ReplyCode};
+use unftp_core::storage::ErrorKind;
 
 /// The gate of one session.
 #[derive(Debug)]
@@ -81,9 +83,8 @@ impl CommandGate<FtpUser> for Gate {
         }
         match req.verb {
             verb if access::is_write(verb) => {
-                let p = req.path.as_deref().and_then(|p| resolve(p).ok());
-                let allowed = access::may_write(self.backend.rules(), Some(user), p.as_ref());
-                allowed.and_then(|()| access::supported(verb)).err().map(|denied| error(&denied.to_string()))
+                let refused = self.backend.refuse_write(user, verb, req.path.as_deref(), req.cwd)?;
+                Some(Reply::new_with_string(reply_code(refused.kind), one_line(&refused.why)))
             }
             "RETR" | "SIZE" => self.not_a_file(req.verb, req.path.as_deref()?),
             "STAT" => Some(match &req.path {
@@ -104,6 +105,25 @@ impl CommandGate<FtpUser> for Gate {
             }),
             _ => None,
         }
+    }
+}
+
+/// The reply code libunftp gives a storage error of `kind` (so that a refusal reads the same
+/// from the gate as from the back-end).
+fn reply_code(kind: ErrorKind) -> ReplyCode {
+    match kind {
+        ErrorKind::TransientFileNotAvailable => ReplyCode::TransientFileError,
+        ErrorKind::PermanentFileNotAvailable
+        | ErrorKind::PermanentDirectoryNotAvailable
+        | ErrorKind::PermanentDirectoryNotEmpty
+        | ErrorKind::PermissionDenied => ReplyCode::FileError,
+        ErrorKind::ConnectionClosed => ReplyCode::ConnectionClosed,
+        ErrorKind::LocalError => ReplyCode::LocalError,
+        ErrorKind::PageTypeUnknown => ReplyCode::PageTypeUnknown,
+        ErrorKind::InsufficientStorageSpaceError => ReplyCode::OutOfSpace,
+        ErrorKind::ExceededStorageAllocationError => ReplyCode::ExceededStorageAllocation,
+        ErrorKind::FileNameNotAllowedError => ReplyCode::BadFileName,
+        ErrorKind::CommandNotImplemented => ReplyCode::CommandNotImplemented,
     }
 }
 

@@ -3,26 +3,32 @@
 //! We accept control connections ourselves, on exactly the address given (libunftp's own
 //! `listen` would do too, but then a port already taken would only show up later, in a task),
 //! and hand each to a libunftp session. Data connections use libunftp's per-session passive
-//! listeners, bound in `--ftp-passive-ports` on the address the client reached us on; a listener
-//! the client never connects to is closed after libunftp's 15 s accept timeout.
+//! listeners, bound in `--ftp-passive-ports` on the address the client reached us on (by
+//! [`data_sockets`], with a large receive buffer for uploads); a listener the client never
+//! connects to is closed after libunftp's 15 s accept timeout.
 //!
 //! Logins are checked against the node's rules ([`login`]); each session's user carries its
-//! account ([`access::FtpUser`]), and [`access`] decides what it may read and change.
+//! account ([`access::FtpUser`]), and [`access`] decides what it may read and change. Changes
+//! are planned where the core routes them ([`plan`]) and made through the write layer, on this
+//! node or on the one that takes the path ([`write`]).
 //!
 //! Each session also gets a command gate ([`gate`]), which answers before libunftp what libunftp
-//! would answer wrongly: reads and writes the rules refuse (by [`access`]), writes the back-end
-//! cannot make yet, `RETR` and `SIZE` of a directory, and `STAT`.
+//! would answer wrongly: reads and writes the rules refuse (by [`access`]), writes that cannot
+//! be made where they point (by [`plan`]), `RETR` and `SIZE` of a directory, and `STAT`.
 //!
 //! libunftp opens its sockets with tokio directly, so this cannot run in the simulator, which
 //! passes `--ftp-listen ''` to turn FTP off.
 
 mod access;
 mod backend;
+mod data_sockets;
 mod gate;
 mod listing;
 mod login;
 mod paths;
+mod plan;
 mod transfer;
+mod write;
 
 use std::io;
 use std::net::SocketAddr;
@@ -126,9 +132,11 @@ fn session_server(
     greeting: &'static str,
     logger: &slog::Logger,
 ) -> Result<Server<Backend, FtpUser>, libunftp::ServerError> {
-    let gate = gate::Gate::new(Backend::new(shared.clone()));
+    // The gate and the back-end of one session share what the gate let through.
+    let next_upload = Arc::new(write::NextUpload::default());
+    let gate = gate::Gate::new(Backend::new(shared.clone(), next_upload.clone()));
     let shared = shared.clone();
-    let backends = Box::new(move || Backend::new(shared.clone()));
+    let backends = Box::new(move || Backend::new(shared.clone(), next_upload.clone()));
     ServerBuilder::<Backend, FtpUser>::with_user_detail_provider(backends, login.clone())
         .authenticator(login.clone())
         .command_gate(gate)
@@ -136,6 +144,7 @@ fn session_server(
         .idle_session_timeout(options.idle_timeout.as_secs().max(1))
         .passive_ports(options.passive_ports.clone())
         .passive_host(PassiveHost::FromConnection)
+        .binder(data_sockets::DataSockets)
         .sitemd5(SiteMd5::None)
         .logger(logger.clone())
         .build()

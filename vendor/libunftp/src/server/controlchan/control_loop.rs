@@ -390,7 +390,12 @@ where
                 session.cmd_tls = false;
                 Ok(Reply::none())
             }
-            MkDirSuccess { path } => Ok(Reply::new_with_string(ReplyCode::DirCreated, path)),
+            // RFC 959: `257 "PATHNAME" created`, a quote in the name doubled (dftp patch: see
+            // PATCHES.md; libunftp sent the path bare, which clients cannot parse).
+            MkDirSuccess { path } => Ok(Reply::new_with_string(
+                ReplyCode::DirCreated,
+                format!("\"{}\" created", one_line(&path).replace('"', "\"\"")),
+            )),
             MkdirFail => Ok(Reply::new(ReplyCode::FileError, "Failed to create directory")),
             RenameSuccess { .. } => Ok(Reply::new(ReplyCode::FileActionOkay, "Renamed")),
             AuthSuccess { .. } => {
@@ -403,20 +408,19 @@ where
                 session.state = New; // According to RFC 959, a PASS command MUST precede a USER command
                 Ok(Reply::new(ReplyCode::NotLoggedIn, "Authentication failed"))
             }
-            StorageError(error_type) => match error_type.kind() {
-                ErrorKind::ExceededStorageAllocationError => Ok(Reply::new(ReplyCode::ExceededStorageAllocation, "Exceeded storage allocation")),
-                ErrorKind::FileNameNotAllowedError => Ok(Reply::new(ReplyCode::BadFileName, "File name not allowed")),
-                ErrorKind::InsufficientStorageSpaceError => Ok(Reply::new(ReplyCode::OutOfSpace, "Insufficient storage space")),
-                ErrorKind::LocalError => Ok(Reply::new(ReplyCode::LocalError, "Local error")),
-                ErrorKind::PageTypeUnknown => Ok(Reply::new(ReplyCode::PageTypeUnknown, "Page type unknown")),
-                ErrorKind::TransientFileNotAvailable => Ok(Reply::new(ReplyCode::TransientFileError, "File not found")),
-                ErrorKind::PermanentFileNotAvailable => Ok(Reply::new(ReplyCode::FileError, "File not found")),
-                ErrorKind::PermanentDirectoryNotAvailable => Ok(Reply::new(ReplyCode::FileError, "Directory not found")),
-                ErrorKind::PermanentDirectoryNotEmpty => Ok(Reply::new(ReplyCode::FileError, "Directory not empty")),
-                ErrorKind::PermissionDenied => Ok(Reply::new(ReplyCode::FileError, "Permission denied")),
-                ErrorKind::CommandNotImplemented => Ok(Reply::new(ReplyCode::CommandNotImplemented, "Command not implemented")),
-                ErrorKind::ConnectionClosed => Ok(Reply::new(ReplyCode::ConnectionClosed, "Connection closed")),
-            },
+            StorageError(error_type) => {
+                // A failed command or transfer ends whatever REST set up (dftp patch: RFC 3659
+                // ties REST to the transfer that follows it; libunftp kept the offset for the
+                // next one after a failure).
+                self.session.lock().await.start_pos = 0;
+                // The back-end's own reason, when it gave one (dftp patch: libunftp replaced it
+                // with a fixed text per kind).
+                let (code, fixed) = storage_error_reply(error_type.kind());
+                match std::error::Error::source(&error_type) {
+                    Some(why) => Ok(Reply::new_with_string(code, one_line(&why.to_string()))),
+                    None => Ok(Reply::new(code, fixed)),
+                }
+            }
             CommandChannelReply(reply) => Ok(reply),
         }
     }
@@ -451,8 +455,10 @@ where
             // The data connection prepared for this command will not be used: close it, as
             // after a failed transfer. An abort sent before the client has connected is seen
             // by the data loop as soon as it starts.
+            // A REST before it is used up too (RFC 3659: it applies to the next transfer).
             let mut session = self.session.lock().await;
             session.data_cmd_tx = None;
+            session.start_pos = 0;
             if let Some(abort) = session.data_abort_tx.take() {
                 let _ = abort.try_send(());
             }
@@ -545,6 +551,31 @@ where
             Event::InternalMsg(msg) => self.handle_internal_msg(msg).await,
         }
     }
+}
+
+/// libunftp's reply code and fixed text for a storage error of `kind` (dftp patch: the match
+/// that was inline in `handle_internal_msg`, kept for the code and for errors with no reason).
+fn storage_error_reply(kind: ErrorKind) -> (ReplyCode, &'static str) {
+    match kind {
+        ErrorKind::ExceededStorageAllocationError => (ReplyCode::ExceededStorageAllocation, "Exceeded storage allocation"),
+        ErrorKind::FileNameNotAllowedError => (ReplyCode::BadFileName, "File name not allowed"),
+        ErrorKind::InsufficientStorageSpaceError => (ReplyCode::OutOfSpace, "Insufficient storage space"),
+        ErrorKind::LocalError => (ReplyCode::LocalError, "Local error"),
+        ErrorKind::PageTypeUnknown => (ReplyCode::PageTypeUnknown, "Page type unknown"),
+        ErrorKind::TransientFileNotAvailable => (ReplyCode::TransientFileError, "File not found"),
+        ErrorKind::PermanentFileNotAvailable => (ReplyCode::FileError, "File not found"),
+        ErrorKind::PermanentDirectoryNotAvailable => (ReplyCode::FileError, "Directory not found"),
+        ErrorKind::PermanentDirectoryNotEmpty => (ReplyCode::FileError, "Directory not empty"),
+        ErrorKind::PermissionDenied => (ReplyCode::FileError, "Permission denied"),
+        ErrorKind::CommandNotImplemented => (ReplyCode::CommandNotImplemented, "Command not implemented"),
+        ErrorKind::ConnectionClosed => (ReplyCode::ConnectionClosed, "Connection closed"),
+    }
+}
+
+/// `text` fit for one reply line: control characters (a CR or LF would end the line early and
+/// let a name inject a reply of its own) shown as `?` (dftp patch).
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// The verb of `cmd`, its path argument if it names one, and whether it is a transfer over the
