@@ -583,16 +583,22 @@ out(attempt(ftp.rename, "/theirs/t.txt", "/theirs/u.txt"))
     ) else {
         return;
     };
-    let refused = |p: &str| format!("550 node orig refused the change of {p}: 404 page not found");
+    // The original's `/fs/` answers every method like a GET: a 200 is no sign the change was
+    // made, and a path it does not have is a 404 with its own text.
+    let not_taken = |p: &str| {
+        format!(
+            "550 {p}: node orig answered 200 OK and did not do it: it takes no writes (a node of the original dftp?)"
+        )
+    };
     assert_eq!(
         strs(&got),
         [
-            refused("/theirs/t.txt"),
-            refused("/theirs/t.txt"),
-            refused("/theirs/t.txt"),
-            refused("/theirs/t.txt"),
-            refused("/theirs/new dir"),
-            refused("/theirs/t.txt"),
+            not_taken("/theirs/t.txt"),
+            not_taken("/theirs/t.txt"),
+            not_taken("/theirs/t.txt"),
+            not_taken("/theirs/t.txt"),
+            "550 node orig refused the change of /theirs/new dir: `theirs/new dir` not found in DFS".to_owned(),
+            not_taken("/theirs/t.txt"),
         ]
     );
     let auth = basic("alice", ALICE_PW);

@@ -395,6 +395,19 @@ impl Spool {
     }
 }
 
+/// Whether another node's answer to a write says it did not do it although it did not refuse
+/// it: our nodes answer a write they did with `201` or `204` only, while a node of the
+/// original, whose `/fs/` does not look at the method, answers a `PUT` or a `DELETE` of its
+/// file with the file (`200`), and of its directory with a listing or a redirect.
+pub fn not_taken(status: http::StatusCode) -> bool {
+    (status.is_success() || status.is_redirection())
+        && !matches!(status, http::StatusCode::CREATED | http::StatusCode::NO_CONTENT)
+}
+
+pub fn not_taken_reason(node: &str, status: http::StatusCode) -> String {
+    format!("node {node} answered {status} and did not do it: it takes no writes (a node of the original dftp?)")
+}
+
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;

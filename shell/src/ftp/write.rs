@@ -326,6 +326,10 @@ impl Backend {
             }
         };
         let status = answer.status;
+        if crate::content::write::not_taken(status) {
+            let why = crate::content::write::not_taken_reason(&to.owner, status);
+            return Err(Refusal::new(ErrorKind::PermanentFileNotAvailable, format_args!("{p}: {why}")));
+        }
         if status.is_success() {
             return Ok(());
         }

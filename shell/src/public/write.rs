@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use super::guard::Destination;
 use super::{files, fs_path, Public, Query};
 use crate::body::{full_body, Body, BoxError};
+use crate::content::write::{not_taken, not_taken_reason};
 use crate::content::write::{
     parse_update_header, update_header_value, update_of_header_value, upload, Done, Stored, UPDATE_HEADER,
     UPDATE_OF_HEADER,
@@ -609,18 +610,6 @@ fn passed_back(
             text(StatusCode::BAD_GATEWAY, format!("the node that takes {path} (node {}) did not answer", to.owner))
         }
     }
-}
-
-/// Whether another node's answer to a write says it did not do it although it did not refuse
-/// it: our nodes answer a write they did with `201` or `204` only, while a node of the
-/// original, whose `/fs/` does not look at the method, answers a `PUT` or a `DELETE` of its
-/// file with the file (`200`), and of its directory with a listing or a redirect.
-fn not_taken(status: StatusCode) -> bool {
-    (status.is_success() || status.is_redirection()) && !matches!(status, StatusCode::CREATED | StatusCode::NO_CONTENT)
-}
-
-fn not_taken_reason(node: &str, status: StatusCode) -> String {
-    format!("node {node} answered {status} and did not do it: it takes no writes (a node of the original dftp?)")
 }
 
 /// Another node's answer, passed back: its status, the headers that matter, its body. Its
