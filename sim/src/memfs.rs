@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 use dftp::localfs::{
-    etag, is_temp_name, Committed, Contents, FileMeta, FileWriter, LocalFs, Opened, ScanReport, WatchMsg, WriteError,
+    check_name, etag, Committed, Contents, FileMeta, FileWriter, LocalFs, Opened, ScanReport, WatchMsg, WriteError,
     WriteMode, WriteOptions,
 };
 use dftp_core::{DfsPath, FileMode, Meta};
@@ -419,19 +419,6 @@ fn made_up(size: u64) -> Vec<u8> {
 /// A file's validator, as reads send it.
 fn validator(e: &MemEntry) -> Option<String> {
     etag(e.size, e.file_meta().modified)
-}
-
-fn check_name(rel: &DfsPath) -> Result<(), WriteError> {
-    if rel.is_root() {
-        return Err(WriteError::BadName {
-            path: rel.clone(),
-            why: "the served root cannot be written, moved or removed",
-        });
-    }
-    if rel.as_str().split('/').any(|s| is_temp_name(s.as_bytes())) {
-        return Err(WriteError::BadName { path: rel.clone(), why: "names starting with .dftp-part- are reserved" });
-    }
-    Ok(())
 }
 
 impl MemFs {

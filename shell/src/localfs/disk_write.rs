@@ -29,7 +29,8 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags
 use rustix::io::Errno;
 
 use super::write::{
-    etag, is_temp_name, Committed, FileWriter, Precondition, WriteError, WriteMode, WriteOptions, TEMP_PREFIX,
+    check_name, etag, is_temp_name, Committed, FileWriter, Precondition, WriteError, WriteMode, WriteOptions,
+    TEMP_PREFIX,
 };
 use super::HAVE_OPENAT2;
 
@@ -144,20 +145,6 @@ fn remove_created(created: &mut Vec<CreatedDir>) {
     while let Some(d) = created.pop() {
         let _ = rustix::fs::unlinkat(&d.parent, d.name.as_str(), AtFlags::REMOVEDIR);
     }
-}
-
-/// Refuses names no write may use, and the root itself (which is no file and cannot move).
-fn check_name(rel: &DfsPath) -> Result<(), WriteError> {
-    if rel.is_root() {
-        return Err(WriteError::BadName {
-            path: rel.clone(),
-            why: "the served root cannot be written, moved or removed",
-        });
-    }
-    if rel.as_str().split('/').any(|s| is_temp_name(s.as_bytes())) {
-        return Err(WriteError::BadName { path: rel.clone(), why: "names starting with .dftp-part- are reserved" });
-    }
-    Ok(())
 }
 
 /// What is at `name` in `dir`, without following a symbolic link: `None` when nothing is;

@@ -24,7 +24,8 @@ use dftp_core::{DfsPath, FileMode, Meta};
 use futures_util::future::BoxFuture;
 
 pub use write::{
-    etag, is_temp_name, Committed, FileWriter, Precondition, WriteError, WriteMode, WriteOptions, TEMP_PREFIX,
+    check_name, etag, is_temp_name, Committed, FileWriter, Precondition, WriteError, WriteMode, WriteOptions,
+    TEMP_PREFIX,
 };
 
 /// What a scan found.

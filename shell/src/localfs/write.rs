@@ -238,6 +238,21 @@ impl WriteError {
     }
 }
 
+/// Refuses names no write may use, and the root itself (which is no file and cannot move):
+/// the one check every `LocalFs` makes before a write.
+pub fn check_name(rel: &DfsPath) -> Result<(), WriteError> {
+    if rel.is_root() {
+        return Err(WriteError::BadName {
+            path: rel.clone(),
+            why: "the served root cannot be written, moved or removed",
+        });
+    }
+    if rel.as_str().split('/').any(|s| is_temp_name(s.as_bytes())) {
+        return Err(WriteError::BadName { path: rel.clone(), why: "names starting with .dftp-part- are reserved" });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
