@@ -265,14 +265,20 @@ struct Failed {
     anything_read: bool,
 }
 
-/// Writes the request and reads the response head (skipping interim 1xx answers).
-async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Result<Fetched, Failed> {
+/// Writes a request head (and whatever of the body goes with it) on the lease's connection;
+/// gives the buffer the answer is read into.
+async fn send_head(lease: &mut Lease, request: &[u8]) -> Result<BytesMut, Failed> {
     lease
         .conn
         .write_all(request)
         .await
         .map_err(|e| Failed { error: format!("sending the request: {e}"), anything_read: false })?;
-    let mut buf = BytesMut::with_capacity(16 << 10);
+    Ok(BytesMut::with_capacity(16 << 10))
+}
+
+/// Writes the request and reads the response head (skipping interim 1xx answers).
+async fn exchange(mut lease: Lease, request: &[u8], head_request: bool) -> Result<Fetched, Failed> {
+    let mut buf = send_head(&mut lease, request).await?;
     match read_answer(&mut lease, &mut buf, head_request, false).await? {
         Answer::Final(head) => Ok(head.into_fetched(lease, buf)),
         Answer::Continue => unreachable!("interim answers are skipped"),
@@ -366,12 +372,7 @@ const UPLOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 /// no body at all, and until the body is sent a failure can be retried on a new connection
 /// (`upload` is still there).
 async fn exchange_upload(mut lease: Lease, request: &[u8], upload: &mut Option<Upload>) -> Result<Fetched, Failed> {
-    lease
-        .conn
-        .write_all(request)
-        .await
-        .map_err(|e| Failed { error: format!("sending the request: {e}"), anything_read: false })?;
-    let mut buf = BytesMut::with_capacity(16 << 10);
+    let mut buf = send_head(&mut lease, request).await?;
     match tokio::time::timeout(CONTINUE_WAIT, read_answer(&mut lease, &mut buf, false, true)).await {
         Ok(Ok(Answer::Final(head))) => {
             // Refused before the body: the owner may or may not read the body it never got

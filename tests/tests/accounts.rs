@@ -15,13 +15,14 @@
 //! `htpasswd` or `mkpasswd` installed.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use dftp_e2e::ftp::{read_all, with_ftp, Control};
 use dftp_e2e::{
-    dftp_bin, free_port, http, raw_request, raw_status, try_http, wait_until, write_file, Node, NodeOpts, Resp, WAIT,
+    dftp_bin, free_port, http, raw_request, raw_status, run_dftp, try_http, wait_until, write_file, Node, NodeOpts,
+    Resp, WAIT,
 };
 use sha_crypt::PasswordHasher;
 use suppaftp::types::FileType;
@@ -296,26 +297,6 @@ fn http_by_the_rules() {
 
 // ---- bad rules -----------------------------------------------------------------------------------
 
-/// Runs dftp to completion (a bad flag must make it exit by itself).
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(dftp_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("dftp {args:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_bad_rule_stops_the_node_before_the_scan() {
     let root = tempfile::tempdir().unwrap();
@@ -340,7 +321,7 @@ fn a_bad_rule_stops_the_node_before_the_scan() {
         let mut argv = vec!["--dfsroot", root, "--node-name", "n", "--multicast-discovery-addr", ""];
         argv.extend(["--http-listen", "127.0.0.1:0", "--http-mgmt-listen", "127.0.0.1:0", "--ftp-listen", ""]);
         argv.extend(args.iter().copied());
-        let out = run(&argv);
+        let out = run_dftp(&argv);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}:\n{err}");
         for w in wanted {

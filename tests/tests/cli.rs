@@ -2,29 +2,9 @@
 //! single-dash spelling (`-dfsroot=/x`) works, and a missing root or a bad value exits non-zero
 //! with a message that names the problem.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use dftp_e2e::*;
-
-/// Runs dftp to completion (it must exit by itself), killing it if it does not within WAIT.
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(dftp_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("dftp {args:?} did not exit");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 /// Flags that must exist: the original's, and those the daemon adds.
 const FLAGS: &[&str] = &[
@@ -56,7 +36,7 @@ fn help_flags(help: &str) -> Vec<String> {
 
 #[test]
 fn help_explains_every_flag_and_version_works() {
-    let out = run(&["--help"]);
+    let out = run_dftp(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     let listed = help_flags(&help);
@@ -76,23 +56,23 @@ fn help_explains_every_flag_and_version_works() {
     assert!(help.contains("7040") && help.contains("7041") && help.contains("2121") && help.contains("224.0.0.9:7041"));
 
     for args in [&["--version"][..], &["-V"], &["-version"]] {
-        let out = run(args);
+        let out = run_dftp(args);
         assert!(out.status.success(), "{args:?}");
         let v = String::from_utf8(out.stdout).unwrap();
         assert_eq!(v.trim(), format!("dftp {}", env!("CARGO_PKG_VERSION")), "{args:?}");
     }
-    let out = run(&["-help"]);
+    let out = run_dftp(&["-help"]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), help);
 }
 
 #[test]
 fn every_flag_has_the_single_dash_spelling() {
-    let help = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    let help = String::from_utf8(run_dftp(&["--help"]).stdout).unwrap();
     for flag in help_flags(&help) {
         // Not a complete command line: it must fail, but on the flag's value, not as unknown.
         let dash = format!("-{flag}");
-        let out = run(&[&dash, "--dfsroot", "/nonexistent/dftp-e2e-root"]);
+        let out = run_dftp(&[&dash, "--dfsroot", "/nonexistent/dftp-e2e-root"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{dash}");
         assert!(!err.contains("unexpected argument"), "{dash} is not understood:\n{err}");
@@ -222,7 +202,7 @@ fn a_missing_root_or_a_bad_value_exits_with_a_clear_message() {
     ];
     for (args, wanted) in cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&argv);
+        let out = run_dftp(&argv);
         let err = String::from_utf8_lossy(&out.stderr);
         // 2, as for any usage error, and before the tree is scanned: a typo costs no scan.
         assert_eq!(out.status.code(), Some(2), "{argv:?}:\n{err}");

@@ -50,10 +50,14 @@ fn idle_connections_wait_for_a_slot_and_leave_the_management_interface_alone() {
 #[test]
 fn a_bad_limit_is_refused_before_the_scan() {
     let root = awkward_tempdir("limits");
-    let out = std::process::Command::new(dftp_bin())
-        .args(["--dfsroot", root.path().to_str().unwrap(), "--multicast-discovery-addr", "", "--max-connections", "0"])
-        .output()
-        .unwrap();
+    let out = run_dftp(&[
+        "--dfsroot",
+        root.path().to_str().unwrap(),
+        "--multicast-discovery-addr",
+        "",
+        "--max-connections",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--max-connections"),

@@ -79,12 +79,19 @@ pub struct Cleared {
     pub who: Who,
     /// The path may be listed (a directory on the way to a grant) but not read as a file.
     listing_only: bool,
+    /// The tree path a `/fs/` request names, decoded and checked once, here.
+    fs_path: Option<DfsPath>,
 }
 
 /// Which paths `/find/` shows a client.
 pub type PathFilter = Arc<dyn Fn(&DfsPath) -> bool + Send + Sync>;
 
 impl Cleared {
+    /// The tree path of a request for `/fs/…` (and only of such a request).
+    pub fn fs_path(&self) -> Option<&DfsPath> {
+        self.fs_path.as_ref()
+    }
+
     /// Whether the path the request named may only be listed, not read (a request for a file
     /// there is refused with [`Cleared::refusal`]).
     pub fn listing_only(&self) -> bool {
@@ -122,8 +129,8 @@ impl Guard {
         Guard { accounts }
     }
 
-    fn cleared(&self, who: Who, listing_only: bool) -> Cleared {
-        Cleared { accounts: self.accounts.clone(), who, listing_only }
+    fn cleared(&self, who: Who, listing_only: bool, fs_path: Option<DfsPath>) -> Cleared {
+        Cleared { accounts: self.accounts.clone(), who, listing_only, fs_path }
     }
 
     /// Lets `req` through, or answers it.
@@ -133,7 +140,7 @@ impl Guard {
             Some(raw) if raw.starts_with('/') => Some(raw),
             _ if url_path == "/find/" || url_path == "/find" => None,
             // The greeting, the redirect of `/fs`, and 404s: nothing of the tree.
-            _ => return Ok(self.cleared(Who::anonymous(), false)),
+            _ => return Ok(self.cleared(Who::anonymous(), false, None)),
         };
         let who = self.identify(req.headers()).await?;
         let rules = self.accounts.rules();
@@ -143,7 +150,7 @@ impl Guard {
             if rules.visibility(&who, &DfsPath::root()) == Visibility::Hidden {
                 return Err(Refusal::challenge("the tree needs a login (HTTP Basic)"));
             }
-            return Ok(self.cleared(who, false));
+            return Ok(self.cleared(who, false, None));
         };
         let path = fs_path(raw).map_err(Refusal::bad)?;
         let lists = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -156,7 +163,7 @@ impl Guard {
                 refused => return Err(refusal(&self.accounts, refused, &who, &at, need)),
             }
         }
-        Ok(self.cleared(who, listing_only))
+        Ok(self.cleared(who, listing_only, Some(path)))
     }
 
     /// The client: anonymous without `Authorization` (or where there are no accounts, so that

@@ -57,15 +57,17 @@ impl Public {
         };
         let path = req.uri().path().to_owned();
         let query = Query::parse(req.uri().query());
-        if let Some(raw) = path.strip_prefix("/fs").filter(|raw| raw.starts_with('/')) {
+        if let Some(fs_path) = cleared.fs_path() {
+            // The guard parsed the path of every request for `/fs/…`.
+            let raw = &path["/fs".len()..];
             return match *req.method() {
-                Method::GET | Method::HEAD => self.fs(req, raw, &query, &cleared).await,
+                Method::GET | Method::HEAD => self.fs(req, raw, fs_path, &query, &cleared).await,
                 Method::OPTIONS => {
                     let mut r = no_content();
                     r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(write::FS_METHODS));
                     r
                 }
-                _ => self.write(req, raw, &query).await,
+                _ => self.write(req, raw, fs_path, &query).await,
             };
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -96,14 +98,17 @@ impl Public {
     }
 
     /// `raw` is the URL path after `/fs`, still percent-encoded, with its leading `/`.
-    async fn fs(&self, req: Request<Incoming>, raw: &str, query: &Query, cleared: &guard::Cleared) -> Response<Body> {
-        let path = match fs_path(raw) {
-            Ok(p) => p,
-            Err(why) => return text(StatusCode::BAD_REQUEST, why),
-        };
+    async fn fs(
+        &self,
+        req: Request<Incoming>,
+        raw: &str,
+        path: &DfsPath,
+        query: &Query,
+        cleared: &guard::Cleared,
+    ) -> Response<Body> {
         let snapshot = self.handle.snapshot();
         let wants_dir = raw.ends_with('/');
-        let location = snapshot.locate(&path, query.hops);
+        let location = snapshot.locate(path, query.hops);
         if let Location::Directory(_) = location {
             if !wants_dir {
                 let mut location = format!("/fs{raw}/");
@@ -112,21 +117,21 @@ impl Public {
                 }
                 return redirect(&location);
             }
-            let Some(mut children) = snapshot.list(&path) else {
+            let Some(mut children) = snapshot.list(path) else {
                 return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
             };
-            if !cleared.reads_all_below(&path) {
+            if !cleared.reads_all_below(path) {
                 children.retain(|c| cleared.shows(&c.path));
             }
             return if query.format.as_deref() == Some("json") {
-                listing::json(&path, &children)
+                listing::json(path, &children)
             } else {
-                listing::html(&path, &children)
+                listing::html(path, &children)
             };
         }
         if cleared.listing_only() {
             // Only as a directory on the way to a grant was this path let through.
-            return cleared.refusal(&path, Need::Read).into_response();
+            return cleared.refusal(path, Need::Read).into_response();
         }
         if location == Location::NotFound {
             return text(StatusCode::NOT_FOUND, format!("not found: {path}"));

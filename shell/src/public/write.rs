@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 
 use super::guard::Destination;
-use super::{files, fs_path, Public, Query};
+use super::{files, Public, Query};
 use crate::body::{full_body, Body, BoxError};
 use crate::content::write::{not_taken, not_taken_reason};
 use crate::content::write::{
@@ -107,21 +107,23 @@ impl End {
 
 impl Public {
     /// Answers a write method on `/fs/`; `raw` is the URL path after `/fs`, still encoded.
-    pub(super) async fn write(&self, req: Request<Incoming>, raw: &str, query: &Query) -> Response<Body> {
-        let path = match fs_path(raw) {
-            Ok(p) => p,
-            Err(why) => return text(StatusCode::BAD_REQUEST, why),
-        };
+    pub(super) async fn write(
+        &self,
+        req: Request<Incoming>,
+        raw: &str,
+        path: &DfsPath,
+        query: &Query,
+    ) -> Response<Body> {
         let hops = query.hops;
         match req.method().as_str() {
-            "PUT" => self.put(req, &path, raw.ends_with('/'), hops, WriteMode::Replace).await,
+            "PUT" => self.put(req, path, raw.ends_with('/'), hops, WriteMode::Replace).await,
             "PATCH" => match patch_mode(req.headers()) {
-                Ok(mode) => self.put(req, &path, raw.ends_with('/'), hops, mode).await,
+                Ok(mode) => self.put(req, path, raw.ends_with('/'), hops, mode).await,
                 Err(refused) => refused.into_response(),
             },
-            "DELETE" => self.delete(req, &path, hops).await,
-            "MKCOL" => self.mkcol(req, &path, hops).await,
-            "MOVE" | "COPY" => self.move_or_copy(req, &path, hops).await,
+            "DELETE" => self.delete(req, path, hops).await,
+            "MKCOL" => self.mkcol(req, path, hops).await,
+            "MOVE" | "COPY" => self.move_or_copy(req, path, hops).await,
             other => method_not_allowed(FS_METHODS, &format!("{other} is not supported on /fs/")),
         }
     }
