@@ -84,7 +84,18 @@ pub struct Slot {
     snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>>,
     /// What it showed at the last look, kept until it publishes another snapshot.
     view: RefCell<Option<Rc<Shown>>>,
+    /// What the stale check found in that view: the paths it lists that no running node holds.
+    unheld: RefCell<Option<Unheld>>,
     pub running: bool,
+}
+
+/// The paths a view lists that no running node holds, and what they were computed from: the
+/// check every 100 ms recomputes them only when the view or the held paths change.
+struct Unheld {
+    shown: Rc<Shown>,
+    held: Rc<BTreeSet<String>>,
+    /// (path, owner)
+    paths: Vec<(String, String)>,
 }
 
 /// A node's tree as the checks see it.
@@ -101,7 +112,13 @@ impl Slot {
         let rx = guard.as_mut()?;
         let mut cache = self.view.borrow_mut();
         if cache.is_none() || rx.has_changed().unwrap_or(false) {
-            let view = oracle::actual(&rx.borrow_and_update());
+            let snapshot = rx.borrow_and_update();
+            // A node publishes a snapshot at every event it handles, mostly with the same tree:
+            // comparing costs no allocation, building the view does.
+            if cache.as_ref().is_some_and(|c| oracle::shows(&snapshot, &c.view)) {
+                return cache.clone();
+            }
+            let view = oracle::actual(&snapshot);
             let mut hash = FNV_START;
             for (path, owner) in &view {
                 mix_bytes(&mut hash, path.as_bytes());
@@ -322,6 +339,7 @@ impl Cluster {
             args,
             snap,
             view: RefCell::new(None),
+            unheld: RefCell::new(None),
             running: true,
         });
         self.note(format!("start {name} {:?}", opts));
@@ -675,10 +693,14 @@ impl Cluster {
             if trouble.is_some() {
                 continue;
             }
-            for (path, owner) in &shown.view {
-                if held.contains(path) {
-                    continue;
-                }
+            let mut unheld = slot.unheld.borrow_mut();
+            let fresh = unheld.as_ref().is_some_and(|u| Rc::ptr_eq(&u.shown, &shown) && Rc::ptr_eq(&u.held, &held));
+            if !fresh {
+                let paths = shown.view.iter().filter(|(p, _)| !held.contains(*p));
+                let paths = paths.map(|(p, o)| (p.clone(), o.clone())).collect();
+                *unheld = Some(Unheld { shown: shown.clone(), held: held.clone(), paths });
+            }
+            for (path, owner) in unheld.iter().flat_map(|u| &u.paths) {
                 let since = self.last_held.get(path).copied().unwrap_or(Duration::ZERO).max(self.last_release);
                 if now.saturating_sub(since) > bound {
                     trouble = Some(format!(

@@ -65,6 +65,19 @@ pub fn actual(snapshot: &dftp_core::Snapshot) -> View {
         .collect()
 }
 
+/// Whether a node shows exactly `view` (what [`actual`] would return, without building it).
+pub fn shows(snapshot: &dftp_core::Snapshot, view: &View) -> bool {
+    let mut expected = view.iter();
+    for p in snapshot.find("") {
+        let Some((path, owner)) = expected.next() else { return false };
+        let shown = snapshot.lookup(p);
+        if p.as_str() != path || shown.as_ref().map_or("?", |e| e.owner.as_str()) != owner {
+            return false;
+        }
+    }
+    expected.next().is_none()
+}
+
 /// The first few differences between two views, for a failure message.
 pub fn diff(expected: &View, actual: &View, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -110,5 +123,36 @@ mod tests {
         assert_eq!(v["e"], "a"); // empty directory: its own winner
         assert_eq!(v["f"], "b"); // derived
         assert_eq!(v.len(), 6);
+    }
+
+    #[test]
+    fn shows_agrees_with_actual() {
+        use dftp_core::{Config, DfsPath, Event, FileMode, Meta, Node, PeerAddr, Time};
+        let addr = |port| PeerAddr::parse(&format!("10.0.0.1:{port}")).expect("an address");
+        let now = Time::from_secs(1_700_000_000);
+        let mut node = Node::new(Config::new("a", "dftp", addr(7040), addr(7041), 1), now);
+        let meta = |dir: bool| Meta {
+            mode: if dir { FileMode::dir(0o755) } else { FileMode::file(0o644) },
+            size: 1,
+            modified: 1,
+            info_updated: 1,
+        };
+        let scan = ["d", "d/x", "e"].map(|s| (DfsPath::parse(s).expect("a path"), meta(s != "d/x")));
+        node.handle(now, Event::LocalScan(scan.to_vec()));
+        let snap = node.snapshot(now);
+        let view = actual(&snap);
+        assert_eq!(view.keys().map(String::as_str).collect::<Vec<_>>(), ["d", "d/x", "e"]);
+        assert!(shows(&snap, &view));
+        let mut more = view.clone();
+        more.insert("f".into(), "a".into());
+        let mut fewer = view.clone();
+        fewer.remove("e");
+        let mut other_owner = view.clone();
+        other_owner.insert("d/x".into(), "b".into());
+        let mut renamed = fewer.clone();
+        renamed.insert("dd".into(), "a".into());
+        for wrong in [more, fewer, other_owner, renamed, View::new()] {
+            assert!(!shows(&snap, &wrong), "{wrong:?}");
+        }
     }
 }

@@ -37,7 +37,7 @@ fn finish(c: &mut Cluster) -> Outcome {
     let bound = convergence_bound(&c.params);
     let steady = c.params.ping * 2;
     let took = c.converge(bound, steady);
-    Outcome { converged: Some(took), trace: c.trace() }
+    Outcome { converged: Some(took), bound: Some(bound), trace: c.trace() }
 }
 
 /// Three nodes; one is cut off from one or both others (both ways or one way), files change
@@ -367,5 +367,5 @@ pub fn formation(seed: u64, n: usize, discovery: bool) -> Outcome {
     }
     let bound = secs(30.0);
     let took = c.converge_with(bound, c.params.ping * 2, Duration::ZERO);
-    Outcome { converged: Some(took), trace: c.trace() }
+    Outcome { converged: Some(took), bound: Some(bound), trace: c.trace() }
 }

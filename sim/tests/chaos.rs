@@ -2,5 +2,5 @@
 
 #[test]
 fn mixed_faults() {
-    sim::run_seeds("mixed_faults", 30, sim::scenarios::chaos);
+    sim::run_seeds("mixed_faults", 1500, sim::scenarios::chaos);
 }

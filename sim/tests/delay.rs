@@ -2,5 +2,5 @@
 
 #[test]
 fn slow_link_across_a_restart() {
-    sim::run_seeds("slow_link_across_a_restart", 30, sim::scenarios::delayed_across_restart);
+    sim::run_seeds("slow_link_across_a_restart", 800, sim::scenarios::delayed_across_restart);
 }

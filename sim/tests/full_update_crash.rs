@@ -2,5 +2,5 @@
 
 #[test]
 fn crash_while_pushing_a_full_update() {
-    sim::run_seeds("crash_while_pushing_a_full_update", 25, sim::scenarios::crash_during_full_update);
+    sim::run_seeds("crash_while_pushing_a_full_update", 400, sim::scenarios::crash_during_full_update);
 }

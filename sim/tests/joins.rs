@@ -2,5 +2,5 @@
 
 #[test]
 fn joins_without_discovery() {
-    sim::run_seeds("joins_without_discovery", 30, sim::scenarios::joins);
+    sim::run_seeds("joins_without_discovery", 700, sim::scenarios::joins);
 }

@@ -2,5 +2,5 @@
 
 #[test]
 fn three_nodes_one_partitioned() {
-    sim::run_seeds("three_nodes_one_partitioned", 60, sim::scenarios::partition_heal);
+    sim::run_seeds("three_nodes_one_partitioned", 1000, sim::scenarios::partition_heal);
 }

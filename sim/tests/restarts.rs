@@ -2,5 +2,5 @@
 
 #[test]
 fn five_nodes_rolling_restarts() {
-    sim::run_seeds("five_nodes_rolling_restarts", 30, sim::scenarios::rolling_restarts);
+    sim::run_seeds("five_nodes_rolling_restarts", 400, sim::scenarios::rolling_restarts);
 }

@@ -2,5 +2,5 @@
 
 #[test]
 fn same_path_on_three_nodes() {
-    sim::run_seeds("same_path_on_three_nodes", 40, sim::scenarios::same_path);
+    sim::run_seeds("same_path_on_three_nodes", 800, sim::scenarios::same_path);
 }
