@@ -8,12 +8,14 @@
 //! reported with the command that replays it: `SIM_SEED=<n> cargo test -p sim <test>`.
 
 pub mod cluster;
+pub mod http;
 pub mod logging;
 pub mod memfs;
 pub mod net;
 pub mod oracle;
 pub mod runner;
 pub mod scenarios;
+pub mod writes;
 
 pub use cluster::{Cluster, NodeOpts, Params};
 pub use runner::{run_seeds, Outcome};

@@ -412,7 +412,7 @@ fn now_secs() -> i64 {
 }
 
 /// Made-up bytes of a file the scenario wrote.
-fn made_up(size: u64) -> Vec<u8> {
+pub fn made_up(size: u64) -> Vec<u8> {
     (0..size).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
@@ -422,6 +422,12 @@ fn validator(e: &MemEntry) -> Option<String> {
 }
 
 impl MemFs {
+    /// The bytes of the file at `path` (`None` for a directory or nothing).
+    pub fn bytes(&self, path: &str) -> Option<Vec<u8>> {
+        let e = self.get(path).filter(|e| !e.dir)?;
+        Some(self.bytes_of(path, &e))
+    }
+
     fn bytes_of(&self, path: &str, e: &MemEntry) -> Vec<u8> {
         self.lock().contents.get(path).cloned().unwrap_or_else(|| made_up(e.size))
     }

@@ -369,3 +369,66 @@ pub fn formation(seed: u64, n: usize, discovery: bool) -> Outcome {
     let took = c.converge_with(bound, c.params.ping * 2, Duration::ZERO);
     Outcome { converged: Some(took), bound: Some(bound), trace: c.trace() }
 }
+
+/// A client writes and reads through random nodes (PUT, DELETE, MOVE, MKCOL, GET; `writes.rs`
+/// says what it checks) while four nodes are cut apart, crash and restart, and their files
+/// change; after healing, every node shows the disks' tree and every write answered 2xx is
+/// there.
+pub fn writes_under_faults(seed: u64) -> Outcome {
+    writes_with_tally(seed).0
+}
+
+/// [`writes_under_faults`], with what the client did.
+pub fn writes_with_tally(seed: u64) -> (Outcome, crate::writes::Tally) {
+    let mut c = Cluster::new(seed, Params::default());
+    let n = 4;
+    for i in 0..n {
+        c.add_node(NodeOpts { extra: crate::writes::auth_flags(), ..NodeOpts::default() });
+        for _ in 0..3 {
+            c.random_change(i);
+        }
+    }
+    let writes = crate::writes::Writes::start(&mut c, seed);
+    let warmup = c.rand_secs(1.0, 3.0);
+    c.run_with_changes(warmup, secs(0.5));
+    for _ in 0..3 + c.pick(4) {
+        let a = c.pick(n);
+        let b = (a + 1 + c.pick(n - 1)) % n;
+        match c.pick(7) {
+            0 => c.partition(a, b),
+            1 => c.partition_oneway(a, b),
+            2 => c.isolate(a),
+            3 if c.nodes[a].running => c.crash(a),
+            3 | 4 => c.restart(a),
+            5 => {
+                let d = c.rand_secs(0.1, 1.5);
+                c.set_max_latency(d);
+            }
+            _ => c.heal_all(),
+        }
+        let t = c.rand_secs(0.5, 4.0);
+        c.run_with_changes(t, secs(0.5));
+        if let Some(f) = writes.failure() {
+            c.fail(&f);
+        }
+    }
+    c.set_max_latency(Params::default().max_latency);
+    c.heal_all();
+    for i in 0..n {
+        if !c.nodes[i].running && c.pick(3) != 0 {
+            c.restart(i);
+        }
+    }
+    writes.stop();
+    if !c.run_until(secs(60.0), |_| writes.finished()) {
+        c.fail("the writing client did not finish its last request within 60 s");
+    }
+    if let Some(f) = writes.failure() {
+        c.fail(&f);
+    }
+    let outcome = finish(&mut c);
+    if let Err(e) = writes.check_after_healing(&c) {
+        c.fail(&e);
+    }
+    (outcome, writes.tally())
+}
