@@ -9,6 +9,8 @@
 mod disk_write;
 #[cfg(test)]
 mod special_files_tests;
+#[cfg(test)]
+mod watch_tests;
 pub mod write;
 #[cfg(test)]
 mod write_tests;
@@ -379,7 +381,12 @@ impl LocalFs for StdFs {
         };
         // Only changes: no open and close events, which our own reads of served files would
         // otherwise raise by the thousand.
-        let config = notify::Config::default().with_event_kinds(notify::EventKindMask::CORE);
+        // Never through a symbolic link (notify follows them by default): the tree has none
+        // (the scan skips them), and one to `/` would add watches all over the machine until
+        // the user's inotify limit is used up. `watch_tests.rs` shows it.
+        let config = notify::Config::default()
+            .with_event_kinds(notify::EventKindMask::CORE)
+            .with_follow_symlinks(false);
         let mut watcher =
             notify::RecommendedWatcher::new(handler, config).map_err(|e| io::Error::other(e.to_string()))?;
         watcher.watch(&self.root, RecursiveMode::Recursive).map_err(|e| match e.kind {
