@@ -11,7 +11,7 @@ use dftp_core::{Change, DfsPath, Event, Meta, Mount};
 use tokio::sync::{mpsc, watch};
 
 use crate::driver::Handle;
-use crate::localfs::{LocalFs, WatchMsg};
+use crate::localfs::{LocalFs, RootCheck, WatchMsg};
 
 /// Longest a change waits before it is sent on, while more keep coming.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -26,27 +26,16 @@ pub async fn run(
     rescan_every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    // Setting up watches walks the whole tree (a watch per directory): blocking work, which
-    // would otherwise hold an async thread while the first peers join.
-    let watch_fs = fs.clone();
-    let mut guard = match handle.blocking().run(move || watch_fs.watch(tx)).await {
-        Ok(Ok(g)) => Some(g),
-        Ok(Err(e)) => {
-            fallback_warning(&e.to_string(), rescan_every);
-            None
-        }
-        Err(e) => {
-            fallback_warning(&format!("setting up the watches failed: {e}"), rescan_every);
-            None
-        }
-    };
+    let (mut guard, mut rx) = start_watching(&fs, &handle, rescan_every).await;
     let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
+    let mut root_check = tokio::time::interval_at(tokio::time::Instant::now() + ROOT_CHECK, ROOT_CHECK);
+    let mut root_gone = false;
     loop {
-        tokio::select! {
+        let all = tokio::select! {
             biased; // the same choice every run, for the simulator
             _ = stop.changed() => return,
-            _ = rescan.tick(), if guard.is_none() => rescan_all(&fs, &mount, &handle).await,
+            _ = root_check.tick() => false,
+            _ = rescan.tick(), if guard.is_none() => true,
             msg = rx.recv(), if guard.is_some() => {
                 let Some(first) = msg else { guard = None; continue };
                 let mut batch = vec![first];
@@ -73,14 +62,66 @@ pub async fn run(
                         }
                     }
                 }
+                if !all {
+                    rescan_paths(&fs, &mount, &handle, paths).await;
+                    continue;
+                }
+                true
+            }
+        };
+        // Every full rescan, and every few seconds, looks at the root first: events on the
+        // root itself come as a full rescan, and a root moved away may send none at all.
+        let check_fs = fs.clone();
+        match handle.blocking().run(move || check_fs.check_root()).await {
+            Ok(RootCheck::Same) | Err(_) => {
                 if all {
                     rescan_all(&fs, &mount, &handle).await;
-                } else {
-                    rescan_paths(&fs, &mount, &handle, paths).await;
+                }
+            }
+            Ok(RootCheck::Replaced(what)) => {
+                tracing::warn!("{what}");
+                root_gone = false;
+                drop(guard.take());
+                (guard, rx) = start_watching(&fs, &handle, rescan_every).await;
+                rescan_all(&fs, &mount, &handle).await;
+            }
+            Ok(RootCheck::Gone(why)) => {
+                if !root_gone {
+                    tracing::warn!("{why}; this node shows none of its own files until a directory is there again");
+                    root_gone = true;
+                    // The scan finds nothing there: the node's files leave the tree.
+                    rescan_all(&fs, &mount, &handle).await;
                 }
             }
         }
     }
+}
+
+/// How often the watcher looks whether the root directory is still the one it watches.
+const ROOT_CHECK: Duration = Duration::from_secs(2);
+
+/// Sets up the watches (a walk of the tree: blocking work, which would otherwise hold an async
+/// thread while the first peers join). `None` (with a warning) when watching is not possible:
+/// the caller then rescans every `rescan_every`.
+async fn start_watching(
+    fs: &Arc<dyn LocalFs>,
+    handle: &Handle,
+    rescan_every: Duration,
+) -> (Option<Box<dyn std::any::Any + Send>>, mpsc::UnboundedReceiver<WatchMsg>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let watch_fs = fs.clone();
+    let guard = match handle.blocking().run(move || watch_fs.watch(tx)).await {
+        Ok(Ok(g)) => Some(g),
+        Ok(Err(e)) => {
+            fallback_warning(&e.to_string(), rescan_every);
+            None
+        }
+        Err(e) => {
+            fallback_warning(&format!("setting up the watches failed: {e}"), rescan_every);
+            None
+        }
+    };
+    (guard, rx)
 }
 
 fn fallback_warning(why: &str, every: Duration) {

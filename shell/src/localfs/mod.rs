@@ -80,6 +80,17 @@ pub enum WatchMsg {
     Failed(String),
 }
 
+/// What [`LocalFs::check_root`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCheck {
+    /// The directory opened is still at the root's path.
+    Same,
+    /// Another directory is there now, and is served from now on (what happened, for the log).
+    Replaced(String),
+    /// Nothing usable is at the root's path (why, for the log).
+    Gone(String),
+}
+
 pub trait LocalFs: Send + Sync + 'static {
     /// Walks the whole tree (blocking; run it off the async threads).
     fn scan(&self) -> io::Result<ScanReport>;
@@ -89,6 +100,12 @@ pub trait LocalFs: Send + Sync + 'static {
     /// not something a scan lists.
     fn entry(&self, rel: &DfsPath) -> io::Result<Option<Meta>> {
         Ok(self.scan_below(rel)?.into_iter().find(|(p, _)| p == rel).map(|(_, m)| m))
+    }
+    /// Whether the directory at the root's path is still the one opened at start (blocking: a
+    /// stat or two). When another is there now (the root removed and made again, or moved
+    /// away and replaced), files are opened in that one from now on.
+    fn check_root(&self) -> RootCheck {
+        RootCheck::Same
     }
     /// Starts reporting changes to `tx`; watching lasts as long as the returned guard.
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>>;
@@ -157,9 +174,11 @@ const SMALL_FILE: u64 = 64 << 10;
 /// The real disk under `--dfsroot`.
 pub struct StdFs {
     root: PathBuf,
-    /// The root, opened once: files are opened relative to it (so the directory that was
-    /// scanned is the one served from, even if another is later put at its path).
-    root_dir: Arc<std::os::fd::OwnedFd>,
+    /// The root, opened at start: files are opened relative to it (so a path never resolves
+    /// through a symlink swapped in above the root). Replaced only by [`LocalFs::check_root`],
+    /// when another directory has taken the root's path: scans walk the path, so the two would
+    /// otherwise disagree.
+    root_dir: std::sync::RwLock<Arc<std::os::fd::OwnedFd>>,
 }
 
 impl StdFs {
@@ -173,10 +192,19 @@ impl StdFs {
                 format!("--dfsroot {} is not a directory", root.display()),
             ));
         }
+        let root_dir = Self::open_root(&root)
+            .map_err(|e| io::Error::new(e.kind(), format!("--dfsroot {}: {e}", root.display())))?;
+        Ok(StdFs { root, root_dir: std::sync::RwLock::new(Arc::new(root_dir)) })
+    }
+
+    fn open_root(root: &Path) -> io::Result<std::os::fd::OwnedFd> {
         use rustix::fs::{Mode, OFlags};
-        let root_dir = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("--dfsroot {}: {e}", root.display())))?;
-        Ok(StdFs { root, root_dir: Arc::new(root_dir) })
+        Ok(rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+    }
+
+    /// The root directory as opened now.
+    fn root_dir(&self) -> Arc<std::os::fd::OwnedFd> {
+        self.root_dir.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn root(&self) -> &Path {
@@ -336,6 +364,30 @@ impl LocalFs for StdFs {
         }
     }
 
+    fn check_root(&self) -> RootCheck {
+        let root = self.root.display();
+        let there = match rustix::fs::stat(&self.root) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => st,
+            Ok(_) => return RootCheck::Gone(format!("the root directory {root} is gone: a file is at its path")),
+            Err(e) => return RootCheck::Gone(format!("the root directory {root} is gone ({e})")),
+        };
+        let held = rustix::fs::fstat(&*self.root_dir());
+        if held.is_ok_and(|h| (h.st_dev, h.st_ino) == (there.st_dev, there.st_ino)) {
+            return RootCheck::Same;
+        }
+        match Self::open_root(&self.root) {
+            Ok(fd) => {
+                *self.root_dir.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fd);
+                RootCheck::Replaced(format!(
+                    "the root directory {root} was replaced by another directory: serving and watching that one now"
+                ))
+            }
+            Err(e) => RootCheck::Gone(format!(
+                "the root directory {root} was replaced, and the new one cannot be opened ({e})"
+            )),
+        }
+    }
+
     fn watch(&self, tx: tokio::sync::mpsc::UnboundedSender<WatchMsg>) -> io::Result<Box<dyn std::any::Any + Send>> {
         use notify::{EventKind, RecursiveMode, Watcher};
         let root = self.root.clone();
@@ -384,9 +436,8 @@ impl LocalFs for StdFs {
         // Never through a symbolic link (notify follows them by default): the tree has none
         // (the scan skips them), and one to `/` would add watches all over the machine until
         // the user's inotify limit is used up. `watch_tests.rs` shows it.
-        let config = notify::Config::default()
-            .with_event_kinds(notify::EventKindMask::CORE)
-            .with_follow_symlinks(false);
+        let config =
+            notify::Config::default().with_event_kinds(notify::EventKindMask::CORE).with_follow_symlinks(false);
         let mut watcher =
             notify::RecommendedWatcher::new(handler, config).map_err(|e| io::Error::other(e.to_string()))?;
         watcher.watch(&self.root, RecursiveMode::Recursive).map_err(|e| match e.kind {
@@ -398,10 +449,10 @@ impl LocalFs for StdFs {
 
     fn open(&self, rel: &str, expected_len: u64) -> BoxFuture<'static, io::Result<Opened>> {
         if expected_len <= SMALL_FILE {
-            let opened = Self::open_now(&self.root, &self.root_dir, rel);
+            let opened = Self::open_now(&self.root, &self.root_dir(), rel);
             return Box::pin(std::future::ready(opened));
         }
-        let (root, root_dir, rel) = (self.root.clone(), self.root_dir.clone(), rel.to_owned());
+        let (root, root_dir, rel) = (self.root.clone(), self.root_dir(), rel.to_owned());
         Box::pin(async move {
             tokio::task::spawn_blocking(move || Self::open_now(&root, &root_dir, &rel))
                 .await
@@ -410,27 +461,27 @@ impl LocalFs for StdFs {
     }
 
     fn create_file(&self, rel: &DfsPath, opts: WriteOptions) -> Result<Box<dyn FileWriter>, WriteError> {
-        disk_write::create_file(&self.root_dir, rel, opts)
+        disk_write::create_file(&self.root_dir(), rel, opts)
     }
 
     fn remove_file(&self, rel: &DfsPath) -> Result<(), WriteError> {
-        disk_write::remove_file(&self.root_dir, rel)
+        disk_write::remove_file(&self.root_dir(), rel)
     }
 
     fn remove_dir(&self, rel: &DfsPath, recursive: bool) -> Result<(), WriteError> {
-        disk_write::remove_dir(&self.root_dir, rel, recursive)
+        disk_write::remove_dir(&self.root_dir(), rel, recursive)
     }
 
     fn make_dir(&self, rel: &DfsPath) -> Result<(), WriteError> {
-        disk_write::make_dir(&self.root_dir, rel)
+        disk_write::make_dir(&self.root_dir(), rel)
     }
 
     fn rename(&self, from: &DfsPath, to: &DfsPath, overwrite: bool) -> Result<bool, WriteError> {
-        disk_write::rename_entry(&self.root_dir, from, to, overwrite)
+        disk_write::rename_entry(&self.root_dir(), from, to, overwrite)
     }
 
     fn copy(&self, from: &DfsPath, to: &DfsPath, overwrite: bool) -> Result<bool, WriteError> {
-        disk_write::copy_entry(&self.root_dir, from, to, overwrite)
+        disk_write::copy_entry(&self.root_dir(), from, to, overwrite)
     }
 }
 
