@@ -45,6 +45,7 @@
 //! headers), fuzzed in `fuzz/`.
 
 pub mod access;
+pub mod glob;
 pub mod http1;
 pub mod http_file;
 pub mod membership;
@@ -52,6 +53,7 @@ pub mod node;
 pub mod outbox;
 pub mod path;
 pub mod route;
+pub mod search;
 pub mod snapshot;
 pub mod time;
 pub mod tree;
@@ -61,6 +63,8 @@ pub use access::{Access, Credentials, Decision, Need, Password, Rule, RuleError,
 pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};
+pub use glob::{Glob, GlobError};
+pub use search::{Search, SearchError};
 pub use route::{Forward, Location, Taker, WriteLocation, WriteRefusal, HOPS_PARAM, MAX_HOPS};
 pub use snapshot::Snapshot;
 pub use time::{Span, Time};

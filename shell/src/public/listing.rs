@@ -59,11 +59,29 @@ const NAME_COLUMN: usize = 54;
 /// Longer names are cut to this many characters (the last one an ellipsis).
 const NAME_MAX: usize = 50;
 
+/// A search box over `/find/`, for the listed directory and what is below it: a plain form
+/// (the page policy allows no script, and `form-action 'self'` lets this one through).
+fn search_form(dir: &DfsPath) -> String {
+    let prefix = if dir.is_root() {
+        String::new()
+    } else {
+        format!("<input type=\"hidden\" name=\"prefix\" value=\"{}\">", html_escape(&format!("{dir}/")))
+    };
+    format!(
+        "<form action=\"/find/\" method=\"get\">{prefix}\
+         <input type=\"search\" name=\"q\" placeholder=\"*.txt\" aria-label=\"name pattern\"> \
+         <select name=\"type\" aria-label=\"type\"><option value=\"\">any</option>\
+         <option value=\"f\">files</option><option value=\"d\">directories</option></select> \
+         <button type=\"submit\">Search below</button></form>"
+    )
+}
+
 pub fn html(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
     let title = html_escape(&if dir.is_root() { "/".to_string() } else { format!("{dir}/") });
     let mut page = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\
-         <body><h1>Index of {title}</h1><hr/><pre>"
+         <body><h1>Index of {title}</h1>{}<hr/><pre>",
+        search_form(dir)
     );
     if !dir.is_root() {
         page.push_str("<a href=\"../\">../</a>\n");

@@ -160,6 +160,10 @@ pub struct Query {
     /// Nodes the request has passed through ([`content::incoming_hops`]).
     pub hops: u32,
     pub prefix: Option<String>,
+    /// `/find/?q=`: a name pattern.
+    pub q: Option<String>,
+    /// `/find/?type=`: `f` or `d`.
+    pub kind: Option<String>,
 }
 
 impl Query {
@@ -170,6 +174,8 @@ impl Query {
             match k.as_str() {
                 "format" => out.format = Some(v),
                 "prefix" => out.prefix = Some(v),
+                "q" => out.q = Some(v),
+                "type" => out.kind = Some(v),
                 _ => {}
             }
         }
