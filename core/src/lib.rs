@@ -48,6 +48,7 @@ pub mod access;
 pub mod glob;
 pub mod http1;
 pub mod http_file;
+pub mod listing_order;
 pub mod membership;
 pub mod node;
 pub mod outbox;
@@ -60,6 +61,7 @@ pub mod tree;
 pub mod wire;
 
 pub use access::{Access, Credentials, Decision, Need, Password, Rule, RuleError, Rules, Secret, Visibility, Who};
+pub use listing_order::{ListingOrder, OrderError, SortKey};
 pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};

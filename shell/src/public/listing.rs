@@ -1,6 +1,6 @@
 //! Directory listings: nginx-like HTML (name, date, size or `[DIR]`, owner) and the same as JSON.
 
-use dftp_core::{DfsPath, Entry};
+use dftp_core::{DfsPath, Entry, ListingOrder, SortKey};
 use http::{Response, StatusCode};
 
 use crate::body::Body;
@@ -59,6 +59,29 @@ const NAME_COLUMN: usize = 54;
 /// Longer names are cut to this many characters (the last one an ellipsis).
 const NAME_MAX: usize = 50;
 
+/// The line of column heads, each a link that sorts by it (and reverses the order when the
+/// listing is already sorted by it ascending), aligned with the columns below. The current
+/// column is marked with an arrow.
+fn column_heads(order: ListingOrder) -> String {
+    let head = |key: SortKey, label: &str| {
+        let arrow = match (order.key == key, order.descending) {
+            (false, _) => "",
+            (true, false) => " ↑",
+            (true, true) => " ↓",
+        };
+        let link = format!("<a href=\"?{}\">{label}</a>{arrow}", html_escape(&order.toggled(key).query()));
+        (link, label.chars().count() + arrow.chars().count())
+    };
+    let (name, name_len) = head(SortKey::Name, "Name");
+    let (modified, modified_len) = head(SortKey::Modified, "Modified");
+    let (size, size_len) = head(SortKey::Size, "Size");
+    format!(
+        "{name}{}{modified}{}{size}       Owner\n",
+        " ".repeat(NAME_COLUMN.saturating_sub(name_len)),
+        " ".repeat((16 + 20usize).saturating_sub(modified_len + size_len)),
+    )
+}
+
 /// A search box over `/find/`, for the listed directory and what is below it: a plain form
 /// (the page policy allows no script, and `form-action 'self'` lets this one through).
 fn search_form(dir: &DfsPath) -> String {
@@ -76,13 +99,14 @@ fn search_form(dir: &DfsPath) -> String {
     )
 }
 
-pub fn html(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
+pub fn html(dir: &DfsPath, children: &[Entry], order: ListingOrder) -> Response<Body> {
     let title = html_escape(&if dir.is_root() { "/".to_string() } else { format!("{dir}/") });
     let mut page = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\
          <body><h1>Index of {title}</h1>{}<hr/><pre>",
         search_form(dir)
     );
+    page.push_str(&column_heads(order));
     if !dir.is_root() {
         page.push_str("<a href=\"../\">../</a>\n");
     }

@@ -12,7 +12,7 @@ mod write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dftp_core::{DfsPath, Location, Need};
+use dftp_core::{DfsPath, ListingOrder, Location, Need};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
@@ -117,16 +117,21 @@ impl Public {
                 }
                 return redirect(&location);
             }
+            let order = match ListingOrder::parse(query.sort.as_deref(), query.order.as_deref()) {
+                Ok(order) => order,
+                Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+            };
             let Some(mut children) = snapshot.list(path) else {
                 return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
             };
             if !cleared.reads_all_below(path) {
                 children.retain(|c| cleared.shows(&c.path));
             }
+            order.sort(&mut children);
             return if query.format.as_deref() == Some("json") {
                 listing::json(path, &children)
             } else {
-                listing::html(path, &children)
+                listing::html(path, &children, order)
             };
         }
         if cleared.listing_only() {
@@ -164,6 +169,9 @@ pub struct Query {
     pub q: Option<String>,
     /// `/find/?type=`: `f` or `d`.
     pub kind: Option<String>,
+    /// Listings: `?sort=` and `?order=` ([`dftp_core::ListingOrder`]).
+    pub sort: Option<String>,
+    pub order: Option<String>,
 }
 
 impl Query {
@@ -176,6 +184,8 @@ impl Query {
                 "prefix" => out.prefix = Some(v),
                 "q" => out.q = Some(v),
                 "type" => out.kind = Some(v),
+                "sort" => out.sort = Some(v),
+                "order" => out.order = Some(v),
                 _ => {}
             }
         }
