@@ -53,11 +53,18 @@ enum ClassItem {
 /// Why a pattern is refused.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum GlobError {
-    TooLong { len: usize },
+    TooLong {
+        len: usize,
+    },
     /// A `[` at this byte offset has no closing `]`.
-    UnclosedClass { at: usize },
+    UnclosedClass {
+        at: usize,
+    },
     /// A range whose end comes before its start, like `z-a`.
-    ReversedRange { lo: char, hi: char },
+    ReversedRange {
+        lo: char,
+        hi: char,
+    },
     /// A `\` with nothing after it.
     TrailingBackslash,
 }

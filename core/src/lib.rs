@@ -61,13 +61,13 @@ pub mod tree;
 pub mod wire;
 
 pub use access::{Access, Credentials, Decision, Need, Password, Rule, RuleError, Rules, Secret, Visibility, Who};
+pub use glob::{Glob, GlobError};
 pub use listing_order::{ListingOrder, OrderError, SortKey};
 pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};
-pub use glob::{Glob, GlobError};
-pub use search::{Search, SearchError};
 pub use route::{Forward, Location, Taker, WriteLocation, WriteRefusal, HOPS_PARAM, MAX_HOPS};
+pub use search::{Search, SearchError};
 pub use snapshot::Snapshot;
 pub use time::{Span, Time};
 pub use tree::{Change, Entry, Kind, Meta, NodeId, Owner, Tree};

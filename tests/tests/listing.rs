@@ -161,8 +161,10 @@ fn names_that_look_like_schemes_are_reachable_and_harmless() {
     for (dir, count) in [("", names.len() + 1), ("ftp:dir/", names.len())] {
         let base = format!("/fs/{}", dir.split('/').map(encode_segment).collect::<Vec<_>>().join("/"));
         let page = front.get(&base).text();
-        let links: Vec<&str> =
-            hrefs(&page).into_iter().filter(|h| *h != "../" && !h.ends_with("?format=txt") && !h.starts_with('?')).collect();
+        let links: Vec<&str> = hrefs(&page)
+            .into_iter()
+            .filter(|h| *h != "../" && !h.ends_with("?format=txt") && !h.starts_with('?'))
+            .collect();
         assert_eq!(links.len(), count, "{page}");
         for href in links {
             // A relative reference that starts with `./` is a path, whatever follows (RFC 3986 4.2).
