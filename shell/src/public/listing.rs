@@ -82,16 +82,22 @@ fn column_heads(order: ListingOrder) -> String {
     )
 }
 
-/// A search box over `/find/`, for the listed directory and what is below it: a plain form
-/// (the page policy allows no script, and `form-action 'self'` lets this one through).
-fn search_form(dir: &DfsPath) -> String {
+/// The page's forms (plain forms: the page policy allows no script, and `form-action 'self'`
+/// lets these through): the directory as an archive, and a search box over `/find/` for the
+/// listed directory and what is below it.
+fn forms(dir: &DfsPath) -> String {
     let prefix = if dir.is_root() {
         String::new()
     } else {
         format!("<input type=\"hidden\" name=\"prefix\" value=\"{}\">", html_escape(&format!("{dir}/")))
     };
+    // The archive of this directory, as buttons of a form rather than links: mirroring tools
+    // follow every link, and would fetch the whole subtree again at every level.
+    let archive = "<form action=\"./\" method=\"get\">Download this directory: \
+         <button type=\"submit\" name=\"format\" value=\"tar\">tar</button> \
+         <button type=\"submit\" name=\"format\" value=\"zip\">zip</button></form>";
     format!(
-        "<form action=\"/find/\" method=\"get\">{prefix}\
+        "{archive}<form action=\"/find/\" method=\"get\">{prefix}\
          <input type=\"search\" name=\"q\" placeholder=\"*.txt\" aria-label=\"name pattern\"> \
          <select name=\"type\" aria-label=\"type\"><option value=\"\">any</option>\
          <option value=\"f\">files</option><option value=\"d\">directories</option></select> \
@@ -104,7 +110,7 @@ pub fn html(dir: &DfsPath, children: &[Entry], order: ListingOrder) -> Response<
     let mut page = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\
          <body><h1>Index of {title}</h1>{}<hr/><pre>",
-        search_form(dir)
+        forms(dir)
     );
     page.push_str(&column_heads(order));
     if !dir.is_root() {

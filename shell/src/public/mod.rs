@@ -1,5 +1,6 @@
 //! The public HTTP interface: `/`, `/fs/` (listings and files), `/find/`.
 
+mod archive;
 mod files;
 mod find;
 pub mod guard;
@@ -116,6 +117,18 @@ impl Public {
                     location = format!("{location}?{q}");
                 }
                 return redirect(&location);
+            }
+            if let Some(format) = archive::Format::from_query(query.format.as_deref()) {
+                let request = archive::Request {
+                    format,
+                    snapshot,
+                    dir: path.clone(),
+                    hops: query.hops,
+                    content: self.content.clone(),
+                    authorization: req.headers().get(http::header::AUTHORIZATION).cloned(),
+                    only: cleared.find_filter(),
+                };
+                return archive::respond(request, req.method() == Method::HEAD);
             }
             let order = match ListingOrder::parse(query.sort.as_deref(), query.order.as_deref()) {
                 Ok(order) => order,
