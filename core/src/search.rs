@@ -71,3 +71,23 @@ impl Search {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse() {
+        assert!(Search::parse(None, None).unwrap().is_everything());
+        assert!(Search::parse(Some(""), Some("")).unwrap().is_everything());
+        assert!(!Search::parse(Some("*.txt"), None).unwrap().is_everything());
+        assert!(!Search::parse(None, Some("d")).unwrap().is_everything());
+        assert_eq!(Search::parse(None, Some("l")).unwrap_err(), SearchError::Kind("l".into()));
+        let e = Search::parse(Some("[x"), Some("f")).unwrap_err();
+        assert!(matches!(e, SearchError::Pattern(GlobError::UnclosedClass { at: 0 })), "{e:?}");
+        assert!(e.to_string().starts_with("bad pattern: "), "{e}");
+        let long = "x".repeat(1000);
+        let e = Search::parse(None, Some(&long)).unwrap_err().to_string();
+        assert!(e.len() < 80, "a refusal does not echo a long value whole: {e}");
+    }
+}

@@ -155,3 +155,17 @@ fn the_listing_page_has_a_search_box() {
     // The root's form has no prefix.
     assert!(!n.get("/fs/").text().contains("name=\"prefix\""));
 }
+
+/// With access rules, a search lists only what `/find/` would: readable paths.
+#[test]
+fn search_lists_only_readable_paths() {
+    let root = awkward_tempdir("search-auth");
+    for rel in ["pub/a.txt", "pub/b.log", "private/c.txt", "private/pub.txt"] {
+        write_file(root.path(), rel, b"x\n");
+    }
+    let n = Node::start(NodeOpts::new("solo", root.path()).arg("--auth").arg("@/pub").arg("--auth").arg("bob:pw@/"));
+    assert_eq!(n.get("/find/?q=*.txt").text(), "/pub/a.txt\n");
+    assert_eq!(n.get("/find/?q=pub*&type=d").text(), "/pub\n");
+    let bob = http("GET", &n.url("/find/?q=*.txt&type=f"), &[("authorization", "Basic Ym9iOnB3")], None);
+    assert_eq!(bob.text(), "/private/c.txt\n/private/pub.txt\n/pub/a.txt\n");
+}

@@ -49,6 +49,8 @@ mod tests {
         let csp = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         assert!(!csp.contains("script"), "{csp}");
+        // Forms (the listing's search box and archive buttons) go to this node only.
+        assert!(csp.contains("form-action 'self'"), "{csp}");
         assert_eq!(page.headers()[X_CONTENT_TYPE_OPTIONS], "nosniff");
 
         let mut file = Response::new(full_body("<script>alert(1)</script>"));
