@@ -45,23 +45,29 @@
 //! headers), fuzzed in `fuzz/`.
 
 pub mod access;
+pub mod glob;
 pub mod http1;
 pub mod http_file;
+pub mod listing_order;
 pub mod membership;
 pub mod node;
 pub mod outbox;
 pub mod path;
 pub mod route;
+pub mod search;
 pub mod snapshot;
 pub mod time;
 pub mod tree;
 pub mod wire;
 
 pub use access::{Access, Credentials, Decision, Need, Password, Rule, RuleError, Rules, Secret, Visibility, Who};
+pub use glob::{Glob, GlobError};
+pub use listing_order::{ListingOrder, OrderError, SortKey};
 pub use membership::{Liveness, StreamPos};
 pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FILES};
 pub use path::{DfsPath, Mount, PathError};
 pub use route::{Forward, Location, Taker, WriteLocation, WriteRefusal, HOPS_PARAM, MAX_HOPS};
+pub use search::{Search, SearchError};
 pub use snapshot::Snapshot;
 pub use time::{Span, Time};
 pub use tree::{Change, Entry, Kind, Meta, NodeId, Owner, Tree};

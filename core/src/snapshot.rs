@@ -32,6 +32,11 @@ impl Snapshot {
         self.tree.lookup(path)
     }
 
+    /// Whether `path` is a directory of the tree.
+    pub fn is_dir(&self, path: &DfsPath) -> bool {
+        self.tree.is_dir(path)
+    }
+
     /// A directory's children, directories first, then bytewise by name.
     pub fn list(&self, dir: &DfsPath) -> Option<Vec<Entry>> {
         self.tree.list(dir)

@@ -577,6 +577,13 @@ impl Tree {
         })
     }
 
+    /// Whether `path` is a directory (what [`Tree::lookup`] would say, without building the entry).
+    pub fn is_dir(&self, path: &DfsPath) -> bool {
+        path.is_root()
+            || self.dirs.contains_key(path.as_str())
+            || self.entries.get(path.as_str()).is_some_and(|hs| hs[0].is_dir())
+    }
+
     /// The children of a directory: directories first, then files, each bytewise by name.
     /// `None` when `dir` is not a directory.
     pub fn list(&self, dir: &DfsPath) -> Option<Vec<Entry>> {

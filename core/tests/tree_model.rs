@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use dftp_core::{Change, DfsPath, Meta, NodeId, Tree};
+use dftp_core::{Change, DfsPath, ListingOrder, Meta, NodeId, SortKey, Tree};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -55,6 +55,31 @@ fn check_against_model(tree: &Tree, ids: &BTreeMap<usize, NodeId>, model: &Model
     }
     let canon = model_canon(model);
     prop_assert_eq!(&tree_canon(tree), &canon);
+
+    // `is_dir` says what `lookup` says; a listing's own order is the default `ListingOrder`,
+    // and every order keeps the same entries, directories first.
+    for p in tree.find("") {
+        prop_assert_eq!(tree.is_dir(p), tree.lookup(p).unwrap().is_dir(), "{:?}", p);
+        if let Some(list) = tree.list(p) {
+            let mut sorted = list.clone();
+            ListingOrder::default().sort(&mut sorted);
+            prop_assert_eq!(&sorted, &list);
+            for key in SortKey::ALL {
+                for descending in [false, true] {
+                    let mut sorted = list.clone();
+                    ListingOrder { key, descending }.sort(&mut sorted);
+                    let dirs = sorted.iter().take_while(|e| e.is_dir()).count();
+                    prop_assert!(sorted[dirs..].iter().all(|e| !e.is_dir()));
+                    let mut names: Vec<_> = sorted.iter().map(|e| e.path.clone()).collect();
+                    names.sort();
+                    let mut want: Vec<_> = list.iter().map(|e| e.path.clone()).collect();
+                    want.sort();
+                    prop_assert_eq!(names, want);
+                }
+            }
+        }
+    }
+    prop_assert!(tree.is_dir(&DfsPath::root()));
 
     // Views and counts.
     let mut held = std::collections::BTreeSet::new();

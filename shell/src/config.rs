@@ -140,6 +140,43 @@ impl std::fmt::Debug for RuleArg {
     }
 }
 
+/// The environment variable a flag can also come from: `DFTP_` and the flag's name in capitals,
+/// `-` written `_` (`--http-listen`: `DFTP_HTTP_LISTEN`).
+pub fn env_name(long: &str) -> String {
+    format!("DFTP_{}", long.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The command line with every long flag also read from its environment variable
+/// ([`env_name`]), as container users expect. A flag given on the command line wins over the
+/// variable, which wins over the default. `DFTP_JOIN` takes several addresses separated by
+/// commas (so does `--join`); `DFTP_AUTH` holds one rule (a rule holds commas): several rules
+/// belong in `DFTP_AUTH_FILE`.
+///
+/// Every flag gets its variable here, so that none can be forgotten.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_args(|arg| {
+        let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")).map(str::to_owned) else {
+            return arg;
+        };
+        // `--help` names the variables but never shows their values: DFTP_AUTH holds a password.
+        let arg = arg.env(env_name(&long)).hide_env_values(true);
+        if long == "join" {
+            arg.value_delimiter(',')
+        } else {
+            arg
+        }
+    })
+}
+
+/// Parses the arguments (after [`normalize_args`]) and the `DFTP_*` variables, or says why not.
+pub fn try_parse(args: Vec<String>) -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
 /// Rewrites `-dfsroot=/x` and `-dfsroot /x` to their double-dash form.
 ///
 /// Every long flag gets the single-dash spelling, the original's and ours alike, so that no
@@ -238,6 +275,19 @@ mod tests {
         for bad in ["", "0-10", "10-5", "a-b", "1-70000", "1-2-3"] {
             assert!(parse_port_range(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn every_flag_has_its_variable() {
+        let cmd = command();
+        let mut count = 0;
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) else { continue };
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(env_name(long).as_str()), "--{long}");
+            count += 1;
+        }
+        assert!(count > 20, "{count} flags");
+        assert_eq!(env_name("http-mgmt-listen"), "DFTP_HTTP_MGMT_LISTEN");
     }
 
     #[test]

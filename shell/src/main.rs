@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
-use clap::Parser;
-use dftp::config::{normalize_args, Cli};
+use dftp::config::{normalize_args, try_parse};
 use dftp::localfs::StdFs;
 use dftp::net::TokioNet;
 use dftp::settings::Settings;
@@ -10,7 +9,8 @@ use dftp::Env;
 fn main() {
     dftp::memory::configure();
     // A bad flag exits with status 2 here, before the tree is scanned.
-    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    // Flags, and DFTP_* variables for the flags not given.
+    let cli = try_parse(normalize_args(std::env::args())).unwrap_or_else(|e| e.exit());
     let settings = match Settings::from_cli(cli) {
         Ok(s) => s,
         Err(e) => {

@@ -407,6 +407,13 @@ impl Node {
             cmd.args(["--join", j]);
         }
         cmd.args(&opts.extra);
+        // Every flag can also come from a DFTP_* variable: none of the test's environment may
+        // reach the node unasked.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("DFTP_") {
+                cmd.env_remove(key);
+            }
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }

@@ -27,7 +27,8 @@ mod listing;
 mod login;
 mod paths;
 mod plan;
-mod transfer;
+/// Also the source of the files of `?format=tar|zip` archives.
+pub(crate) mod transfer;
 mod write;
 
 use std::io;

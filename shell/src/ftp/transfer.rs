@@ -1,5 +1,6 @@
-//! Copying a file's bytes onto an FTP data connection: from the local disk (through
-//! [`LocalFs`]) or from the owner node's public HTTP interface.
+//! Copying a file's bytes onto an FTP data connection, or into an archive of `GET /fs/<dir>/?format=tar|zip`
+//! (`public/archive`): from the local disk (through [`LocalFs`]) or from the owner node's public
+//! HTTP interface.
 //!
 //! Both copies are bounded in time: a client that stops reading, or an owner that stops
 //! sending, ends the transfer with an error after a while instead of holding the session, its

@@ -1,6 +1,6 @@
 //! Directory listings: nginx-like HTML (name, date, size or `[DIR]`, owner) and the same as JSON.
 
-use dftp_core::{DfsPath, Entry};
+use dftp_core::{DfsPath, Entry, ListingOrder, SortKey};
 use http::{Response, StatusCode};
 
 use crate::body::Body;
@@ -59,12 +59,60 @@ const NAME_COLUMN: usize = 54;
 /// Longer names are cut to this many characters (the last one an ellipsis).
 const NAME_MAX: usize = 50;
 
-pub fn html(dir: &DfsPath, children: &[Entry]) -> Response<Body> {
+/// The line of column heads, each a link that sorts by it (and reverses the order when the
+/// listing is already sorted by it ascending), aligned with the columns below. The current
+/// column is marked with an arrow.
+fn column_heads(order: ListingOrder) -> String {
+    let head = |key: SortKey, label: &str| {
+        let arrow = match (order.key == key, order.descending) {
+            (false, _) => "",
+            (true, false) => " ↑",
+            (true, true) => " ↓",
+        };
+        let link = format!("<a href=\"?{}\">{label}</a>{arrow}", html_escape(&order.toggled(key).query()));
+        (link, label.chars().count() + arrow.chars().count())
+    };
+    let (name, name_len) = head(SortKey::Name, "Name");
+    let (modified, modified_len) = head(SortKey::Modified, "Modified");
+    let (size, size_len) = head(SortKey::Size, "Size");
+    format!(
+        "{name}{}{modified}{}{size}       Owner\n",
+        " ".repeat(NAME_COLUMN.saturating_sub(name_len)),
+        " ".repeat((16 + 20usize).saturating_sub(modified_len + size_len)),
+    )
+}
+
+/// The page's forms (plain forms: the page policy allows no script, and `form-action 'self'`
+/// lets these through): the directory as an archive, and a search box over `/find/` for the
+/// listed directory and what is below it.
+fn forms(dir: &DfsPath) -> String {
+    let prefix = if dir.is_root() {
+        String::new()
+    } else {
+        format!("<input type=\"hidden\" name=\"prefix\" value=\"{}\">", html_escape(&format!("{dir}/")))
+    };
+    // The archive of this directory, as buttons of a form rather than links: mirroring tools
+    // follow every link, and would fetch the whole subtree again at every level.
+    let archive = "<form action=\"./\" method=\"get\">Download this directory: \
+         <button type=\"submit\" name=\"format\" value=\"tar\">tar</button> \
+         <button type=\"submit\" name=\"format\" value=\"zip\">zip</button></form>";
+    format!(
+        "{archive}<form action=\"/find/\" method=\"get\">{prefix}\
+         <input type=\"search\" name=\"q\" placeholder=\"*.txt\" aria-label=\"name pattern\"> \
+         <select name=\"type\" aria-label=\"type\"><option value=\"\">any</option>\
+         <option value=\"f\">files</option><option value=\"d\">directories</option></select> \
+         <button type=\"submit\">Search below</button></form>"
+    )
+}
+
+pub fn html(dir: &DfsPath, children: &[Entry], order: ListingOrder) -> Response<Body> {
     let title = html_escape(&if dir.is_root() { "/".to_string() } else { format!("{dir}/") });
     let mut page = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\
-         <body><h1>Index of {title}</h1><hr/><pre>"
+         <body><h1>Index of {title}</h1>{}<hr/><pre>",
+        forms(dir)
     );
+    page.push_str(&column_heads(order));
     if !dir.is_root() {
         page.push_str("<a href=\"../\">../</a>\n");
     }

@@ -1,5 +1,6 @@
 //! The public HTTP interface: `/`, `/fs/` (listings and files), `/find/`.
 
+mod archive;
 mod files;
 mod find;
 pub mod guard;
@@ -12,7 +13,7 @@ mod write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dftp_core::{DfsPath, Location, Need};
+use dftp_core::{DfsPath, ListingOrder, Location, Need};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
@@ -117,16 +118,33 @@ impl Public {
                 }
                 return redirect(&location);
             }
+            if let Some(format) = archive::Format::from_query(query.format.as_deref()) {
+                let request = archive::Request {
+                    format,
+                    snapshot,
+                    dir: path.clone(),
+                    hops: query.hops,
+                    content: self.content.clone(),
+                    authorization: req.headers().get(http::header::AUTHORIZATION).cloned(),
+                    only: cleared.find_filter(),
+                };
+                return archive::respond(request, req.method() == Method::HEAD);
+            }
+            let order = match ListingOrder::parse(query.sort.as_deref(), query.order.as_deref()) {
+                Ok(order) => order,
+                Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+            };
             let Some(mut children) = snapshot.list(path) else {
                 return text(StatusCode::NOT_FOUND, format!("not found: {path}"));
             };
             if !cleared.reads_all_below(path) {
                 children.retain(|c| cleared.shows(&c.path));
             }
+            order.sort(&mut children);
             return if query.format.as_deref() == Some("json") {
                 listing::json(path, &children)
             } else {
-                listing::html(path, &children)
+                listing::html(path, &children, order)
             };
         }
         if cleared.listing_only() {
@@ -160,6 +178,13 @@ pub struct Query {
     /// Nodes the request has passed through ([`content::incoming_hops`]).
     pub hops: u32,
     pub prefix: Option<String>,
+    /// `/find/?q=`: a name pattern.
+    pub q: Option<String>,
+    /// `/find/?type=`: `f` or `d`.
+    pub kind: Option<String>,
+    /// Listings: `?sort=` and `?order=` ([`dftp_core::ListingOrder`]).
+    pub sort: Option<String>,
+    pub order: Option<String>,
 }
 
 impl Query {
@@ -170,6 +195,10 @@ impl Query {
             match k.as_str() {
                 "format" => out.format = Some(v),
                 "prefix" => out.prefix = Some(v),
+                "q" => out.q = Some(v),
+                "type" => out.kind = Some(v),
+                "sort" => out.sort = Some(v),
+                "order" => out.order = Some(v),
                 _ => {}
             }
         }

@@ -2,8 +2,8 @@
 //! file put on some node's disk cannot run script with a viewer's credentials on our origin.
 //!
 //! - Pages the node writes itself (listings, the greeting, `/find/`, error texts) carry a policy
-//!   that allows no script, no plugin, no form target and no framing: they need none, so an
-//!   escaping bug in a listing still runs nothing.
+//!   that allows no script, no plugin and no framing, and forms only to this node (the
+//!   listing's search box): they need no more, so an escaping bug in a listing still runs nothing.
 //! - Files of the tree carry `Content-Security-Policy: sandbox`: an HTML file still renders (with
 //!   its images and styles) but as a page of a unique origin, without script, cookies or stored
 //!   credentials of ours. This holds for files fetched from another node too, whatever that
@@ -20,7 +20,7 @@ use crate::body::Body;
 
 /// The policy of pages the node writes itself.
 pub const PAGE_POLICY: &str =
-    "default-src 'none'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    "default-src 'none'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The policy of the tree's files.
 pub const FILE_POLICY: &str = "sandbox";
@@ -49,6 +49,8 @@ mod tests {
         let csp = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         assert!(!csp.contains("script"), "{csp}");
+        // Forms (the listing's search box and archive buttons) go to this node only.
+        assert!(csp.contains("form-action 'self'"), "{csp}");
         assert_eq!(page.headers()[X_CONTENT_TYPE_OPTIONS], "nosniff");
 
         let mut file = Response::new(full_body("<script>alert(1)</script>"));
