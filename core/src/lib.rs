@@ -45,6 +45,7 @@
 //! headers), fuzzed in `fuzz/`.
 
 pub mod access;
+pub mod cluster_auth;
 pub mod http1;
 pub mod http_file;
 pub mod membership;

@@ -44,6 +44,12 @@ pub struct Config {
     pub forget_after: Span,
     /// Where the local tree appears in the cluster tree (`--dfsmount`).
     pub mount: Mount,
+    /// Every greeting, answer and update that reaches the node was signed with the cluster
+    /// secret (the shell checked it: [`crate::cluster_auth`]). Only then is a message that gives
+    /// a live peer new addresses taken at its word; without the secret anyone can send one in
+    /// the peer's name, and the node would fetch the peer's files from the sender
+    /// ([`Notice::AddressConflict`]).
+    pub authenticated: bool,
 }
 
 impl Config {
@@ -61,6 +67,7 @@ impl Config {
             announce_interval: Some(Span::from_secs(55)),
             forget_after: Span::from_secs(24 * 3600),
             mount: Mount::default(),
+            authenticated: false,
         }
     }
 }
@@ -180,6 +187,24 @@ pub enum Notice {
     },
     AnnouncementIgnored {
         reason: String,
+    },
+    /// A message in the name of a live peer gave other addresses than the peer's, and was not
+    /// signed: the node keeps the addresses it knows until the peer stops answering at them (it
+    /// is then lost, and a later greeting may give new ones). A peer that moved shows up here
+    /// once; anyone else speaking in its name, every time.
+    AddressConflict {
+        name: SmolStr,
+        known: (PeerAddr, PeerAddr),
+        claimed: (PeerAddr, PeerAddr),
+    },
+    /// A peer's cluster table says its stream is at `told`, behind the position we applied
+    /// from it (`applied`) in the same run: that position came from someone else in its name (a
+    /// `Seq` far ahead would have made us ignore all its later updates). Forgotten, and a full
+    /// update asked for.
+    ForgedPosition {
+        name: SmolStr,
+        applied: StreamPos,
+        told: StreamPos,
     },
     /// A node we were asked to join (`--join`, `POST /join/`) did not answer: said at the first
     /// failure, then at most every [`SEED_WARN_EVERY`] while it stays silent, so that a typo in
@@ -510,9 +535,32 @@ impl Node {
         self.greet(addr, request_full, out);
     }
 
-    /// Registers that `name` is alive at these addresses. Returns whether it is new or back.
-    fn saw_peer(&mut self, now: Time, name: &SmolStr, public: PeerAddr, mgmt: PeerAddr, out: &mut Vec<Action>) -> bool {
+    /// Registers that `name` is alive at these addresses. Returns whether it is new or back,
+    /// or `None` when the claim is not believed (see below): the message says nothing then.
+    ///
+    /// A live peer's addresses change only on a signed message (`Config::authenticated`):
+    /// otherwise the claim is not believed at all (not even as a sign of life, or a sender in
+    /// the peer's name could keep a dead peer alive), and the conflict is logged. Once the peer
+    /// stops answering at the addresses we know, it is lost, and the next greeting in its name
+    /// gives it its new ones.
+    fn saw_peer(
+        &mut self,
+        now: Time,
+        name: &SmolStr,
+        public: PeerAddr,
+        mgmt: PeerAddr,
+        out: &mut Vec<Action>,
+    ) -> Option<bool> {
+        let authenticated = self.cfg.authenticated;
         match self.peers.get_mut(name) {
+            Some(p) if p.is_alive() && !authenticated && (p.public_addr != public || p.mgmt_addr != mgmt) => {
+                out.push(Action::Notice(Notice::AddressConflict {
+                    name: name.clone(),
+                    known: (p.public_addr.clone(), p.mgmt_addr.clone()),
+                    claimed: (public, mgmt),
+                }));
+                None
+            }
             Some(p) => {
                 p.public_addr = public;
                 p.mgmt_addr = mgmt;
@@ -525,16 +573,16 @@ impl Node {
                     // Whatever it had of ours is stale after the time apart.
                     p.owes_full = true;
                     out.push(Action::Notice(Notice::PeerReturned { name: name.clone() }));
-                    return true;
+                    return Some(true);
                 }
-                false
+                Some(false)
             }
             None => {
                 let id = self.tree.intern(name);
                 self.seeds.remove(&mgmt);
                 out.push(Action::Notice(Notice::PeerJoined { name: name.clone(), mgmt_addr: mgmt.clone() }));
                 self.peers.insert(name.clone(), Peer::new(name.clone(), id, public, mgmt, now));
-                true
+                Some(true)
             }
         }
     }
@@ -552,7 +600,7 @@ impl Node {
         // changes have stopped arriving, would keep its stale files here for as long as it
         // keeps greeting us. (A lost peer that greets us is taken back, as before.)
         let alive_since = self.peers.get(&g.name).filter(|p| p.is_alive()).map(|p| p.last_alive);
-        let fresh = self.saw_peer(now, &g.name, public, mgmt, out);
+        let Some(fresh) = self.saw_peer(now, &g.name, public, mgmt, out) else { return };
         if let (Some(t), Some(p)) = (alive_since, self.peers.get_mut(&g.name)) {
             p.last_alive = t;
         }
@@ -594,10 +642,24 @@ impl Node {
             (Some(epoch), Some(seq)) => Some(StreamPos { epoch, seq }),
             _ => None,
         };
-        self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out);
+        if self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out).is_none() {
+            return;
+        }
         if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
             if p.is_behind(pos) {
                 p.last_alive = t;
+            }
+        }
+        // The peer's own word on its position, from the address we know it at: a position we
+        // applied that is ahead of it in the same run was never the peer's (an update in its
+        // name, `Seq` = u64::MAX, would otherwise make us ignore the rest of its run). Without
+        // the cluster secret anyone may send such an update; this undoes it at the next ping.
+        if let (Some(pos), Some(p)) = (pos, self.peers.get_mut(&name)) {
+            if let Some(applied) = p.stream.filter(|l| l.epoch == pos.epoch && l.seq > pos.seq) {
+                p.stream = None;
+                p.wants_full = true;
+                p.full_requested_at = None;
+                out.push(Action::Notice(Notice::ForgedPosition { name: name.clone(), applied, told: pos }));
             }
         }
         // The peer holds a view of us that this incarnation never sent: it is from before a
