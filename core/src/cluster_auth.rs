@@ -11,13 +11,14 @@
 //!
 //! A request: its method, its path with the query (the greeting's form may be in the query),
 //! the time it was made (Unix seconds), a random 128-bit nonce and the SHA-256 of its body; the
-//! header is `X-Dftp-Auth: v1.<time>.<nonce hex>.<tag hex>` ([`Stamp`]). The receiver refuses
+//! header is `X-Dftp-Auth: v1.<time>.<nonce hex>.<tag hex>[.<tag hex>]` ([`Stamp`]; a tag per
+//! key, see Rotation). The receiver refuses
 //! a request without a good tag, one made more than [`WINDOW`] away from its clock, and one whose
 //! nonce it has already accepted within the window ([`NonceWindow`]): a recorded request cannot
 //! be played again.
 //!
 //! An answer: the request's nonce, the status and the SHA-256 of the body, in
-//! `X-Dftp-Auth: v1.<tag hex>` ([`Keys::sign_response`]). So a node believes a cluster table
+//! `X-Dftp-Auth: v1.<tag hex>[.<tag hex>]` ([`Keys::sign_response`]). So a node believes a cluster table
 //! only from a key holder, and only as the answer to the request it sent (a recorded answer to
 //! another request does not verify).
 //!
@@ -29,8 +30,13 @@
 //!
 //! # Rotation
 //!
-//! [`Keys`] holds one or two keys: the first signs, either verifies. To change the key without
-//! downtime, give every node `[new, old]`, then `[new]` once all of them have it.
+//! [`Keys`] holds one or two keys. A message carries one tag per key (the first key's first),
+//! and is good when any of its tags is good under any key of the receiver. So a node with
+//! `[new, old]` and one with `[old]` (or `[new]`) understand each other both ways, and the key
+//! changes without downtime: give the nodes `[new, old]` one by one, then `[new]` one by one.
+//! (Signing with the first key alone would not do: a node with `[old]` would refuse every
+//! request of a node that already signs with `new`, and the two would not be a cluster for the
+//! whole rotation.)
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -55,7 +61,7 @@ pub const MAX_NONCES: usize = 1 << 16;
 pub const MIN_KEY_LEN: usize = 32;
 
 /// The longest `X-Dftp-Auth` value read; anything longer is malformed.
-const MAX_STAMP_LEN: usize = 200;
+const MAX_STAMP_LEN: usize = 256;
 
 /// The method and path a multicast packet is signed as (no request carries them: the path of a
 /// request starts with `/`).
@@ -108,7 +114,7 @@ impl BodyHasher {
 /// Why a key file is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("no key in it (one key per line: the first signs, a second is also accepted)")]
+    #[error("no key in it (one key per line; two while the key changes)")]
     None,
     #[error("more than two keys (the current one and the next, for rotation)")]
     TooMany,
@@ -118,8 +124,8 @@ pub enum KeyError {
     NotText,
 }
 
-/// The keys of the cluster: the first signs; either verifies (rotation). The type holds one or
-/// two, never none.
+/// The keys of the cluster: one or two, never none; each signs, and either verifies (see the
+/// module's Rotation).
 #[derive(Clone)]
 pub struct Keys {
     sign: hmac::Key,
@@ -134,7 +140,7 @@ impl fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// One key, or two for a rotation (`first` signs).
+    /// One key, or two for a rotation.
     pub fn new(first: &[u8], second: Option<&[u8]>) -> Result<Keys, KeyError> {
         for (i, k) in std::iter::once(first).chain(second).enumerate() {
             if k.len() < MIN_KEY_LEN {
@@ -145,7 +151,7 @@ impl Keys {
         Ok(Keys { sign: key(first), next: second.map(key) })
     }
 
-    /// The keys of a key file: one key per line, the first signs; blank lines and lines starting
+    /// The keys of a key file: one key per line, two at most; blank lines and lines starting
     /// with `#` are skipped, and a key's surrounding whitespace is not part of it.
     pub fn from_file(bytes: &[u8]) -> Result<Keys, KeyError> {
         let text = std::str::from_utf8(bytes).map_err(|_| KeyError::NotText)?;
@@ -158,21 +164,29 @@ impl Keys {
         }
     }
 
-    fn verify_any(&self, message: &[u8], tag: &[u8]) -> bool {
-        std::iter::once(&self.sign).chain(&self.next).any(|k| hmac::verify(k, message, tag).is_ok())
+    fn keys(&self) -> impl Iterator<Item = &hmac::Key> {
+        std::iter::once(&self.sign).chain(&self.next)
     }
 
-    fn tag(&self, message: &[u8]) -> [u8; 32] {
-        let mut out = [0; 32];
-        out.copy_from_slice(hmac::sign(&self.sign, message).as_ref());
-        out
+    /// Whether any of `tags` is good under any of our keys (each comparison in constant time).
+    fn verify_any(&self, message: &[u8], tags: &Tags) -> bool {
+        self.keys().any(|k| tags.iter().any(|t| hmac::verify(k, message, t).is_ok()))
+    }
+
+    fn tags(&self, message: &[u8]) -> Tags {
+        let tag = |k: &hmac::Key| {
+            let mut out = [0; 32];
+            out.copy_from_slice(hmac::sign(k, message).as_ref());
+            out
+        };
+        Tags(tag(&self.sign), self.next.as_ref().map(tag))
     }
 
     /// The `X-Dftp-Auth` value of a request made at `time` with `nonce`.
     pub fn sign_request(&self, method: &str, path: &str, time: Time, nonce: Nonce, body: BodyDigest) -> String {
         let secs = time.0 / 1000;
-        let tag = self.tag(&request_message(method, path, secs, nonce, body));
-        Stamp { secs, nonce, tag }.to_string()
+        let tags = self.tags(&request_message(method, path, secs, nonce, body));
+        Stamp { secs, nonce, tags }.to_string()
     }
 
     /// Checks a request's stamp (as parsed by [`Stamp::parse`]) against the request, and
@@ -187,7 +201,7 @@ impl Keys {
         seen: &mut NonceWindow,
     ) -> Result<(), Refusal> {
         stamp.check_time(now)?;
-        if !self.verify_any(&request_message(method, path, stamp.secs, stamp.nonce, body), &stamp.tag) {
+        if !self.verify_any(&request_message(method, path, stamp.secs, stamp.nonce, body), &stamp.tags) {
             return Err(Refusal::BadTag);
         }
         seen.admit(stamp.nonce, stamp.secs, now)
@@ -195,7 +209,7 @@ impl Keys {
 
     /// The `X-Dftp-Auth` value of the answer to the request that carried `nonce`.
     pub fn sign_response(&self, nonce: Nonce, status: u16, body: BodyDigest) -> String {
-        format!("v1.{}", hex(&self.tag(&response_message(nonce, status, body))))
+        format!("v1.{}", self.tags(&response_message(nonce, status, body)))
     }
 
     /// Checks the `X-Dftp-Auth` value of an answer to our request that carried `nonce`.
@@ -207,11 +221,11 @@ impl Keys {
         body: BodyDigest,
     ) -> Result<(), Refusal> {
         let header = header.ok_or(Refusal::Missing)?;
-        let tag = header
+        let tags = header
             .strip_prefix(b"v1.")
-            .and_then(|t| unhex::<32>(t))
-            .ok_or(Refusal::Malformed("expected v1.<64 hex digits>"))?;
-        if self.verify_any(&response_message(nonce, status, body), &tag) {
+            .and_then(Tags::parse)
+            .ok_or(Refusal::Malformed("expected v1.<64 hex digits>[.<64 hex digits>]"))?;
+        if self.verify_any(&response_message(nonce, status, body), &tags) {
             Ok(())
         } else {
             Err(Refusal::BadTag)
@@ -238,31 +252,66 @@ impl Keys {
     }
 }
 
-/// A request's `X-Dftp-Auth`, parsed: `v1.<unix secs>.<32 hex digits>.<64 hex digits>`.
+/// One tag per key of the signer: one or two.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Tags([u8; 32], Option<[u8; 32]>);
+
+impl Tags {
+    fn iter(&self) -> impl Iterator<Item = &[u8; 32]> {
+        std::iter::once(&self.0).chain(&self.1)
+    }
+
+    /// `<64 hex digits>` or two of them joined by `.`.
+    fn parse(s: &[u8]) -> Option<Tags> {
+        let mut parts = s.split(|&b| b == b'.');
+        let first = unhex::<32>(parts.next()?)?;
+        let second = parts.next().map(unhex::<32>);
+        if parts.next().is_some() {
+            return None;
+        }
+        match second {
+            None => Some(Tags(first, None)),
+            Some(Some(t)) => Some(Tags(first, Some(t))),
+            Some(None) => None,
+        }
+    }
+}
+
+impl fmt::Display for Tags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))?;
+        if let Some(t) = &self.1 {
+            write!(f, ".{}", hex(t))?;
+        }
+        Ok(())
+    }
+}
+
+/// A request's `X-Dftp-Auth`, parsed: `v1.<unix secs>.<32 hex digits>.<64 hex digits>`, with a
+/// second `.<64 hex digits>` from a signer with two keys.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Stamp {
     pub secs: u64,
     pub nonce: Nonce,
-    tag: [u8; 32],
+    tags: Tags,
 }
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v1.{}.{}.{}", self.secs, hex(&self.nonce.0), hex(&self.tag))
+        write!(f, "v1.{}.{}.{}", self.secs, hex(&self.nonce.0), self.tags)
     }
 }
 
 impl Stamp {
     /// Parses the header's value (`None`: there was no header).
     pub fn parse(header: Option<&[u8]>) -> Result<Stamp, Refusal> {
-        const FORM: &str = "expected v1.<unix seconds>.<32 hex digits>.<64 hex digits>";
+        const FORM: &str = "expected v1.<unix seconds>.<32 hex digits>.<64 hex digits>[.<64 hex digits>]";
         let header = header.ok_or(Refusal::Missing)?;
         if header.len() > MAX_STAMP_LEN {
             return Err(Refusal::Malformed(FORM));
         }
-        let mut parts = header.split(|&b| b == b'.');
-        let (Some(b"v1"), Some(secs), Some(nonce), Some(tag), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        let mut parts = header.splitn(4, |&b| b == b'.');
+        let (Some(b"v1"), Some(secs), Some(nonce), Some(tags)) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(Refusal::Malformed(FORM));
         };
@@ -271,8 +320,8 @@ impl Stamp {
             .flatten()
             .ok_or(Refusal::Malformed(FORM))?;
         let nonce = Nonce(unhex::<16>(nonce).ok_or(Refusal::Malformed(FORM))?);
-        let tag = unhex::<32>(tag).ok_or(Refusal::Malformed(FORM))?;
-        Ok(Stamp { secs, nonce, tag })
+        let tags = Tags::parse(tags).ok_or(Refusal::Malformed(FORM))?;
+        Ok(Stamp { secs, nonce, tags })
     }
 
     /// Whether the stamp's time is within [`WINDOW`] of `now`: checked before a body is read,

@@ -1,6 +1,7 @@
 //! The cluster secret's tags (`cluster_auth`): a signed request verifies, and any change to what
 //! was signed, a replay, a time outside the window or another key does not; answers are bound
-//! to their request; multicast packets likewise; two keys rotate.
+//! to their request; multicast packets likewise; two keys rotate (a message carries a tag per
+//! key of its signer).
 
 use dftp_core::cluster_auth::{
     BodyDigest, KeyError, Keys, Nonce, NonceWindow, Refusal, Stamp, MAX_NONCES, MIN_KEY_LEN, WINDOW,
@@ -146,8 +147,17 @@ proptest! {
         prop_assert_eq!(v(&new, &by_old), Err(Refusal::BadTag));
         prop_assert_eq!(v(&old, &by_old), Ok(()));
         prop_assert_eq!(v(&both, &by_old), Ok(()), "[new, old] accepts the old key");
-        prop_assert_eq!(v(&new, &by_both), Ok(()), "[new, old] signs with the new one");
-        prop_assert_eq!(v(&old, &by_both), Err(Refusal::BadTag));
+        prop_assert_eq!(v(&new, &by_both), Ok(()), "[new, old] signs with the new one...");
+        prop_assert_eq!(v(&old, &by_both), Ok(()), "...and the old one, for nodes that have only that");
+        let stranger = Keys::new(b"another key, neither new nor old, long enough", None).unwrap();
+        prop_assert_eq!(v(&stranger, &by_both), Err(Refusal::BadTag));
+        prop_assert_eq!(v(&both, &sign(&stranger, &r)), Err(Refusal::BadTag));
+        // Answers alike.
+        let (n, d) = (Nonce(r.nonce), BodyDigest::of(&r.body));
+        let answer = both.sign_response(n, 200, d);
+        prop_assert_eq!(old.verify_response(Some(answer.as_bytes()), n, 200, d), Ok(()));
+        prop_assert_eq!(new.verify_response(Some(answer.as_bytes()), n, 200, d), Ok(()));
+        prop_assert_eq!(stranger.verify_response(Some(answer.as_bytes()), n, 200, d), Err(Refusal::BadTag));
     }
 
     #[test]

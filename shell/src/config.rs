@@ -129,8 +129,8 @@ pub struct Cli {
     pub auth_file: Option<PathBuf>,
 
     /// The cluster secret: a file with one key (at least 32 characters; `openssl rand -hex 32`)
-    /// or two, one per line: the first signs, either is accepted (to rotate keys without
-    /// downtime). Every management request, answer and multicast packet is then signed with it,
+    /// or two, one per line, while the key changes: messages are then signed with both, and
+    /// either is accepted (so the key rotates without downtime). Every management request, answer and multicast packet is then signed with it,
     /// and unsigned ones are refused. It must be readable by its owner only (mode 600 or 400).
     /// Every node of the cluster needs it.
     #[arg(long, value_name = "FILE")]
