@@ -311,7 +311,8 @@ impl Stamp {
             return Err(Refusal::Malformed(FORM));
         }
         let mut parts = header.splitn(4, |&b| b == b'.');
-        let (Some(b"v1"), Some(secs), Some(nonce), Some(tags)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(b"v1"), Some(secs), Some(nonce), Some(tags)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(Refusal::Malformed(FORM));
         };

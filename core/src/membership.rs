@@ -51,6 +51,10 @@ pub struct Peer {
     pub stream: Option<StreamPos>,
     /// Our updates on their way to it.
     pub outbox: Outbox,
+    /// Other addresses (public, management) an unsigned message in its name gave while it was
+    /// alive: taken only if a greeting to the addresses we know fails before it answers there
+    /// again (then it moved); forgotten when it does answer.
+    pub claimed: Option<(PeerAddr, PeerAddr)>,
 }
 
 impl Peer {
@@ -71,6 +75,7 @@ impl Peer {
             full_requested_at: None,
             stream: None,
             outbox: Outbox::default(),
+            claimed: None,
         }
     }
 

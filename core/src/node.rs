@@ -189,13 +189,21 @@ pub enum Notice {
         reason: String,
     },
     /// A message in the name of a live peer gave other addresses than the peer's, and was not
-    /// signed: the node keeps the addresses it knows until the peer stops answering at them (it
-    /// is then lost, and a later greeting may give new ones). A peer that moved shows up here
-    /// once; anyone else speaking in its name, every time.
+    /// signed: the node keeps the addresses it knows while the peer answers at them, and takes
+    /// the claimed ones only when a greeting there fails ([`Notice::PeerMoved`]). A peer that
+    /// moved shows up here once; anyone else speaking in its name, every time.
     AddressConflict {
         name: SmolStr,
         known: (PeerAddr, PeerAddr),
         claimed: (PeerAddr, PeerAddr),
+    },
+    /// A greeting to a peer's addresses failed after a message in its name claimed others
+    /// ([`Notice::AddressConflict`]): it no longer answers where it was, so the claimed
+    /// addresses are taken.
+    PeerMoved {
+        name: SmolStr,
+        public_addr: PeerAddr,
+        mgmt_addr: PeerAddr,
     },
     /// A peer's cluster table says its stream is at `told`, behind the position we applied
     /// from it (`applied`) in the same run: that position came from someone else in its name (a
@@ -342,6 +350,7 @@ impl Node {
             Event::RequestFailed { request, reason } => match request {
                 Request::Greet(addr) => {
                     self.greeting.remove(&addr);
+                    self.take_claim(now, &addr, &mut out);
                     if let Some(seed) = self.seeds.get_mut(&addr) {
                         seed.failures += 1;
                         if seed.warned_at.is_none_or(|t| now.since(t) >= SEED_WARN_EVERY) {
@@ -538,11 +547,12 @@ impl Node {
     /// Registers that `name` is alive at these addresses. Returns whether it is new or back,
     /// or `None` when the claim is not believed (see below): the message says nothing then.
     ///
-    /// A live peer's addresses change only on a signed message (`Config::authenticated`):
-    /// otherwise the claim is not believed at all (not even as a sign of life, or a sender in
-    /// the peer's name could keep a dead peer alive), and the conflict is logged. Once the peer
-    /// stops answering at the addresses we know, it is lost, and the next greeting in its name
-    /// gives it its new ones.
+    /// A live peer's addresses change at once only on a signed message
+    /// (`Config::authenticated`): otherwise the claim is not believed yet (not even as a sign of
+    /// life, or a sender in the peer's name could keep a dead peer alive), and the conflict is
+    /// logged. It is kept ([`Peer::claimed`]) and taken once a greeting to the addresses we know
+    /// fails, before the peer answers there again; and a lost peer takes the addresses of the
+    /// next message in its name.
     fn saw_peer(
         &mut self,
         now: Time,
@@ -557,11 +567,13 @@ impl Node {
                 out.push(Action::Notice(Notice::AddressConflict {
                     name: name.clone(),
                     known: (p.public_addr.clone(), p.mgmt_addr.clone()),
-                    claimed: (public, mgmt),
+                    claimed: (public.clone(), mgmt.clone()),
                 }));
+                p.claimed = Some((public, mgmt));
                 None
             }
             Some(p) => {
+                p.claimed = None;
                 p.public_addr = public;
                 p.mgmt_addr = mgmt;
                 p.last_alive = now;
@@ -585,6 +597,18 @@ impl Node {
                 Some(true)
             }
         }
+    }
+
+    /// A greeting to `addr` failed: a live peer there that another address was claimed for
+    /// moves to it ([`Peer::claimed`]), and is greeted there.
+    fn take_claim(&mut self, now: Time, addr: &PeerAddr, out: &mut Vec<Action>) {
+        let Some(p) = self.peers.values_mut().find(|p| p.mgmt_addr == *addr && p.claimed.is_some()) else { return };
+        let Some((public, mgmt)) = p.claimed.take() else { return };
+        p.public_addr = public.clone();
+        p.mgmt_addr = mgmt.clone();
+        let name = p.name.clone();
+        out.push(Action::Notice(Notice::PeerMoved { name: name.clone(), public_addr: public, mgmt_addr: mgmt }));
+        self.greet_peer(now, &name, out);
     }
 
     fn on_greeting(&mut self, now: Time, g: Greeting, from_host: Option<SmolStr>, out: &mut Vec<Action>) {

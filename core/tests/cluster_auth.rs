@@ -259,7 +259,8 @@ fn key_files_hold_one_or_two_long_keys() {
     assert_eq!(Keys::from_file(b"\xff\xfe").unwrap_err(), KeyError::NotText);
     // Whitespace around a key is not part of it: a file written with or without a newline at
     // its end signs alike.
-    let (a, b) = (Keys::from_file(long.as_bytes()).unwrap(), Keys::from_file(format!("{long}\r\n").as_bytes()).unwrap());
+    let (a, b) =
+        (Keys::from_file(long.as_bytes()).unwrap(), Keys::from_file(format!("{long}\r\n").as_bytes()).unwrap());
     let r = Req { method: "POST".into(), path: "/cluster/".into(), body: b"x".to_vec(), nonce: [7; 16], skew: 0 };
     assert_eq!(verify(&b, &sign(&a, &r), &r, &mut NonceWindow::default()), Ok(()));
     assert!(!format!("{a:?}").contains(&long), "keys never print");

@@ -99,7 +99,8 @@ fn an_unsigned_greeting_in_a_live_peers_name_keeps_its_addresses_while_it_answer
         "nothing goes to the claimed address: {actions:?}"
     );
     // The same through an answer: a table in b's name from an address a greeted.
-    let actions = a.handle(t(3), Event::GreetingAnswered { to: addr("10.6.6.6:7041"), reply: table("b", "10.6.6.6", 5, 0) });
+    let actions =
+        a.handle(t(3), Event::GreetingAnswered { to: addr("10.6.6.6:7041"), reply: table("b", "10.6.6.6", 5, 0) });
     assert_eq!(conflicts(&actions), 1);
     assert_eq!(public_of(&a, t(3), "b").as_deref(), Some("10.0.0.2:7040"));
 
@@ -173,8 +174,36 @@ fn a_genuine_position_is_never_taken_for_a_forged_one() {
     a.handle(t(3), Event::UpdateReceived(update("b", "y.txt", false, 5, 4)));
     // b's table is made after its updates, so it is at 4 or beyond.
     for seq in [4, 9] {
-        let actions =
-            a.handle(t(5), Event::GreetingAnswered { to: addr("10.0.0.2:7041"), reply: table("b", "10.0.0.2", 5, seq) });
+        let actions = a
+            .handle(t(5), Event::GreetingAnswered { to: addr("10.0.0.2:7041"), reply: table("b", "10.0.0.2", 5, seq) });
         assert!(!actions.iter().any(|x| matches!(x, Action::Notice(Notice::ForgedPosition { .. }))), "{actions:?}");
     }
+}
+
+#[test]
+fn a_claimed_address_is_taken_when_the_known_one_stops_answering() {
+    use dftp_core::Request;
+    let mut a = with_b(false);
+    let failed = |to: &str| Event::RequestFailed { request: Request::Greet(addr(to)), reason: "refused".into() };
+    // A claim, then b answers where it is: the claim is forgotten, and a later failure there
+    // moves nothing.
+    a.handle(t(2), greeting("b", "10.0.0.9"));
+    a.handle(t(3), Event::GreetingAnswered { to: addr("10.0.0.2:7041"), reply: table("b", "10.0.0.2", 5, 0) });
+    let actions = a.handle(t(4), failed("10.0.0.2:7041"));
+    assert!(!actions.iter().any(|x| matches!(x, Action::Notice(Notice::PeerMoved { .. }))), "{actions:?}");
+    assert_eq!(public_of(&a, t(4), "b").as_deref(), Some("10.0.0.2:7040"));
+    // b restarted elsewhere: its greeting from there is a claim, and the next greeting to its
+    // old address fails: now it has moved, and is greeted at its new address.
+    let actions = a.handle(t(5), greeting("b", "10.0.0.9"));
+    assert_eq!(conflicts(&actions), 1);
+    let actions = a.handle(t(6), failed("10.0.0.2:7041"));
+    assert!(actions.iter().any(|x| matches!(x, Action::Notice(Notice::PeerMoved { .. }))), "{actions:?}");
+    assert!(
+        actions.iter().any(|x| matches!(x, Action::Greet { to, .. } if *to == addr("10.0.0.9:7041"))),
+        "{actions:?}"
+    );
+    assert_eq!(public_of(&a, t(6), "b").as_deref(), Some("10.0.0.9:7040"));
+    // A failure of a greeting to an address nobody claimed anything for changes nothing.
+    let actions = a.handle(t(7), failed("10.0.0.7:7041"));
+    assert!(!actions.iter().any(|x| matches!(x, Action::Notice(Notice::PeerMoved { .. }))));
 }

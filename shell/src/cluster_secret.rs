@@ -99,7 +99,8 @@ impl Guard {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let (last, unlogged) = &mut *log;
         if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            let more = if *unlogged > 0 { format!(" ({unlogged} more since the last such line)") } else { String::new() };
+            let more =
+                if *unlogged > 0 { format!(" ({unlogged} more since the last such line)") } else { String::new() };
             tracing::warn!("cluster secret: {what}{more}");
             *last = Some(Instant::now());
             *unlogged = 0;

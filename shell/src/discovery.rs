@@ -22,9 +22,9 @@ pub async fn listen(socket: Arc<dyn Datagram>, handle: Handle, guard: Option<Arc
                     }
                 }
                 Ok(json) => match Announcement::from_json(json) {
-                Ok(announcement) => {
-                    handle.send(Event::AnnouncementReceived { announcement, from_host: Some(host_of(from)) }).await
-                }
+                    Ok(announcement) => {
+                        handle.send(Event::AnnouncementReceived { announcement, from_host: Some(host_of(from)) }).await
+                    }
                     Err(e) => tracing::debug!("ignoring a discovery packet from {from}: {e}"),
                 },
             },

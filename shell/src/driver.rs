@@ -234,7 +234,11 @@ async fn report_delivery(tx: &mpsc::Sender<Input>, to: SmolStr, full: bool, resu
 /// The digest of the body [`stream_full_update`] makes of the same snapshot and header (the
 /// snapshot does not change, so the two passes give the same bytes): a signed request carries
 /// its body's digest in its head. Paid only with a cluster secret, on a blocking thread.
-async fn digest_full_update(snapshot: Snapshot, header: UpdateHeader, blocking: Blocking) -> Result<BodyDigest, String> {
+async fn digest_full_update(
+    snapshot: Snapshot,
+    header: UpdateHeader,
+    blocking: Blocking,
+) -> Result<BodyDigest, String> {
     blocking
         .run(move || {
             let mut hasher = BodyHasher::new();
@@ -278,11 +282,15 @@ fn log_notice(n: &Notice) {
         Notice::AddressConflict { name, known, claimed } => tracing::warn!(
             "address conflict: a message in the name of peer {name} gives public {} and management {}, but {name} \
              answers at {} and {}: keeping those while it answers there (an unsigned claim; a cluster secret \
-             would tell)",
+             would tell whether it is {name}'s)",
             claimed.0,
             claimed.1,
             known.0,
             known.1
+        ),
+        Notice::PeerMoved { name, public_addr, mgmt_addr } => tracing::warn!(
+            "peer {name} no longer answers where it was: taking the addresses a message in its name gave, public \
+             {public_addr} and management {mgmt_addr}"
         ),
         Notice::ForgedPosition { name, applied, told } => tracing::warn!(
             "peer {name} says its updates are at {told:?}, but an update in its name was at {applied:?}: that one \

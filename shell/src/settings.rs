@@ -230,6 +230,7 @@ mod tests {
             (&["--auth", "alice:pw@/a", "--auth", "bob:pw@/b:xx"], "auth"),
             (&["--auth", "@/a", "--auth", "@/b"], "auth"),
             (&["--auth-file", "/nonexistent/dftp-auth-file"], "auth-file"),
+            (&["--cluster-secret-file", "/nonexistent/dftp-cluster-key"], "cluster-secret-file"),
         ] {
             let e = settings(args).expect_err(&format!("{args:?}"));
             assert_eq!(e.flag, flag, "{args:?}: {e}");

@@ -298,3 +298,53 @@ fn a_key_file_others_may_read_or_a_short_key_is_refused_at_start() {
     let out = run_dftp(&["--dfsroot", root, "--cluster-secret-file", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `contrib/dftp-mgmt.py`, the operator's signed request from a shell: an implementation of the
+/// tags of its own (Python's hmac), so this also checks the format against a second reader.
+fn mgmt_py(key: &Path, method: &str, url: &str, body: Option<&str>) -> Option<std::process::Output> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/dftp-mgmt.py");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(&script).arg(key).arg(method).arg(url);
+    if let Some(b) = body {
+        cmd.arg(b);
+    }
+    match cmd.output() {
+        Ok(out) => Some(out),
+        Err(e) => {
+            eprintln!("skipping: python3 does not run: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn an_operator_joins_nodes_with_the_signed_request_tool() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let good = key_file(keys_dir.path(), "good", &[NEW, OLD]);
+    let only_old = key_file(keys_dir.path(), "old", &[OLD]);
+    let wrong = key_file(keys_dir.path(), "wrong", &[WRONG]);
+    let (ra, rb) = (awkward_tempdir("oa"), awkward_tempdir("ob"));
+    write_file(ra.path(), "from-a.txt", b"a\n");
+    write_file(rb.path(), "from-b.txt", b"b\n");
+    let a = Node::start(with_secret(NodeOpts::new("a", ra.path()), &good));
+    let b = Node::start(with_secret(NodeOpts::new("b", rb.path()), &good));
+    let join = format!("peer={}", b.mgmt_addr());
+    // Unsigned, as curl would send it: refused.
+    let r = post_form(&a.mgmt_url("/join/"), &[("peer", &b.mgmt_addr())]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    // With a wrong key: refused, and the tool says so.
+    let Some(out) = mgmt_py(&wrong, "POST", &a.mgmt_url("/join/"), Some(&join)) else { return };
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrong X-Dftp-Auth tag"));
+    assert_eq!(a.find(), "/from-a.txt\n", "no join happened");
+    // With the cluster's keys (the old one alone is enough while the nodes still hold it).
+    let out = mgmt_py(&only_old, "POST", &a.mgmt_url("/join/"), Some(&join)).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    wait_for_file(&a, "from-b.txt", b"b\n");
+    wait_for_file(&b, "from-a.txt", b"a\n");
+    let out = mgmt_py(&good, "GET", &b.mgmt_url("/cluster/"), None).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let table: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(table["Peers"]["a"]["MgmtAddr"], a.mgmt_addr());
+}
