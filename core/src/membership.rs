@@ -55,6 +55,10 @@ pub struct Peer {
     /// alive: taken only if a greeting to the addresses we know fails before it answers there
     /// again (then it moved); forgotten when it does answer.
     pub claimed: Option<(PeerAddr, PeerAddr)>,
+    /// The last claim reported ([`crate::Notice::AddressConflict`]): a claim is reported once,
+    /// not at every message that repeats it (a peer greeted by its host name greets us from its
+    /// IP address, with an empty host in its addresses, at every ping).
+    pub claim_reported: Option<(PeerAddr, PeerAddr)>,
 }
 
 impl Peer {
@@ -76,6 +80,7 @@ impl Peer {
             stream: None,
             outbox: Outbox::default(),
             claimed: None,
+            claim_reported: None,
         }
     }
 

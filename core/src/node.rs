@@ -190,8 +190,8 @@ pub enum Notice {
     },
     /// A message in the name of a live peer gave other addresses than the peer's, and was not
     /// signed: the node keeps the addresses it knows while the peer answers at them, and takes
-    /// the claimed ones only when a greeting there fails ([`Notice::PeerMoved`]). A peer that
-    /// moved shows up here once; anyone else speaking in its name, every time.
+    /// the claimed ones only when a greeting there fails ([`Notice::PeerMoved`]). Said once per
+    /// claim (see [`crate::membership::Peer::claim_reported`]).
     AddressConflict {
         name: SmolStr,
         known: (PeerAddr, PeerAddr),
@@ -564,12 +564,16 @@ impl Node {
         let authenticated = self.cfg.authenticated;
         match self.peers.get_mut(name) {
             Some(p) if p.is_alive() && !authenticated && (p.public_addr != public || p.mgmt_addr != mgmt) => {
-                out.push(Action::Notice(Notice::AddressConflict {
-                    name: name.clone(),
-                    known: (p.public_addr.clone(), p.mgmt_addr.clone()),
-                    claimed: (public.clone(), mgmt.clone()),
-                }));
-                p.claimed = Some((public, mgmt));
+                let claim = (public, mgmt);
+                if p.claim_reported.as_ref() != Some(&claim) {
+                    out.push(Action::Notice(Notice::AddressConflict {
+                        name: name.clone(),
+                        known: (p.public_addr.clone(), p.mgmt_addr.clone()),
+                        claimed: claim.clone(),
+                    }));
+                    p.claim_reported = Some(claim.clone());
+                }
+                p.claimed = Some(claim);
                 None
             }
             Some(p) => {
