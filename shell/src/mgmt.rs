@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Stamp};
+use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
 use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, WireError};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -56,13 +56,12 @@ struct Check {
     peer: SocketAddr,
 }
 
-/// Verifies the request's tag over its body (`check`: there is a cluster secret); the `401` to
-/// answer when it is not good.
-fn verify(check: &Option<Check>, body: BodyDigest) -> Result<(), Response<Body>> {
+/// Verifies the request's tag over its body (`check`: there is a cluster secret); why not, when
+/// it is not good (answered with [`unauthorized`]).
+fn verify(check: &Option<Check>, body: BodyDigest) -> Result<(), Refusal> {
     let Some(c) = check else { return Ok(()) };
-    c.guard.verify(&c.stamp, &c.method, &c.path, body).map_err(|refusal| {
+    c.guard.verify(&c.stamp, &c.method, &c.path, body).inspect_err(|refusal| {
         c.guard.log_refusal(format_args!("refused {} {} from {}: {refusal}", c.method, c.path, c.peer));
-        unauthorized(&refusal)
     })
 }
 
@@ -130,7 +129,7 @@ fn too_large(limit: usize) -> Response<Body> {
 async fn form(req: Request<Incoming>, check: &Option<Check>) -> Result<Vec<u8>, Response<Body>> {
     let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
     let body = read_body(req, MAX_FORM).await?;
-    verify(check, BodyDigest::of(&body))?;
+    verify(check, BodyDigest::of(&body)).map_err(|r| unauthorized(&r))?;
     let mut all = body.to_vec();
     if !query.is_empty() {
         if !all.is_empty() {
@@ -173,7 +172,7 @@ async fn cluster(handle: Handle, req: Request<Incoming>, peer: SocketAddr, check
                 Err(r) => return r,
             };
             if let Err(r) = verify(&check, BodyDigest::of(&body)) {
-                return r;
+                return unauthorized(&r);
             }
         }
         return cluster_json(&handle.snapshot());
@@ -236,7 +235,7 @@ async fn parse_update(
         }
     }
     if let Some(d) = digest {
-        verify(check, d.finish())?;
+        verify(check, d.finish()).map_err(|r| unauthorized(&r))?;
     }
     match parsing.finish().await {
         Ok(update) => Ok(update),
