@@ -25,8 +25,9 @@ pub struct Guard {
     clock: Clock,
     seen: Mutex<NonceWindow>,
     random: SystemRandom,
-    /// When the last refusal was logged, and how many went unlogged since.
-    log: Mutex<(Option<Instant>, u64)>,
+    /// When the last refusal of each kind ([`Refused`]) was logged, and how many went unlogged
+    /// since.
+    log: Mutex<[(Option<Instant>, u64); 2]>,
 }
 
 impl Guard {
@@ -93,11 +94,11 @@ impl Guard {
         self.keys.open_packet(packet, self.now(), &mut seen)
     }
 
-    /// Logs a refused request or a dropped packet, at most once a minute: a flood of forged
-    /// messages must not flood the log too.
-    pub fn log_refusal(&self, what: std::fmt::Arguments<'_>) {
+    /// Logs a refused request or a dropped packet, at most once a minute for each of the two: a
+    /// flood of forged messages must not flood the log too, nor hide the other kind.
+    pub fn log_refusal(&self, kind: Refused, what: std::fmt::Arguments<'_>) {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        let (last, unlogged) = &mut *log;
+        let (last, unlogged) = &mut log[kind as usize];
         if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
             let more =
                 if *unlogged > 0 { format!(" ({unlogged} more since the last such line)") } else { String::new() };
@@ -108,6 +109,13 @@ impl Guard {
             *unlogged += 1;
         }
     }
+}
+
+/// What [`Guard::log_refusal`] logs, each at its own pace.
+#[derive(Clone, Copy)]
+pub enum Refused {
+    Request = 0,
+    Packet = 1,
 }
 
 /// `401` with the reason; `Connection: close`, since the body may not have been read.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use dftp_core::{Announcement, Event};
 
-use crate::cluster_secret::Guard;
+use crate::cluster_secret::{Guard, Refused};
 use crate::driver::Handle;
 use crate::mgmt::host_of;
 use crate::net::Datagram;
@@ -18,7 +18,10 @@ pub async fn listen(socket: Arc<dyn Datagram>, handle: Handle, guard: Option<Arc
             Ok((packet, from)) => match open(&packet, guard.as_deref()) {
                 Err(refusal) => {
                     if let Some(g) = &guard {
-                        g.log_refusal(format_args!("dropped a discovery packet from {from}: {refusal}"));
+                        g.log_refusal(
+                            Refused::Packet,
+                            format_args!("dropped a discovery packet from {from}: {refusal}"),
+                        );
                     }
                 }
                 Ok(json) => match Announcement::from_json(json) {

@@ -18,7 +18,7 @@ use smol_str::SmolStr;
 
 use crate::blocking::{Blocking, Consumer};
 use crate::body::{Body, BoxError};
-use crate::cluster_secret::{unauthorized, Guard};
+use crate::cluster_secret::{unauthorized, Guard, Refused};
 use crate::driver::Handle;
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
@@ -34,7 +34,10 @@ pub fn handler(handle: Handle, max_update_bytes: u64, guard: Option<Arc<Guard>>)
             let stamp = match guard.precheck(req.headers()) {
                 Ok(stamp) => stamp,
                 Err(refusal) => {
-                    guard.log_refusal(format_args!("refused {} {} from {peer}: {refusal}", req.method(), req.uri()));
+                    guard.log_refusal(
+                        Refused::Request,
+                        format_args!("refused {} {} from {peer}: {refusal}", req.method(), req.uri()),
+                    );
                     return unauthorized(&refusal);
                 }
             };
@@ -61,7 +64,8 @@ struct Check {
 fn verify(check: &Option<Check>, body: BodyDigest) -> Result<(), Refusal> {
     let Some(c) = check else { return Ok(()) };
     c.guard.verify(&c.stamp, &c.method, &c.path, body).inspect_err(|refusal| {
-        c.guard.log_refusal(format_args!("refused {} {} from {}: {refusal}", c.method, c.path, c.peer));
+        c.guard
+            .log_refusal(Refused::Request, format_args!("refused {} {} from {}: {refusal}", c.method, c.path, c.peer));
     })
 }
 
