@@ -628,7 +628,11 @@ impl Node {
         // changes have stopped arriving, would keep its stale files here for as long as it
         // keeps greeting us. (A lost peer that greets us is taken back, as before.)
         let alive_since = self.peers.get(&g.name).filter(|p| p.is_alive()).map(|p| p.last_alive);
-        let Some(fresh) = self.saw_peer(now, &g.name, public, mgmt, out) else { return };
+        // A claim that is not believed (`None`) changes no address and shows no life, but its
+        // request for a full update is still served, at the addresses we know: the genuine peer
+        // greets us with addresses that merely look different (a host name where we know its
+        // IP address) and must not be left without our files.
+        let fresh = self.saw_peer(now, &g.name, public, mgmt, out) == Some(true);
         if let (Some(t), Some(p)) = (alive_since, self.peers.get_mut(&g.name)) {
             p.last_alive = t;
         }
@@ -670,9 +674,11 @@ impl Node {
             (Some(epoch), Some(seq)) => Some(StreamPos { epoch, seq }),
             _ => None,
         };
-        if self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out).is_none() {
-            return;
-        }
+        // Not believed (`None`): the table says nothing of the peer's life or position; the rest
+        // (what it wants of us, sent to the addresses we know, and the peers it names, which are
+        // greeted and must answer for themselves) is used as usual.
+        let believed = self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out).is_some();
+        let pos = pos.filter(|_| believed);
         if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
             if p.is_behind(pos) {
                 p.last_alive = t;

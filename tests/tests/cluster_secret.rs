@@ -102,9 +102,12 @@ fn nodes_with_the_secret_form_a_cluster_and_a_node_with_another_key_never_joins(
     let c = Node::start(with_secret(NodeOpts::new("c", rc.path()).join(&a.mgmt_addr()), &wrong));
     wait_for_file(&a, "from-b.txt", b"b\n");
     wait_for_file(&b, "from-a.txt", b"a\n");
-    // c greets a at every ping: wait until a has refused it and c has seen why.
+    // c greets a at every ping: wait until a has logged a refusal (at most one a minute, so maybe
+    // of the harness's unsigned check at a's start) and c has been refused with a 401.
     wait_until("a refusing c", WAIT, || a.log().contains("cluster secret: refused").then_some(()));
-    wait_until("c told of the refusal", WAIT, || c.log().contains("not signed with the cluster secret").then_some(()));
+    wait_until("c told of the refusal", WAIT, || {
+        c.log().lines().any(|l| l.contains("401") && l.contains("not signed with the cluster secret")).then_some(())
+    });
     // A later change of b still reaches a, so a has had every chance to take c in too.
     write_file(rb.path(), "later-b.txt", b"later\n");
     wait_for_file(&a, "later-b.txt", b"later\n");
