@@ -128,14 +128,14 @@ pub enum KeyError {
 /// module's Rotation).
 #[derive(Clone)]
 pub struct Keys {
-    sign: hmac::Key,
-    next: Option<hmac::Key>,
+    first: hmac::Key,
+    second: Option<hmac::Key>,
 }
 
 impl fmt::Debug for Keys {
     /// Never the keys themselves.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Keys({} key(s))", 1 + usize::from(self.next.is_some()))
+        write!(f, "Keys({} key(s))", 1 + usize::from(self.second.is_some()))
     }
 }
 
@@ -148,7 +148,7 @@ impl Keys {
             }
         }
         let key = |k: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, k);
-        Ok(Keys { sign: key(first), next: second.map(key) })
+        Ok(Keys { first: key(first), second: second.map(key) })
     }
 
     /// The keys of a key file: one key per line, two at most; blank lines and lines starting
@@ -165,7 +165,7 @@ impl Keys {
     }
 
     fn keys(&self) -> impl Iterator<Item = &hmac::Key> {
-        std::iter::once(&self.sign).chain(&self.next)
+        std::iter::once(&self.first).chain(&self.second)
     }
 
     /// Whether any of `tags` is good under any of our keys (each comparison in constant time).
@@ -179,7 +179,7 @@ impl Keys {
             out.copy_from_slice(hmac::sign(k, message).as_ref());
             out
         };
-        Tags(tag(&self.sign), self.next.as_ref().map(tag))
+        Tags(tag(&self.first), self.second.as_ref().map(tag))
     }
 
     /// The `X-Dftp-Auth` value of a request made at `time` with `nonce`.
