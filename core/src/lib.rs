@@ -42,9 +42,14 @@
 //!
 //! [`wire`], [`http1`] and [`http_file`] are sans-IO too: parsers and writers of other machines'
 //! bytes (the original's JSON and forms, HTTP/1 responses of peers, HTTP range and validator
-//! headers), fuzzed in `fuzz/`.
+//! headers), fuzzed in `fuzz/`. So is [`cluster_auth`]: the tags of the cluster secret, which the
+//! shell carries in a header of every management request and answer and at the end of every
+//! multicast packet, and checks here before any of them becomes an event. With a secret, the
+//! node's [`Config::authenticated`] says that every greeting it gets was signed; without one, a
+//! greeting does not move a live peer to new addresses.
 
 pub mod access;
+pub mod cluster_auth;
 pub mod glob;
 pub mod http1;
 pub mod http_file;

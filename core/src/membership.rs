@@ -51,6 +51,14 @@ pub struct Peer {
     pub stream: Option<StreamPos>,
     /// Our updates on their way to it.
     pub outbox: Outbox,
+    /// Other addresses (public, management) an unsigned message in its name gave while it was
+    /// alive: taken only if a greeting to the addresses we know fails before it answers there
+    /// again (then it moved); forgotten when it does answer.
+    pub claimed: Option<(PeerAddr, PeerAddr)>,
+    /// The last claim reported ([`crate::Notice::AddressConflict`]): a claim is reported once,
+    /// not at every message that repeats it (a peer greeted by its host name greets us from its
+    /// IP address, with an empty host in its addresses, at every ping).
+    pub claim_reported: Option<(PeerAddr, PeerAddr)>,
 }
 
 impl Peer {
@@ -71,6 +79,8 @@ impl Peer {
             full_requested_at: None,
             stream: None,
             outbox: Outbox::default(),
+            claimed: None,
+            claim_reported: None,
         }
     }
 

@@ -44,6 +44,12 @@ pub struct Config {
     pub forget_after: Span,
     /// Where the local tree appears in the cluster tree (`--dfsmount`).
     pub mount: Mount,
+    /// Every greeting, answer and update that reaches the node was signed with the cluster
+    /// secret (the shell checked it: [`crate::cluster_auth`]). Only then is a message that gives
+    /// a live peer new addresses taken at its word; without the secret anyone can send one in
+    /// the peer's name, and the node would fetch the peer's files from the sender
+    /// ([`Notice::AddressConflict`]).
+    pub authenticated: bool,
 }
 
 impl Config {
@@ -61,6 +67,7 @@ impl Config {
             announce_interval: Some(Span::from_secs(55)),
             forget_after: Span::from_secs(24 * 3600),
             mount: Mount::default(),
+            authenticated: false,
         }
     }
 }
@@ -180,6 +187,32 @@ pub enum Notice {
     },
     AnnouncementIgnored {
         reason: String,
+    },
+    /// A message in the name of a live peer gave other addresses than the peer's, and was not
+    /// signed: the node keeps the addresses it knows while the peer answers at them, and takes
+    /// the claimed ones only when a greeting there fails ([`Notice::PeerMoved`]). Said once per
+    /// claim (see [`crate::membership::Peer::claim_reported`]).
+    AddressConflict {
+        name: SmolStr,
+        known: (PeerAddr, PeerAddr),
+        claimed: (PeerAddr, PeerAddr),
+    },
+    /// A greeting to a peer's addresses failed after a message in its name claimed others
+    /// ([`Notice::AddressConflict`]): it no longer answers where it was, so the claimed
+    /// addresses are taken.
+    PeerMoved {
+        name: SmolStr,
+        public_addr: PeerAddr,
+        mgmt_addr: PeerAddr,
+    },
+    /// A peer's cluster table says its stream is at `told`, behind the position we applied
+    /// from it (`applied`) in the same run: that position came from someone else in its name (a
+    /// `Seq` far ahead would have made us ignore all its later updates). Forgotten, and a full
+    /// update asked for.
+    ForgedPosition {
+        name: SmolStr,
+        applied: StreamPos,
+        told: StreamPos,
     },
     /// A node we were asked to join (`--join`, `POST /join/`) did not answer: said at the first
     /// failure, then at most every [`SEED_WARN_EVERY`] while it stays silent, so that a typo in
@@ -317,6 +350,7 @@ impl Node {
             Event::RequestFailed { request, reason } => match request {
                 Request::Greet(addr) => {
                     self.greeting.remove(&addr);
+                    self.take_claim(now, &addr, &mut out);
                     if let Some(seed) = self.seeds.get_mut(&addr) {
                         seed.failures += 1;
                         if seed.warned_at.is_none_or(|t| now.since(t) >= SEED_WARN_EVERY) {
@@ -510,10 +544,40 @@ impl Node {
         self.greet(addr, request_full, out);
     }
 
-    /// Registers that `name` is alive at these addresses. Returns whether it is new or back.
-    fn saw_peer(&mut self, now: Time, name: &SmolStr, public: PeerAddr, mgmt: PeerAddr, out: &mut Vec<Action>) -> bool {
+    /// Registers that `name` is alive at these addresses. Returns whether it is new or back,
+    /// or `None` when the claim is not believed (see below): the message says nothing then.
+    ///
+    /// A live peer's addresses change at once only on a signed message
+    /// (`Config::authenticated`): otherwise the claim is not believed yet (not even as a sign of
+    /// life, or a sender in the peer's name could keep a dead peer alive), and the conflict is
+    /// logged. It is kept ([`Peer::claimed`]) and taken once a greeting to the addresses we know
+    /// fails, before the peer answers there again; and a lost peer takes the addresses of the
+    /// next message in its name.
+    fn saw_peer(
+        &mut self,
+        now: Time,
+        name: &SmolStr,
+        public: PeerAddr,
+        mgmt: PeerAddr,
+        out: &mut Vec<Action>,
+    ) -> Option<bool> {
+        let authenticated = self.cfg.authenticated;
         match self.peers.get_mut(name) {
+            Some(p) if p.is_alive() && !authenticated && (p.public_addr != public || p.mgmt_addr != mgmt) => {
+                let claim = (public, mgmt);
+                if p.claim_reported.as_ref() != Some(&claim) {
+                    out.push(Action::Notice(Notice::AddressConflict {
+                        name: name.clone(),
+                        known: (p.public_addr.clone(), p.mgmt_addr.clone()),
+                        claimed: claim.clone(),
+                    }));
+                    p.claim_reported = Some(claim.clone());
+                }
+                p.claimed = Some(claim);
+                None
+            }
             Some(p) => {
+                p.claimed = None;
                 p.public_addr = public;
                 p.mgmt_addr = mgmt;
                 p.last_alive = now;
@@ -525,18 +589,30 @@ impl Node {
                     // Whatever it had of ours is stale after the time apart.
                     p.owes_full = true;
                     out.push(Action::Notice(Notice::PeerReturned { name: name.clone() }));
-                    return true;
+                    return Some(true);
                 }
-                false
+                Some(false)
             }
             None => {
                 let id = self.tree.intern(name);
                 self.seeds.remove(&mgmt);
                 out.push(Action::Notice(Notice::PeerJoined { name: name.clone(), mgmt_addr: mgmt.clone() }));
                 self.peers.insert(name.clone(), Peer::new(name.clone(), id, public, mgmt, now));
-                true
+                Some(true)
             }
         }
+    }
+
+    /// A greeting to `addr` failed: a live peer there that another address was claimed for
+    /// moves to it ([`Peer::claimed`]), and is greeted there.
+    fn take_claim(&mut self, now: Time, addr: &PeerAddr, out: &mut Vec<Action>) {
+        let Some(p) = self.peers.values_mut().find(|p| p.mgmt_addr == *addr && p.claimed.is_some()) else { return };
+        let Some((public, mgmt)) = p.claimed.take() else { return };
+        p.public_addr = public.clone();
+        p.mgmt_addr = mgmt.clone();
+        let name = p.name.clone();
+        out.push(Action::Notice(Notice::PeerMoved { name: name.clone(), public_addr: public, mgmt_addr: mgmt }));
+        self.greet_peer(now, &name, out);
     }
 
     fn on_greeting(&mut self, now: Time, g: Greeting, from_host: Option<SmolStr>, out: &mut Vec<Action>) {
@@ -552,7 +628,11 @@ impl Node {
         // changes have stopped arriving, would keep its stale files here for as long as it
         // keeps greeting us. (A lost peer that greets us is taken back, as before.)
         let alive_since = self.peers.get(&g.name).filter(|p| p.is_alive()).map(|p| p.last_alive);
-        let fresh = self.saw_peer(now, &g.name, public, mgmt, out);
+        // A claim that is not believed (`None`) changes no address and shows no life, but its
+        // request for a full update is still served, at the addresses we know: the genuine peer
+        // greets us with addresses that merely look different (a host name where we know its
+        // IP address) and must not be left without our files.
+        let fresh = self.saw_peer(now, &g.name, public, mgmt, out) == Some(true);
         if let (Some(t), Some(p)) = (alive_since, self.peers.get_mut(&g.name)) {
             p.last_alive = t;
         }
@@ -594,10 +674,26 @@ impl Node {
             (Some(epoch), Some(seq)) => Some(StreamPos { epoch, seq }),
             _ => None,
         };
-        self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out);
+        // Not believed (`None`): the table says nothing of the peer's life or position; the rest
+        // (what it wants of us, sent to the addresses we know, and the peers it names, which are
+        // greeted and must answer for themselves) is used as usual.
+        let believed = self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out).is_some();
+        let pos = pos.filter(|_| believed);
         if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
             if p.is_behind(pos) {
                 p.last_alive = t;
+            }
+        }
+        // The peer's own word on its position, from the address we know it at: a position we
+        // applied that is ahead of it in the same run was never the peer's (an update in its
+        // name, `Seq` = u64::MAX, would otherwise make us ignore the rest of its run). Without
+        // the cluster secret anyone may send such an update; this undoes it at the next ping.
+        if let (Some(pos), Some(p)) = (pos, self.peers.get_mut(&name)) {
+            if let Some(applied) = p.stream.filter(|l| l.epoch == pos.epoch && l.seq > pos.seq) {
+                p.stream = None;
+                p.wants_full = true;
+                p.full_requested_at = None;
+                out.push(Action::Notice(Notice::ForgedPosition { name: name.clone(), applied, told: pos }));
             }
         }
         // The peer holds a view of us that this incarnation never sent: it is from before a

@@ -127,6 +127,14 @@ pub struct Cli {
     /// start with # are skipped.
     #[arg(long, value_name = "FILE")]
     pub auth_file: Option<PathBuf>,
+
+    /// The cluster secret: a file with one key (at least 32 characters; `openssl rand -hex 32`)
+    /// or two, one per line, while the key changes: messages are then signed with both, and
+    /// either is accepted (so the key rotates without downtime). Every management request, answer and multicast packet is then signed with it,
+    /// and unsigned ones are refused. It must be readable by its owner only (mode 600 or 400).
+    /// Every node of the cluster needs it.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The text of an `--auth` rule as given. It holds a password: it never prints (the flags are

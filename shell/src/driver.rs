@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dftp_core::cluster_auth::{BodyDigest, BodyHasher};
 use dftp_core::{Action, Event, Node, Notice, Request, Snapshot, Time, UpdateHeader};
 use smol_str::SmolStr;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -11,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::blocking::Blocking;
 use crate::body::{full_body, Body};
 use crate::net::Datagram;
-use crate::peers::PeerClient;
+use crate::peers::{PeerClient, UpdateBody};
 
 /// Size of the chunks a full update is streamed in: below the allocator's threshold for blocks
 /// of their own (`memory`), which would cost a map, page faults and an unmap per chunk.
@@ -161,7 +162,10 @@ impl Driver {
                 Action::SendUpdate { to, addr, update } => {
                     let (client, tx) = (self.client.clone(), self.tx.clone());
                     tokio::spawn(async move {
-                        let result = client.send_update(&addr, full_body(update.to_json()), false).await;
+                        let json = update.to_json();
+                        let digest = client.guard().map(|_| BodyDigest::of(&json));
+                        let body = UpdateBody { body: full_body(json), digest };
+                        let result = client.send_update(&addr, body, false).await;
                         report_delivery(&tx, to, false, result).await;
                     });
                 }
@@ -170,8 +174,21 @@ impl Driver {
                     tokio::spawn(async move {
                         let files = snapshot.local_count();
                         let started = std::time::Instant::now();
-                        let body = stream_full_update(*snapshot, header, blocking);
-                        let result = client.send_update(&addr, body, true).await;
+                        let digest = match client.guard() {
+                            Some(_) => Some(digest_full_update((*snapshot).clone(), header, blocking).await),
+                            None => None,
+                        };
+                        let result = match digest {
+                            Some(Err(e)) => Err(format!("update to {to}: {e}")),
+                            Some(Ok(d)) => {
+                                let body = stream_full_update(*snapshot, header, blocking);
+                                client.send_update(&addr, UpdateBody { body, digest: Some(d) }, true).await
+                            }
+                            None => {
+                                let body = stream_full_update(*snapshot, header, blocking);
+                                client.send_update(&addr, UpdateBody { body, digest: None }, true).await
+                            }
+                        };
                         if result.is_ok() {
                             tracing::info!("full update of {files} file(s) sent to {to} in {:.1?}", started.elapsed());
                         }
@@ -180,8 +197,12 @@ impl Driver {
                 }
                 Action::Announce(a) => {
                     if let Some(socket) = self.multicast.clone() {
+                        let packet = match self.client.guard() {
+                            Some(guard) => guard.seal(&a.to_json()),
+                            None => a.to_json(),
+                        };
                         tokio::spawn(async move {
-                            if let Err(e) = socket.send(a.to_json()).await {
+                            if let Err(e) = socket.send(packet).await {
                                 tracing::warn!("multicast announcement failed: {e}");
                             }
                         });
@@ -208,6 +229,25 @@ async fn report_delivery(tx: &mpsc::Sender<Input>, to: SmolStr, full: bool, resu
         }
     };
     let _ = tx.send(Input::Event(event)).await;
+}
+
+/// The digest of the body [`stream_full_update`] makes of the same snapshot and header (the
+/// snapshot does not change, so the two passes give the same bytes): a signed request carries
+/// its body's digest in its head. Paid only with a cluster secret, on a blocking thread.
+async fn digest_full_update(
+    snapshot: Snapshot,
+    header: UpdateHeader,
+    blocking: Blocking,
+) -> Result<BodyDigest, String> {
+    blocking
+        .run(move || {
+            let mut hasher = BodyHasher::new();
+            for chunk in snapshot.full_update_body(header, FULL_UPDATE_CHUNK) {
+                hasher.update(&chunk);
+            }
+            hasher.finish()
+        })
+        .await
 }
 
 /// A full update body produced chunk by chunk as it goes out, never whole in memory.
@@ -239,6 +279,23 @@ fn log_notice(n: &Notice) {
         }
         Notice::LocalChanged { changes } => tracing::info!("{changes} local change(s)"),
         Notice::AnnouncementIgnored { reason } => tracing::debug!("announcement ignored: {reason}"),
+        Notice::AddressConflict { name, known, claimed } => tracing::warn!(
+            "address conflict: a message in the name of peer {name} gives public {} and management {}, but {name} \
+             answers at {} and {}: keeping those while it answers there (an unsigned claim; a cluster secret \
+             would tell whether it is {name}'s)",
+            claimed.0,
+            claimed.1,
+            known.0,
+            known.1
+        ),
+        Notice::PeerMoved { name, public_addr, mgmt_addr } => tracing::warn!(
+            "peer {name} no longer answers where it was: taking the addresses a message in its name gave, public \
+             {public_addr} and management {mgmt_addr}"
+        ),
+        Notice::ForgedPosition { name, applied, told } => tracing::warn!(
+            "peer {name} says its updates are at {told:?}, but an update in its name was at {applied:?}: that one \
+             was not {name}'s; asking {name} for a full update"
+        ),
         Notice::SeedUnanswered { addr, failures, reason } => tracing::warn!(
             "{addr}, which this node was asked to join, does not answer ({failures} tries so far; still trying, at \
              every ping): {reason}"

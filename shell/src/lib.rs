@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod blocking;
 pub mod body;
+pub mod cluster_secret;
 pub mod config;
 pub mod content;
 pub mod descriptors;
@@ -95,6 +96,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         advertise_mgmt,
         joins,
         rules,
+        cluster_keys,
     } = settings;
 
     // Scan before serving, as the original does: a node answers with its whole tree or not at all.
@@ -163,11 +165,16 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     cfg.full_update_interval = ms(cli.full_update_interval);
     cfg.announce_interval = multicast.as_ref().map(|_| ms(cli.announce_interval));
     cfg.mount = mount.clone();
+    cfg.authenticated = cluster_keys.is_some();
 
     let clock = Clock::new(env.start_unix_ms);
+    let guard = cluster_keys.map(|keys| Arc::new(cluster_secret::Guard::new(keys, clock)));
+    if guard.is_some() {
+        tracing::info!("cluster secret: management requests, answers and multicast packets are signed");
+    }
     let node = Node::new(cfg, clock.now());
     let timeouts = peers::Timeouts::for_intervals(cli.ping_interval, cli.peer_timeout);
-    let client = PeerClient::new(env.net.clone()).with_timeouts(timeouts);
+    let client = PeerClient::new(env.net.clone()).with_timeouts(timeouts).with_guard(guard.clone());
     let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone(), env.blocking);
     let driver_task = tokio::spawn(driver.run(shutdown.clone()));
     let scanned = local.len();
@@ -196,7 +203,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         tokio::spawn(f.serve(handle.clone(), content.clone(), accounts.clone(), writer.clone(), shutdown.clone()))
     });
     let public = public::Public::new(handle.clone(), content, writer, accounts).handler();
-    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
+    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes, guard.clone());
     let public_slots = server::Slots::new(cli.max_connections);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {
@@ -221,7 +228,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
             shutdown.clone(),
         )),
     ];
-    let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone())));
+    let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone(), guard.clone())));
     if !joins.is_empty() {
         handle.send(Event::JoinRequested(joins)).await;
     }

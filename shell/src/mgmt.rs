@@ -1,10 +1,15 @@
 //! The management interface peers talk to: `/join/`, `/cluster/`, `/update/`, as the original
 //! nodes speak it, with bounded bodies and a 400 with the reason for bad input.
+//!
+//! With a cluster secret ([`Guard`]), every request needs a good `X-Dftp-Auth` ([`Check`]): its
+//! form is checked before the body is read, its tag once the body is in and before the node
+//! hears of it, and every answer is signed. A refused request answers `401` and changes nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
 use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, WireError};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -13,6 +18,7 @@ use smol_str::SmolStr;
 
 use crate::blocking::{Blocking, Consumer};
 use crate::body::{Body, BoxError};
+use crate::cluster_secret::{unauthorized, Guard, Refused};
 use crate::driver::Handle;
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
@@ -20,10 +26,46 @@ use crate::server::Handler;
 /// Forms are tiny; anything larger is not from a dftp node.
 const MAX_FORM: usize = 64 << 10;
 
-pub fn handler(handle: Handle, max_update_bytes: u64) -> Handler {
+pub fn handler(handle: Handle, max_update_bytes: u64, guard: Option<Arc<Guard>>) -> Handler {
     Arc::new(move |req, peer| {
-        let handle = handle.clone();
-        Box::pin(async move { route(handle, max_update_bytes, req, peer).await })
+        let (handle, guard) = (handle.clone(), guard.clone());
+        Box::pin(async move {
+            let Some(guard) = guard else { return route(handle, max_update_bytes, req, peer, None).await };
+            let stamp = match guard.precheck(req.headers()) {
+                Ok(stamp) => stamp,
+                Err(refusal) => {
+                    guard.log_refusal(
+                        Refused::Request,
+                        format_args!("refused {} {} from {peer}: {refusal}", req.method(), req.uri()),
+                    );
+                    return unauthorized(&refusal);
+                }
+            };
+            let nonce = stamp.nonce;
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let check = Check { guard: guard.clone(), stamp, method: req.method().to_string(), path, peer };
+            let resp = route(handle, max_update_bytes, req, peer, Some(check)).await;
+            guard.sign_response(resp, nonce).await
+        })
+    })
+}
+
+/// A request whose stamp passed [`Guard::precheck`], to verify once its body is in.
+struct Check {
+    guard: Arc<Guard>,
+    stamp: Stamp,
+    method: String,
+    path: String,
+    peer: SocketAddr,
+}
+
+/// Verifies the request's tag over its body (`check`: there is a cluster secret); why not, when
+/// it is not good (answered with [`unauthorized`]).
+fn verify(check: &Option<Check>, body: BodyDigest) -> Result<(), Refusal> {
+    let Some(c) = check else { return Ok(()) };
+    c.guard.verify(&c.stamp, &c.method, &c.path, body).inspect_err(|refusal| {
+        c.guard
+            .log_refusal(Refused::Request, format_args!("refused {} {} from {}: {refusal}", c.method, c.path, c.peer));
     })
 }
 
@@ -38,11 +80,17 @@ pub fn host_of(peer: SocketAddr) -> SmolStr {
     }
 }
 
-async fn route(handle: Handle, max_update: u64, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn route(
+    handle: Handle,
+    max_update: u64,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    check: Option<Check>,
+) -> Response<Body> {
     match req.uri().path() {
-        "/join/" | "/join" => join(handle, req).await,
-        "/cluster/" | "/cluster" => cluster(handle, req, peer).await,
-        "/update/" | "/update" => update(handle, max_update, req).await,
+        "/join/" | "/join" => join(handle, req, check).await,
+        "/cluster/" | "/cluster" => cluster(handle, req, peer, check).await,
+        "/update/" | "/update" => update(handle, max_update, req, check).await,
         _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/ and /update/"),
     }
 }
@@ -80,10 +128,12 @@ fn too_large(limit: usize) -> Response<Body> {
     resp
 }
 
-/// Form fields from the query string and the body together, as Go's `FormValue` sees them.
-async fn form(req: Request<Incoming>) -> Result<Vec<u8>, Response<Body>> {
+/// Form fields from the query string and the body together, as Go's `FormValue` sees them, once
+/// the request is verified (the query is in the signed path, the body in its digest).
+async fn form(req: Request<Incoming>, check: &Option<Check>) -> Result<Vec<u8>, Response<Body>> {
     let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
     let body = read_body(req, MAX_FORM).await?;
+    verify(check, BodyDigest::of(&body)).map_err(|r| unauthorized(&r))?;
     let mut all = body.to_vec();
     if !query.is_empty() {
         if !all.is_empty() {
@@ -94,11 +144,11 @@ async fn form(req: Request<Incoming>) -> Result<Vec<u8>, Response<Body>> {
     Ok(all)
 }
 
-async fn join(handle: Handle, req: Request<Incoming>) -> Response<Body> {
+async fn join(handle: Handle, req: Request<Incoming>, check: Option<Check>) -> Response<Body> {
     if req.method() != Method::POST {
         return method_not_allowed("POST", "Use POST /join/?peer=ip:port");
     }
-    let form = match form(req).await {
+    let form = match form(req, &check).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -117,12 +167,21 @@ fn cluster_json(snapshot: &dftp_core::Snapshot) -> Response<Body> {
     with_type(StatusCode::OK, "application/json", snapshot.cluster().to_json())
 }
 
-async fn cluster(handle: Handle, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn cluster(handle: Handle, req: Request<Incoming>, peer: SocketAddr, check: Option<Check>) -> Response<Body> {
     // Like the original, any method but POST reads the table.
     if req.method() != Method::POST {
+        if check.is_some() {
+            let body = match read_body(req, MAX_FORM).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if let Err(r) = verify(&check, BodyDigest::of(&body)) {
+                return unauthorized(&r);
+            }
+        }
         return cluster_json(&handle.snapshot());
     }
-    let form = match form(req).await {
+    let form = match form(req, &check).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -152,16 +211,35 @@ fn is_json(req: &Request<Incoming>) -> bool {
 /// Reads and parses an update body at once: a full update of a large tree is tens of megabytes
 /// of JSON, parsed chunk by chunk as it arrives (on a blocking thread, off the async ones) rather
 /// than after all of it has been buffered.
-async fn parse_update(req: Request<Incoming>, limit: usize, blocking: Blocking) -> Result<Update, Response<Body>> {
+///
+/// With a cluster secret, the body's digest is taken as it goes by, and the update is handed on
+/// only when the tag over it is good.
+async fn parse_update(
+    req: Request<Incoming>,
+    limit: usize,
+    blocking: Blocking,
+    check: &Option<Check>,
+) -> Result<Update, Response<Body>> {
     if declares_more_than(&req, limit) {
         return Err(too_large(limit));
     }
     let mut body = Limited::new(req.into_body(), limit);
     let mut parsing = blocking.feed(UpdateParser::new());
+    let mut digest = check.as_ref().map(|_| BodyHasher::new());
+    let mut stopped = false;
     while let Some(chunk) = next_chunk(&mut body, limit).await? {
-        if !parsing.push(chunk).await {
-            break; // the parser stopped at an error
+        if let Some(d) = &mut digest {
+            d.update(&chunk);
         }
+        if !stopped && !parsing.push(chunk).await {
+            stopped = true; // the parser stopped at an error
+            if digest.is_none() {
+                break;
+            }
+        }
+    }
+    if let Some(d) = digest {
+        verify(check, d.finish()).map_err(|r| unauthorized(&r))?;
     }
     match parsing.finish().await {
         Ok(update) => Ok(update),
@@ -198,7 +276,7 @@ async fn next_chunk(body: &mut Limited<Incoming>, limit: usize) -> Result<Option
     }
 }
 
-async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Response<Body> {
+async fn update(handle: Handle, max_update: u64, req: Request<Incoming>, check: Option<Check>) -> Response<Body> {
     if req.method() != Method::POST {
         return method_not_allowed("POST", "Use POST /update/");
     }
@@ -206,7 +284,7 @@ async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Resp
         return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
     let limit = usize::try_from(max_update).unwrap_or(usize::MAX);
-    let update = match parse_update(req, limit, handle.blocking()).await {
+    let update = match parse_update(req, limit, handle.blocking(), &check).await {
         Ok(u) => u,
         Err(r) => return r,
     };

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use dftp_core::cluster_auth::{BodyDigest, HEADER};
 use dftp_core::{ClusterInfo, Greeting, PeerAddr};
 use futures_util::future::BoxFuture;
 use http::{header, Method, Request, Uri};
@@ -19,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::body::{full_body, Body};
+use crate::cluster_secret::Guard;
 use crate::net::{BoxConn, Net};
 use crate::upstream::{Fetched, Pool, Upload};
 
@@ -126,6 +128,15 @@ pub struct PeerClient {
     /// Files are fetched with our own client (see `upstream`).
     files: Arc<Pool>,
     timeouts: Timeouts,
+    /// The cluster secret: our requests are signed, and answers believed only when signed.
+    guard: Option<Arc<Guard>>,
+}
+
+/// An update body to send: with a cluster secret, its digest goes in the request's stamp, so a
+/// streamed full update is read twice (once to hash it, then as it goes out).
+pub struct UpdateBody {
+    pub body: Body,
+    pub digest: Option<BodyDigest>,
 }
 
 /// An error with the errors that caused it: hyper's client says only "client error (Connect)",
@@ -154,11 +165,48 @@ impl PeerClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .build(Connector(net.clone()));
-        PeerClient { client, files: Pool::new(net), timeouts: Timeouts::default() }
+        PeerClient { client, files: Pool::new(net), timeouts: Timeouts::default(), guard: None }
     }
 
     pub fn with_timeouts(self, timeouts: Timeouts) -> PeerClient {
         PeerClient { timeouts, ..self }
+    }
+
+    pub fn with_guard(self, guard: Option<Arc<Guard>>) -> PeerClient {
+        PeerClient { guard, ..self }
+    }
+
+    /// The cluster secret, when there is one.
+    pub fn guard(&self) -> Option<&Arc<Guard>> {
+        self.guard.as_ref()
+    }
+
+    /// Signs a request: its `X-Dftp-Auth` and the nonce its answer must be signed over.
+    fn stamp(
+        &self,
+        req: http::request::Builder,
+        path: &str,
+        digest: Option<BodyDigest>,
+    ) -> Result<(http::request::Builder, Option<dftp_core::cluster_auth::Nonce>), String> {
+        let Some(guard) = &self.guard else { return Ok((req, None)) };
+        let digest = digest.ok_or("a request of a node with a cluster secret needs its body's digest")?;
+        let (value, nonce) = guard.stamp("POST", path, digest);
+        Ok((req.header(HEADER, value), Some(nonce)))
+    }
+
+    /// Whether the answer to our request with `nonce` is signed (when we have a secret).
+    fn check_answer(
+        &self,
+        nonce: Option<dftp_core::cluster_auth::Nonce>,
+        parts: &http::response::Parts,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let (Some(guard), Some(nonce)) = (&self.guard, nonce) else { return Ok(()) };
+        guard.check_response(&parts.headers, nonce, parts.status.as_u16(), body).map_err(|e| {
+            let status = parts.status;
+            let why = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned();
+            format!("the answer ({status}: {why}) is not signed with the cluster secret: {e}")
+        })
     }
 
     fn url(addr: &PeerAddr, path_and_query: &str) -> Result<Uri, String> {
@@ -167,18 +215,21 @@ impl PeerClient {
 
     /// `POST /cluster/`: greets a node and returns its cluster table.
     pub async fn greet(&self, to: &PeerAddr, greeting: &Greeting) -> Result<ClusterInfo, String> {
+        let form = greeting.to_form();
         let req = Request::post(Self::url(to, "/cluster/")?)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(full_body(greeting.to_form()))
-            .map_err(|e| e.to_string())?;
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let (req, nonce) = self.stamp(req, "/cluster/", Some(BodyDigest::of(form.as_bytes())))?;
+        let req = req.body(full_body(form)).map_err(|e| e.to_string())?;
         timed(self.timeouts.greet, format!("greeting {to}"), async {
             let resp = self.client.request(req).await.map_err(|e| format!("greeting {to}: {}", with_causes(&e)))?;
-            let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_CLUSTER_REPLY)
+            let (parts, body) = resp.into_parts();
+            let status = parts.status;
+            let body = Limited::new(body, MAX_CLUSTER_REPLY)
                 .collect()
                 .await
                 .map_err(|e| format!("greeting {to}: reading the reply: {e}"))?
                 .to_bytes();
+            self.check_answer(nonce, &parts, &body).map_err(|e| format!("greeting {to}: {e}"))?;
             if !status.is_success() {
                 return Err(format!("greeting {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
             }
@@ -190,7 +241,8 @@ impl PeerClient {
     /// `POST /update/`. An incremental update gets [`Timeouts::incremental`]; a full one, which
     /// can be large, as long as its body keeps going out, then [`Timeouts::update`] for the
     /// answer.
-    pub async fn send_update(&self, to: &PeerAddr, body: Body, full: bool) -> Result<(), String> {
+    pub async fn send_update(&self, to: &PeerAddr, body: UpdateBody, full: bool) -> Result<(), String> {
+        let UpdateBody { body, digest } = body;
         let idle = self.timeouts.update;
         let progress = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
         let body = if full {
@@ -205,15 +257,16 @@ impl PeerClient {
         };
         let req = Request::post(Self::url(to, "/update/")?)
             // Exactly this: the original refuses anything else, parameters included.
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|e| e.to_string())?;
+            .header(header::CONTENT_TYPE, "application/json");
+        let (req, nonce) = self.stamp(req, "/update/", digest)?;
+        let req = req.body(body).map_err(|e| e.to_string())?;
         let limit = if full { FULL_UPDATE_TIMEOUT } else { self.timeouts.incremental };
         let request = timed(limit, format!("update to {to}"), async {
             let resp = self.client.request(req).await.map_err(|e| format!("update to {to}: {}", with_causes(&e)))?;
-            let status = resp.status();
-            let body =
-                Limited::new(resp.into_body(), 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let (parts, body) = resp.into_parts();
+            let status = parts.status;
+            let body = Limited::new(body, 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            self.check_answer(nonce, &parts, &body).map_err(|e| format!("update to {to}: {e}"))?;
             if !status.is_success() {
                 return Err(format!("update to {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
             }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 
+use dftp_core::cluster_auth::Keys;
 use dftp_core::{Mount, PeerAddr, Rule, Rules};
 use smol_str::SmolStr;
 
@@ -31,6 +32,8 @@ pub struct Settings {
     pub joins: Vec<PeerAddr>,
     /// `--auth` and `--auth-file`: who may read and write where.
     pub rules: Rules,
+    /// `--cluster-secret-file`: the keys that sign and check the cluster's messages.
+    pub cluster_keys: Option<Keys>,
 }
 
 /// A flag whose value is wrong, and why. The daemon exits with status 2 on it, as for a flag
@@ -82,6 +85,7 @@ impl Settings {
         let advertise_mgmt = cli.advertise_mgmt.as_deref().map(|s| peer("advertise-mgmt", s)).transpose()?;
         let joins = cli.join.iter().map(|j| peer("join", j)).collect::<Result<Vec<_>, _>>()?;
         let rules = rules(&cli)?;
+        let cluster_keys = cli.cluster_secret_file.as_deref().map(cluster_keys).transpose()?;
         Ok(Settings {
             cli,
             name,
@@ -95,8 +99,26 @@ impl Settings {
             advertise_mgmt,
             joins,
             rules,
+            cluster_keys,
         })
     }
+}
+
+/// The keys of `--cluster-secret-file`. As ssh does with private keys, a file that its group or
+/// others may read (or write) is refused: the key would not be a secret.
+fn cluster_keys(file: &Path) -> Result<Keys, FlagError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |why: String| bad("cluster-secret-file")(format!("{}: {why}", file.display()));
+    let meta = std::fs::metadata(file).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(fail(format!(
+            "permissions {:03o} are too open: the cluster secret must be readable by its owner only (chmod 600)",
+            mode & 0o777
+        )));
+    }
+    let bytes = std::fs::read(file).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    Keys::from_file(&bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// Where a rule was given, to name it in an error.
@@ -208,6 +230,7 @@ mod tests {
             (&["--auth", "alice:pw@/a", "--auth", "bob:pw@/b:xx"], "auth"),
             (&["--auth", "@/a", "--auth", "@/b"], "auth"),
             (&["--auth-file", "/nonexistent/dftp-auth-file"], "auth-file"),
+            (&["--cluster-secret-file", "/nonexistent/dftp-cluster-key"], "cluster-secret-file"),
         ] {
             let e = settings(args).expect_err(&format!("{args:?}"));
             assert_eq!(e.flag, flag, "{args:?}: {e}");

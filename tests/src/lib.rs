@@ -439,7 +439,11 @@ impl Node {
                 });
             }
             let up = |url: String| try_http("GET", &url, &[], None).is_ok_and(|r| r.status == 200);
-            if up(node.url("/")) && up(node.mgmt_url("/cluster/")) {
+            // With a cluster secret, an unsigned request to the management interface gets a 401:
+            // an answer all the same.
+            let mgmt_up = try_http("GET", &node.mgmt_url("/cluster/"), &[], None)
+                .is_ok_and(|r| r.status == 200 || r.status == 401);
+            if up(node.url("/")) && mgmt_up {
                 return Ok(node);
             }
             if Instant::now() > deadline {
