@@ -46,6 +46,11 @@ pub struct Cli {
     #[arg(long, default_value = "dftp: one tree over every node")]
     pub ftp_greeting: String,
 
+    /// FTP sessions open at once, at most; a client beyond them gets `421` and is disconnected.
+    /// Each session holds at most one passive port, so keep this within --ftp-passive-ports.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ftp_max_sessions: u32,
+
     /// FTP control connections idle for this long (no command, no transfer) are closed.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub ftp_idle_timeout: Duration,

@@ -87,6 +87,8 @@ pub struct Slot {
     /// What the stale check found in that view: the paths it lists that no running node holds.
     unheld: RefCell<Option<Unheld>>,
     pub running: bool,
+    /// [`NodeOpts::group`].
+    pub group: u8,
 }
 
 /// The paths a view lists that no running node holds, and what they were computed from: the
@@ -175,6 +177,9 @@ pub struct NodeOpts {
     pub join: Vec<usize>,
     /// Extra flags.
     pub extra: Vec<String>,
+    /// Nodes of different groups must never form one cluster (a node with another cluster
+    /// secret): each group is checked against its own members' disks.
+    pub group: u8,
 }
 
 pub struct Cluster {
@@ -193,8 +198,8 @@ pub struct Cluster {
     /// Every path some running node holds, with its ancestors, and what it was computed from
     /// (which nodes ran, and their disks' versions).
     held: (Vec<Option<u64>>, Rc<BTreeSet<String>>),
-    /// The expected tree, likewise.
-    expected: RefCell<(Vec<Option<u64>>, Rc<View>)>,
+    /// The expected tree of each group, likewise.
+    expected: RefCell<BTreeMap<u8, (Vec<Option<u64>>, Rc<View>)>>,
     /// When each path no longer held was last held.
     last_held: BTreeMap<String, Duration>,
     next_observe: Duration,
@@ -341,6 +346,7 @@ impl Cluster {
             view: RefCell::new(None),
             unheld: RefCell::new(None),
             running: true,
+            group: opts.group,
         });
         self.note(format!("start {name} {:?}", opts));
         self.nodes.len() - 1
@@ -729,23 +735,34 @@ impl Cluster {
         }
     }
 
-    /// The tree every running node should show.
+    /// The tree every running node should show (of group 0, the only one most scenarios have).
     pub fn expected(&self) -> Rc<View> {
+        self.expected_of(0)
+    }
+
+    /// The tree every running node of `group` should show: the conflict rule over its running
+    /// members' disks.
+    pub fn expected_of(&self, group: u8) -> Rc<View> {
         let key = self.state_key();
         let mut cache = self.expected.borrow_mut();
-        if cache.0 != key || key.is_empty() {
-            let trees: Vec<(String, BTreeMap<String, MemEntry>)> =
-                self.nodes.iter().filter(|s| s.running).map(|s| (s.name.clone(), s.cluster_entries())).collect();
-            *cache = (key, Rc::new(oracle::expected(trees.iter().map(|(n, t)| (n.as_str(), t)))));
+        let slot = cache.entry(group).or_default();
+        if slot.0 != key || key.is_empty() {
+            let trees: Vec<(String, BTreeMap<String, MemEntry>)> = self
+                .nodes
+                .iter()
+                .filter(|s| s.running && s.group == group)
+                .map(|s| (s.name.clone(), s.cluster_entries()))
+                .collect();
+            *slot = (key, Rc::new(oracle::expected(trees.iter().map(|(n, t)| (n.as_str(), t)))));
         }
-        cache.1.clone()
+        slot.1.clone()
     }
 
     /// The differences of every running node from the expected tree (empty when converged).
     pub fn differences(&self) -> Vec<String> {
-        let expected = self.expected();
         let mut out = Vec::new();
         for slot in self.nodes.iter().filter(|s| s.running) {
+            let expected = self.expected_of(slot.group);
             match slot.shown() {
                 None => out.push(format!("{}: not serving yet", slot.name)),
                 Some(shown) if shown.view == *expected => {}

@@ -2,6 +2,8 @@
 //! `tests/regressions.rs` replays the seeds that found bugs (so a scenario's random draws must
 //! not change once a seed of it is kept there).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -431,4 +433,102 @@ pub fn writes_with_tally(seed: u64) -> (Outcome, crate::writes::Tally) {
         c.fail(&e);
     }
     (outcome, writes.tally())
+}
+
+/// Writes a cluster secret file of its own for this run (mode 0600, as the daemon demands) and
+/// returns its path.
+fn secret_file(seed: u64, name: &str) -> String {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = std::env::temp_dir().join(format!("dftp-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for the key files");
+    let path = dir.join(format!("{name}-{seed}.key"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("a key file");
+    // At least 32 characters; different seeds and names give different keys.
+    writeln!(f, "sim key {name} {seed:016x} {:016x}", seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).expect("written");
+    path.to_string_lossy().into_owned()
+}
+
+/// Three nodes share a cluster secret; a fourth has another key and tries to join them (by
+/// multicast, by `--join`, by `POST /join/`), and a client host sends them updates forged in a
+/// member's name, while the members are cut apart and restarted and files change everywhere.
+/// The members must converge to their own disks' tree, the stranger to its own: no path of
+/// the stranger's and no forged path ever counts.
+pub fn secret_keeps_strangers_out(seed: u64) -> Outcome {
+    let mut c = Cluster::new(seed, Params::default());
+    let ours = format!("--cluster-secret-file={}", secret_file(seed, "ours"));
+    let theirs = format!("--cluster-secret-file={}", secret_file(seed, "theirs"));
+    for i in 0..3 {
+        c.add_node(NodeOpts { extra: vec![ours.clone()], ..NodeOpts::default() });
+        for _ in 0..3 {
+            c.random_change(i);
+        }
+    }
+    let join = if c.pick(2) == 0 { vec![c.pick(3)] } else { vec![] };
+    let stranger = c.add_node(NodeOpts { extra: vec![theirs], join, group: 1, ..NodeOpts::default() });
+    for _ in 0..4 {
+        c.random_change(stranger);
+    }
+    let forged = Rc::new(RefCell::new(Vec::new()));
+    let warmup = c.rand_secs(1.0, 3.0);
+    c.run_with_changes(warmup, secs(0.4));
+    for _ in 0..3 + c.pick(4) {
+        let a = c.pick(3);
+        let b = (a + 1 + c.pick(2)) % 3;
+        match c.pick(6) {
+            0 => c.partition(a, b),
+            1 => c.restart(a),
+            2 => c.join_http(a, &[stranger]),
+            3 => c.join_http(stranger, &[a]),
+            4 => forge_update(&mut c, a, b, &forged),
+            _ => c.heal_all(),
+        }
+        let t = c.rand_secs(0.3, 3.0);
+        c.run_with_changes(t, secs(0.4));
+    }
+    c.heal_all();
+    let outcome = finish(&mut c);
+    for answer in forged.borrow().iter() {
+        if !answer.contains(" 401 ") {
+            c.fail(&format!("a forged update was not refused with 401: {answer}"));
+        }
+    }
+    outcome
+}
+
+/// `POST /update/` to node `to` in node `sender`'s name, with no tag: it adds a path.
+fn forge_update(c: &mut Cluster, to: usize, sender: usize, answers: &Rc<RefCell<Vec<String>>>) {
+    let (to_name, sender_name) = (c.nodes[to].name.clone(), c.nodes[sender].name.clone());
+    let now = c.now_secs();
+    let body = format!(
+        r#"{{"Files":[{{"FullName":"forged/by-{sender_name}","Basename":"by-{sender_name}","Dir":false,"LastModified":{now},"LastInfoUpdated":{now},"SizeInBytes":1,"FileMode":420,"OwnerNode":"{sender_name}","Deletion":false}}],"UpdateTime":{now},"Full":false,"SenderNodeName":"{sender_name}"}}"#
+    );
+    c.note(format!("forged update to {to_name} in {sender_name}'s name"));
+    let answers = answers.clone();
+    let host = format!("forger{}", answers.borrow().len() + c.pick(1_000_000));
+    c.client(&host, async move {
+        let headers = [("Content-Type", "application/json".to_string())];
+        let r = crate::http::request(
+            &to_name,
+            crate::cluster::MGMT_PORT,
+            "POST",
+            "/update/",
+            &headers,
+            body.as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await;
+        let line = match r {
+            Ok(r) => format!("to {to_name}: HTTP {} {}", r.status, String::from_utf8_lossy(&r.body)),
+            Err(e) => format!("to {to_name}: no answer ({e})"),
+        };
+        answers.borrow_mut().push(line);
+        Ok(())
+    });
 }

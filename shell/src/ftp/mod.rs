@@ -56,6 +56,8 @@ pub struct Options {
     pub passive_ports: RangeInclusive<u16>,
     pub greeting: String,
     pub idle_timeout: Duration,
+    /// `--ftp-max-sessions`.
+    pub max_sessions: usize,
 }
 
 /// A bound FTP interface, not yet serving.
@@ -92,9 +94,28 @@ impl Ftp {
         // warnings and errors (to `log`, which the tracing subscriber picks up).
         let logger = slog::Logger::root(slog_stdlog::StdLog.filter_level(slog::Level::Warning).fuse(), slog::o!());
         let mut sessions = JoinSet::new();
+        let (mut refused, mut last_warned) = (0u64, None);
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
+                    Ok((mut stream, peer)) if sessions.len() >= self.options.max_sessions => {
+                        // Told why, in a task: a client that does not read must not hold the loop.
+                        let max = self.options.max_sessions;
+                        refused += 1;
+                        // Said at most every 10 s: a flood of connections must not flood the log.
+                        if last_warned.is_none_or(|t: tokio::time::Instant| t.elapsed() >= Duration::from_secs(10)) {
+                            tracing::warn!(
+                                "FTP: refused {refused} session(s), the last from {peer}: {max} open already (--ftp-max-sessions)"
+                            );
+                            last_warned = Some(tokio::time::Instant::now());
+                            refused = 0;
+                        }
+                        tokio::spawn(async move {
+                            use tokio::io::AsyncWriteExt;
+                            let line = format!("421 Too many sessions ({max} open); try again later\r\n");
+                            let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
+                        });
+                    }
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         match session_server(&shared, &login, &self.options, greeting, &logger) {
@@ -157,6 +178,7 @@ pub async fn bind(addr: std::net::SocketAddr, cli: &crate::config::Cli) -> Resul
         passive_ports: cli.ftp_passive_ports.clone(),
         greeting: cli.ftp_greeting.clone(),
         idle_timeout: cli.ftp_idle_timeout,
+        max_sessions: cli.ftp_max_sessions as usize,
     };
     let ftp = Ftp::bind(addr, options).await.map_err(|e| format!("cannot listen on {addr} (--ftp-listen): {e}"))?;
     if let Ok(bound) = ftp.local_addr() {

@@ -114,6 +114,9 @@ where
     pub failed_logins: Option<Arc<FailedLoginsCache>>,
     // An optional functor that can bind a socket
     pub binder: Option<Box<dyn crate::options::Binder>>,
+    // dftp: the task waiting for the client on the last passive listener (PASV/EPSV); a new one
+    // ends it, so that a session holds at most one passive port.
+    pub passive_wait: Option<tokio::task::AbortHandle>,
 }
 
 impl<Storage, User> Session<Storage, User>
@@ -148,6 +151,7 @@ where
             cert_chain: None,
             failed_logins: None,
             binder: None,
+            passive_wait: None,
         }
     }
 

@@ -1,4 +1,13 @@
-use super::{Reply, command::Command, error::ControlChanError, line_parser};
+use super::{
+    Reply,
+    command::Command,
+    error::{ControlChanError, ControlChanErrorKind},
+    line_parser,
+};
+
+/// dftp: the longest control line taken, newline excluded: a command and a path of up to 4,096
+/// bytes (PATH_MAX) with room to spare.
+pub const MAX_LINE: usize = 8192;
 
 use bytes::BytesMut;
 use std::io::Write;
@@ -29,9 +38,16 @@ impl Decoder for FtpCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, Self::Error> {
         if let Some(newline_offset) = buf[self.next_index..].iter().position(|b| *b == b'\n') {
             let newline_index = newline_offset + self.next_index;
+            // dftp: a line longer than the limit ends the session (see PATCHES.md).
+            if newline_index >= MAX_LINE {
+                return Err(ControlChanErrorKind::LineTooLong.into());
+            }
             let line = buf.split_to(newline_index + 1);
             self.next_index = 0;
             Ok(Some(line_parser::parse(line)?))
+        } else if buf.len() > MAX_LINE {
+            // dftp: without this, a client sending no newline grows the buffer without end.
+            Err(ControlChanErrorKind::LineTooLong.into())
         } else {
             self.next_index = buf.len();
             Ok(None)

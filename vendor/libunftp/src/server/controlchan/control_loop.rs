@@ -316,6 +316,10 @@ fn handle_control_channel_error(logger: slog::Logger, error: ControlChanError) -
     match error.kind() {
         ControlChanErrorKind::UnknownCommand { .. } => (Reply::new(ReplyCode::CommandSyntaxError, "Command not implemented"), false),
         ControlChanErrorKind::Utf8Error => (Reply::new(ReplyCode::CommandSyntaxError, "Invalid UTF8 in command"), true),
+        ControlChanErrorKind::LineTooLong => (
+            Reply::new(ReplyCode::CommandSyntaxError, "Command line too long; closing the control connection"),
+            true,
+        ),
         ControlChanErrorKind::InvalidCommand => (Reply::new(ReplyCode::ParameterSyntaxError, "Invalid Parameter"), false),
         ControlChanErrorKind::ControlChannelTimeout => (
             Reply::new(ReplyCode::ClosingControlConnection, "Session timed out. Closing control connection"),

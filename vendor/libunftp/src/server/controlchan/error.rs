@@ -52,6 +52,9 @@ pub enum ControlChanErrorKind {
     /// The timer on the Control Channel elapsed.
     #[display("Encountered read timeout on the control channel")]
     ControlChannelTimeout,
+    /// dftp: a command line longer than `codecs::MAX_LINE`; the session ends.
+    #[display("Command line too long")]
+    LineTooLong,
     /// The control channel is out of sync e.g. expecting username in session after USER command but found none.
     #[display("Control channel in illegal state")]
     IllegalState,

@@ -89,9 +89,16 @@ where
     S::Metadata: Metadata,
     T: LegacyReplyProducer<S, U>,
 {
-    let listener = match args.session.lock().await.binder {
-        Some(ref mut binder) => binder.bind(args.local_addr.ip(), args.passive_ports.clone()).await,
-        _ => try_port_range(args.local_addr, args.passive_ports.clone()),
+    let listener = {
+        let mut session = args.session.lock().await;
+        // dftp: the previous passive listener (not yet connected to) goes first.
+        if let Some(previous) = session.passive_wait.take() {
+            previous.abort();
+        }
+        match session.binder {
+            Some(ref mut binder) => binder.bind(args.local_addr.ip(), args.passive_ports.clone()).await,
+            _ => try_port_range(args.local_addr, args.passive_ports.clone()),
+        }
     };
     let listener = match listener {
         Err(_) => return Ok(Reply::new(ReplyCode::CantOpenDataConnection, "No data connection established")),
@@ -106,15 +113,41 @@ where
         setup_inter_loop_comms(args.session.clone(), args.tx_control_chan.clone()).await;
         // Open the data connection in a new task and process it.
         // We cannot await this since we first need to let the client know where to connect :-)
-        tokio::spawn(async move {
+        let session = args.session.clone();
+        let waiting = tokio::spawn(async move {
             // Timeout if the client doesn't connect to the socket in a while, to avoid leaving the socket hanging open permanently.
-            let r = tokio::time::timeout(Duration::from_secs(15), listener.accept()).await;
+            // dftp: a connection from another address than the control connection's is closed
+            // at once and the wait goes on, so that a third party who connects first neither
+            // gets the data nor takes the port from the client (see PATCHES.md).
+            let control_ip = args.session.lock().await.source.ip();
+            let r = tokio::time::timeout(Duration::from_secs(15), async {
+                loop {
+                    match listener.accept().await {
+                        Ok((socket, peer)) if peer.ip() != control_ip => {
+                            slog::warn!(args.logger, "Closed a data connection from {} (the control connection is from {})", peer, control_ip);
+                            drop(socket);
+                        }
+                        other => return other,
+                    }
+                }
+            })
+            .await;
+            // dftp: the listener closes here, before the transfer runs, and a later PASV must
+            // not end the transfer: this task stops being the one to abort.
+            drop(listener);
+            {
+                let mut session = args.session.lock().await;
+                if session.passive_wait.as_ref().is_some_and(|h| h.id() == tokio::task::id()) {
+                    session.passive_wait = None;
+                }
+            }
             match r {
                 Ok(Ok((socket, _socket_addr))) => datachan::spawn_processing(args.logger, args.session, socket).await,
                 Ok(Err(e)) => slog::error!(args.logger, "Error waiting for data connection: {}", e),
                 Err(_) => slog::warn!(args.logger, "Client did not connect to data port in time"),
             }
         });
+        session.lock().await.passive_wait = Some(waiting.abort_handle());
     }
 
     Ok(reply)
