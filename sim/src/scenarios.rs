@@ -462,8 +462,9 @@ fn secret_file(seed: u64, name: &str) -> String {
 /// the stranger's and no forged path ever counts.
 pub fn secret_keeps_strangers_out(seed: u64) -> Outcome {
     let mut c = Cluster::new(seed, Params::default());
-    let ours = format!("--cluster-secret-file={}", secret_file(seed, "ours"));
-    let theirs = format!("--cluster-secret-file={}", secret_file(seed, "theirs"));
+    let (our_key, their_key) = (secret_file(seed, "ours"), secret_file(seed, "theirs"));
+    let ours = format!("--cluster-secret-file={our_key}");
+    let theirs = format!("--cluster-secret-file={their_key}");
     for i in 0..3 {
         c.add_node(NodeOpts { extra: vec![ours.clone()], ..NodeOpts::default() });
         for _ in 0..3 {
@@ -498,6 +499,9 @@ pub fn secret_keeps_strangers_out(seed: u64) -> Outcome {
         if !answer.contains(" 401 ") {
             c.fail(&format!("a forged update was not refused with 401: {answer}"));
         }
+    }
+    for key in [our_key, their_key] {
+        let _ = std::fs::remove_file(key);
     }
     outcome
 }
