@@ -57,6 +57,7 @@ pub mod listing_order;
 pub mod membership;
 pub mod node;
 pub mod outbox;
+pub mod pace;
 pub mod path;
 pub mod route;
 pub mod search;

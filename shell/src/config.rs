@@ -115,6 +115,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Slowest a request body may come (PUT and PATCH uploads, management updates), in bytes
+    /// per second on average after its first 10 s; a slower one is cut off (408, or a failed
+    /// upload that changes nothing). Any body is cut off after a minute without a byte.
+    /// 0: no minimum rate.
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = dftp_core::pace::Pace::DEFAULT_MIN_RATE)]
+    pub body_min_rate: u64,
+
     /// Largest accepted POST /update/ body, in bytes (a full update of 1M files is ~250 MB).
     #[arg(long, default_value_t = 1 << 30)]
     pub max_update_bytes: u64,

@@ -202,8 +202,9 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     let ftp_task = ftp.map(|f| {
         tokio::spawn(f.serve(handle.clone(), content.clone(), accounts.clone(), writer.clone(), shutdown.clone()))
     });
-    let public = public::Public::new(handle.clone(), content, writer, accounts).handler();
-    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes, guard.clone());
+    let pace = dftp_core::pace::Pace::new(cli.body_min_rate);
+    let public = public::Public::new(handle.clone(), content, writer, accounts).with_body_pace(pace).handler();
+    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes, pace, guard.clone());
     let public_slots = server::Slots::new(cli.max_connections);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
+use dftp_core::pace::Pace;
 use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, WireError};
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::Limited;
 use hyper::body::Incoming;
 use smol_str::SmolStr;
 
 use crate::blocking::{Blocking, Consumer};
-use crate::body::{Body, BoxError};
+use crate::body::{next_paced, Body, BoxError, TooSlow};
 use crate::cluster_secret::{unauthorized, Guard, Refused};
 use crate::driver::Handle;
 use crate::respond::{method_not_allowed, text, with_type};
@@ -26,11 +27,13 @@ use crate::server::Handler;
 /// Forms are tiny; anything larger is not from a dftp node.
 const MAX_FORM: usize = 64 << 10;
 
-pub fn handler(handle: Handle, max_update_bytes: u64, guard: Option<Arc<Guard>>) -> Handler {
+pub fn handler(handle: Handle, max_update_bytes: u64, pace: Pace, guard: Option<Arc<Guard>>) -> Handler {
     Arc::new(move |req, peer| {
         let (handle, guard) = (handle.clone(), guard.clone());
         Box::pin(async move {
-            let Some(guard) = guard else { return route(handle, max_update_bytes, req, peer, None).await };
+            let Some(guard) = guard else {
+                return route(handle, Limits { max_update: max_update_bytes, pace }, req, peer, None).await;
+            };
             let stamp = match guard.precheck(req.headers()) {
                 Ok(stamp) => stamp,
                 Err(refusal) => {
@@ -44,7 +47,7 @@ pub fn handler(handle: Handle, max_update_bytes: u64, guard: Option<Arc<Guard>>)
             let nonce = stamp.nonce;
             let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
             let check = Check { guard: guard.clone(), stamp, method: req.method().to_string(), path, peer };
-            let resp = route(handle, max_update_bytes, req, peer, Some(check)).await;
+            let resp = route(handle, Limits { max_update: max_update_bytes, pace }, req, peer, Some(check)).await;
             guard.sign_response(resp, nonce).await
         })
     })
@@ -80,9 +83,18 @@ pub fn host_of(peer: SocketAddr) -> SmolStr {
     }
 }
 
+/// What bounds the bodies of management requests.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// `--max-update-bytes`.
+    max_update: u64,
+    /// `--body-min-rate`, for update bodies.
+    pace: Pace,
+}
+
 async fn route(
     handle: Handle,
-    max_update: u64,
+    limits: Limits,
     req: Request<Incoming>,
     peer: SocketAddr,
     check: Option<Check>,
@@ -90,7 +102,7 @@ async fn route(
     match req.uri().path() {
         "/join/" | "/join" => join(handle, req, check).await,
         "/cluster/" | "/cluster" => cluster(handle, req, peer, check).await,
-        "/update/" | "/update" => update(handle, max_update, req, check).await,
+        "/update/" | "/update" => update(handle, limits, req, check).await,
         _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/ and /update/"),
     }
 }
@@ -111,12 +123,19 @@ fn body_error(e: BoxError, limit: usize) -> Response<Body> {
     }
 }
 
-/// Reads a whole body of at most `limit` bytes.
+/// Reads a whole body of at most `limit` bytes (a form: 64 KiB at most, so it gets the default
+/// pace, which gives it 10 s and a second per KiB).
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
     if declares_more_than(&req, limit) {
         return Err(too_large(limit));
     }
-    Limited::new(req.into_body(), limit).collect().await.map(|b| b.to_bytes()).map_err(|e| body_error(e, limit))
+    let mut body = Limited::new(req.into_body(), limit);
+    let (pace, started) = (Pace::default(), tokio::time::Instant::now());
+    let mut got = Vec::new();
+    while let Some(chunk) = next_chunk(&mut body, limit, &pace, started, got.len() as u64).await? {
+        got.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(got))
 }
 
 /// 413, with `Connection: close`: the rest of the body is not read, so the connection cannot
@@ -217,6 +236,7 @@ fn is_json(req: &Request<Incoming>) -> bool {
 async fn parse_update(
     req: Request<Incoming>,
     limit: usize,
+    pace: Pace,
     blocking: Blocking,
     check: &Option<Check>,
 ) -> Result<Update, Response<Body>> {
@@ -227,7 +247,10 @@ async fn parse_update(
     let mut parsing = blocking.feed(UpdateParser::new());
     let mut digest = check.as_ref().map(|_| BodyHasher::new());
     let mut stopped = false;
-    while let Some(chunk) = next_chunk(&mut body, limit).await? {
+    let started = tokio::time::Instant::now();
+    let mut received = 0u64;
+    while let Some(chunk) = next_chunk(&mut body, limit, &pace, started, received).await? {
+        received += chunk.len() as u64;
         if let Some(d) = &mut digest {
             d.update(&chunk);
         }
@@ -262,29 +285,42 @@ impl Consumer for UpdateParser {
 }
 
 /// The next data of a body, `None` at its end.
-async fn next_chunk(body: &mut Limited<Incoming>, limit: usize) -> Result<Option<Bytes>, Response<Body>> {
+/// The next data of a body, `None` at its end; 408 when it comes slower than `pace` allows.
+async fn next_chunk(
+    body: &mut Limited<Incoming>,
+    limit: usize,
+    pace: &Pace,
+    started: tokio::time::Instant,
+    received: u64,
+) -> Result<Option<Bytes>, Response<Body>> {
     loop {
-        match body.frame().await {
-            None => return Ok(None),
-            Some(Ok(frame)) => {
+        match next_paced(body, pace, started, received).await {
+            Err(TooSlow(why)) => {
+                tracing::debug!("management request body: {why}");
+                let mut resp = text(StatusCode::REQUEST_TIMEOUT, why);
+                resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                return Err(resp);
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     return Ok(Some(data));
                 }
             }
-            Some(Err(e)) => return Err(body_error(e, limit)),
+            Ok(Some(Err(e))) => return Err(body_error(e, limit)),
         }
     }
 }
 
-async fn update(handle: Handle, max_update: u64, req: Request<Incoming>, check: Option<Check>) -> Response<Body> {
+async fn update(handle: Handle, limits: Limits, req: Request<Incoming>, check: Option<Check>) -> Response<Body> {
     if req.method() != Method::POST {
         return method_not_allowed("POST", "Use POST /update/");
     }
     if !is_json(&req) {
         return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
-    let limit = usize::try_from(max_update).unwrap_or(usize::MAX);
-    let update = match parse_update(req, limit, handle.blocking(), &check).await {
+    let limit = usize::try_from(limits.max_update).unwrap_or(usize::MAX);
+    let update = match parse_update(req, limit, limits.pace, handle.blocking(), &check).await {
         Ok(u) => u,
         Err(r) => return r,
     };

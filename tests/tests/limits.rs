@@ -103,3 +103,57 @@ fn a_small_soft_descriptor_limit_is_raised_at_start() {
     let _ = child.wait();
     assert_eq!(raised.0, raised.1, "the soft limit is raised to the hard one");
 }
+
+/// Sends `head`, then `body_len` bytes of body ten bytes at a time, one piece every 200 ms (50
+/// bytes/s), until the node closes the connection; returns what the node answered, and whether
+/// it closed the connection within 90 s (the body would take half an hour).
+fn trickle(addr: std::net::SocketAddr, head: &str, body_len: usize) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut sent = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut closed = false;
+    while std::time::Instant::now() < deadline {
+        if sent < body_len && s.write_all(&[b'x'; 10]).is_ok() {
+            sent += 10;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+#[test]
+fn bodies_slower_than_the_minimum_rate_are_cut_off_and_change_nothing() {
+    let root = awkward_tempdir("slow-bodies");
+    write_file(root.path(), "keep.txt", b"as it was");
+    let node = Node::start(NodeOpts::new("paced", root.path()).arg("--body-min-rate=1000").arg("--auth=@/:rw"));
+    // An upload at 50 bytes/s: cut off after the 10 s of grace, and the file is untouched.
+    let head = "PUT /fs/keep.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    let (answer, closed) = trickle(node.http, head, 100_000);
+    assert!(closed, "the node still took the slow upload after 90 s");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "the slow upload was refused: {answer:?}");
+    assert_eq!(std::fs::read(root.path().join("keep.txt")).unwrap(), b"as it was");
+    assert!(part_files(root.path()).is_empty(), "no temporary file is left");
+    // A management update at 50 bytes/s: 408 with the reason.
+    let head = "POST /update/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    let (answer, closed) = trickle(node.mgmt, head, 100_000);
+    assert!(closed && answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("--body-min-rate"), "the answer names the flag: {answer:?}");
+    // The node serves on.
+    assert_eq!(node.get("/fs/keep.txt").text(), "as it was");
+}

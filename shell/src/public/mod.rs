@@ -34,12 +34,21 @@ pub struct Public {
     guard: guard::Guard,
     /// Writes to this node's disk and writes passed on to their owners.
     writer: Writer,
+    /// How slowly an upload's body may come (`--body-min-rate`).
+    pace: dftp_core::pace::Pace,
 }
 
 impl Public {
     pub fn new(handle: Handle, content: Content, writer: Writer, accounts: Arc<Accounts>) -> Public {
         let files = files::Files::new(content.clone());
-        Public { handle, files, content, guard: guard::Guard::new(accounts), writer }
+        let pace = dftp_core::pace::Pace::default();
+        Public { handle, files, content, guard: guard::Guard::new(accounts), writer, pace }
+    }
+
+    /// Sets how slowly an upload's body may come (`--body-min-rate`).
+    pub fn with_body_pace(mut self, pace: dftp_core::pace::Pace) -> Public {
+        self.pace = pace;
+        self
     }
 
     pub fn handler(self) -> Handler {

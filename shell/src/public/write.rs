@@ -12,8 +12,8 @@
 //! together from single writes.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
+use dftp_core::pace::Pace;
 use dftp_core::{DfsPath, Forward, StreamPos, Taker, WriteLocation};
 use futures_util::future::join_all;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 
 use super::guard::Destination;
 use super::{files, Public, Query};
-use crate::body::{full_body, Body, BoxError};
+use crate::body::{full_body, next_paced, Body, BoxError, TooSlow};
 use crate::content::write::{not_taken, not_taken_reason};
 use crate::content::write::{
     parse_update_header, update_header_value, update_of_header_value, upload, Done, Stored, UPDATE_HEADER,
@@ -34,10 +34,6 @@ use crate::upstream::{Fetched, Upload};
 
 /// The methods `/fs/` answers, for `Allow`.
 pub const FS_METHODS: &str = "GET, HEAD, OPTIONS, PUT, PATCH, DELETE, MKCOL, COPY, MOVE";
-
-/// A client that sends nothing of its body for this long is cut off: its upload fails and
-/// changes nothing, rather than keep a temporary file open for as long as it likes.
-const BODY_STALL: Duration = Duration::from_secs(60);
 
 /// How much of another node's refusal is read, to name it in an answer that sums up several.
 const REASON_MAX: usize = 2 << 10;
@@ -152,7 +148,7 @@ impl Public {
             Err(refused) => return refused.into_response(),
         };
         let (parts, incoming) = req.into_parts();
-        let (body, failed) = client_body(incoming);
+        let (body, failed) = client_body(incoming, self.pace);
         match end {
             End::Local(local) => {
                 let opts = WriteOptions { mode, precondition: precondition(&parts.headers), create_parents: true };
@@ -648,19 +644,25 @@ async fn reason_of(fetched: Fetched) -> String {
 }
 
 /// The request's body as the write layer takes it, and where its failure is noted: a client
-/// that goes away, sends less than it announced, or sends nothing for [`BODY_STALL`].
-fn client_body(incoming: Incoming) -> (Body, Arc<OnceLock<String>>) {
+/// that goes away, sends less than it announced, or sends its body slower than `pace` allows
+/// (`--body-min-rate`, and nothing for a minute): its upload fails and changes nothing, rather
+/// than keep a temporary file and the path's lock for as long as it likes.
+fn client_body(incoming: Incoming, pace: Pace) -> (Body, Arc<OnceLock<String>>) {
     let failed = Arc::new(OnceLock::new());
     let noted = failed.clone();
-    let frames = futures_util::stream::unfold(Some(incoming), move |state| {
+    let started = tokio::time::Instant::now();
+    let frames = futures_util::stream::unfold(Some((incoming, 0u64)), move |state| {
         let noted = noted.clone();
         async move {
-            let mut body = state?;
-            let why = match tokio::time::timeout(BODY_STALL, body.frame()).await {
+            let (mut body, received) = state?;
+            let why = match next_paced(&mut body, &pace, started, received).await {
                 Ok(None) => return None,
-                Ok(Some(Ok(frame))) => return Some((Ok(frame), Some(body))),
+                Ok(Some(Ok(frame))) => {
+                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    return Some((Ok(frame), Some((body, received + len))));
+                }
                 Ok(Some(Err(e))) => format!("the client's body failed: {e}"),
-                Err(_) => format!("the client sent nothing for {}s", BODY_STALL.as_secs()),
+                Err(TooSlow(why)) => why,
             };
             let _ = noted.set(why.clone());
             Some((Err(BoxError::from(why)), None))
