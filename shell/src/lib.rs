@@ -13,6 +13,7 @@ pub mod driver;
 pub mod ftp;
 pub mod localfs;
 pub mod memory;
+pub mod metrics;
 pub mod mgmt;
 pub mod net;
 pub mod peers;
@@ -196,6 +197,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         tokio::spawn(f.serve(handle.clone(), content.clone(), accounts.clone(), writer.clone(), shutdown.clone()))
     });
     let public = public::Public::new(handle.clone(), content, writer, accounts).handler();
+    let public = metrics::instrument(handle.metrics().clone(), metrics::Interface::Http, public);
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes);
     let public_slots = server::Slots::new(cli.max_connections);
     let servers = [

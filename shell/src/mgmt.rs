@@ -1,5 +1,6 @@
 //! The management interface peers talk to: `/join/`, `/cluster/`, `/update/`, as the original
-//! nodes speak it, with bounded bodies and a 400 with the reason for bad input.
+//! nodes speak it, with bounded bodies and a 400 with the reason for bad input; and `/metrics`
+//! for Prometheus ([`crate::metrics`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use smol_str::SmolStr;
 use crate::blocking::{Blocking, Consumer};
 use crate::body::{Body, BoxError};
 use crate::driver::Handle;
+use crate::metrics::{self, Direction, Interface};
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
 
@@ -21,10 +23,12 @@ use crate::server::Handler;
 const MAX_FORM: usize = 64 << 10;
 
 pub fn handler(handle: Handle, max_update_bytes: u64) -> Handler {
-    Arc::new(move |req, peer| {
+    let metrics = handle.metrics().clone();
+    let inner: Handler = Arc::new(move |req, peer| {
         let handle = handle.clone();
         Box::pin(async move { route(handle, max_update_bytes, req, peer).await })
-    })
+    });
+    metrics::instrument(metrics, Interface::Mgmt, inner)
 }
 
 /// The host part of a connection's address, as it goes into a `host:port` string.
@@ -43,7 +47,8 @@ async fn route(handle: Handle, max_update: u64, req: Request<Incoming>, peer: So
         "/join/" | "/join" => join(handle, req).await,
         "/cluster/" | "/cluster" => cluster(handle, req, peer).await,
         "/update/" | "/update" => update(handle, max_update, req).await,
-        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/ and /update/"),
+        "/metrics" => metrics_page(&handle, &req),
+        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/, /update/ and /metrics"),
     }
 }
 
@@ -92,6 +97,15 @@ async fn form(req: Request<Incoming>) -> Result<Vec<u8>, Response<Body>> {
         all.extend_from_slice(&query);
     }
     Ok(all)
+}
+
+/// `GET /metrics`: this node's metrics in Prometheus' text format.
+fn metrics_page(handle: &Handle, req: &Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed("GET, HEAD", "Use GET /metrics");
+    }
+    let page = handle.metrics().render(&handle.snapshot());
+    with_type(StatusCode::OK, metrics::CONTENT_TYPE, page)
 }
 
 async fn join(handle: Handle, req: Request<Incoming>) -> Response<Body> {
@@ -152,19 +166,26 @@ fn is_json(req: &Request<Incoming>) -> bool {
 /// Reads and parses an update body at once: a full update of a large tree is tens of megabytes
 /// of JSON, parsed chunk by chunk as it arrives (on a blocking thread, off the async ones) rather
 /// than after all of it has been buffered.
-async fn parse_update(req: Request<Incoming>, limit: usize, blocking: Blocking) -> Result<Update, Response<Body>> {
+/// Gives the update and the bytes of its body.
+async fn parse_update(
+    req: Request<Incoming>,
+    limit: usize,
+    blocking: Blocking,
+) -> Result<(Update, u64), Response<Body>> {
     if declares_more_than(&req, limit) {
         return Err(too_large(limit));
     }
     let mut body = Limited::new(req.into_body(), limit);
     let mut parsing = blocking.feed(UpdateParser::new());
+    let mut bytes = 0;
     while let Some(chunk) = next_chunk(&mut body, limit).await? {
+        bytes += chunk.len() as u64;
         if !parsing.push(chunk).await {
             break; // the parser stopped at an error
         }
     }
     match parsing.finish().await {
-        Ok(update) => Ok(update),
+        Ok(update) => Ok((update, bytes)),
         Err(Some(e)) => Err(text(StatusCode::BAD_REQUEST, e.to_string())),
         Err(None) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed")),
     }
@@ -202,17 +223,24 @@ async fn update(handle: Handle, max_update: u64, req: Request<Incoming>) -> Resp
     if req.method() != Method::POST {
         return method_not_allowed("POST", "Use POST /update/");
     }
+    let metrics = handle.metrics().clone();
     if !is_json(&req) {
+        metrics.update_failed(Direction::Received);
         return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
     let limit = usize::try_from(max_update).unwrap_or(usize::MAX);
-    let update = match parse_update(req, limit, handle.blocking()).await {
+    let (update, bytes) = match parse_update(req, limit, handle.blocking()).await {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => {
+            metrics.update_failed(Direction::Received);
+            return r;
+        }
     };
-    let large = update.files.len() > crate::memory::TRIM_ABOVE;
+    let (full, records) = (update.full, update.files.len());
+    let large = records > crate::memory::TRIM_ABOVE;
     match handle.ask(Event::UpdateReceived(update)).await {
         Some(_) => {
+            metrics.update(Direction::Received, full, records, bytes);
             if large {
                 crate::memory::trim(handle.blocking()).await;
             }
