@@ -36,6 +36,8 @@ pub enum Interface {
     Http,
     /// The management interface peers talk to.
     Mgmt,
+    /// FTP (bytes sent only: its commands are not counted as requests).
+    Ftp,
 }
 
 impl Interface {
@@ -43,6 +45,7 @@ impl Interface {
         match self {
             Interface::Http => "http",
             Interface::Mgmt => "mgmt",
+            Interface::Ftp => "ftp",
         }
     }
 }
@@ -90,7 +93,8 @@ struct InterfaceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SourceLabel {
+struct SentLabels {
+    interface: &'static str,
     source: &'static str,
 }
 
@@ -130,7 +134,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<InterfaceLabel, Histogram, fn() -> Histogram>,
-    sent_bytes: Family<SourceLabel, Counter>,
+    sent_bytes: Family<SentLabels, Counter>,
     peers: Family<LivenessLabel, Gauge>,
     tree_paths: Family<OwnerLabel, Gauge>,
     tree_bytes: Family<OwnerLabel, Gauge>,
@@ -190,8 +194,8 @@ impl Metrics {
             m.durations.clone(),
         );
         r.register_with_unit(
-            "http_sent",
-            "Body bytes of the public interface's answers: local (written here) or proxied (a file passed on from its owner)",
+            "sent",
+            "Bytes sent to clients, by interface (http: the public interface's answer bodies; ftp: files sent by RETR) and source (local: from here; proxied: a file fetched from its owner and passed on)",
             Unit::Bytes,
             m.sent_bytes.clone(),
         );
@@ -246,9 +250,14 @@ impl Metrics {
         self.durations.get_or_create(&InterfaceLabel { interface: interface.label() }).observe(took.as_secs_f64());
     }
 
-    fn sent_counter(&self, proxied: bool) -> Counter {
+    fn sent_counter(&self, interface: Interface, proxied: bool) -> Counter {
         let source = if proxied { "proxied" } else { "local" };
-        self.sent_bytes.get_or_create_owned(&SourceLabel { source })
+        self.sent_bytes.get_or_create_owned(&SentLabels { interface: interface.label(), source })
+    }
+
+    /// Counts the bytes of a file an FTP `RETR` sent whole (or from its `REST` offset).
+    pub fn ftp_sent(&self, proxied: bool, bytes: u64) {
+        self.sent_counter(Interface::Ftp, proxied).inc_by(bytes);
     }
 
     /// Counts an update that went through: delivered to a peer, or applied from one.
@@ -363,7 +372,7 @@ pub fn instrument(metrics: Arc<Metrics>, interface: Interface, inner: Handler) -
             if interface != Interface::Http {
                 return resp;
             }
-            let counter = metrics.sent_counter(resp.extensions().get::<Proxied>().is_some());
+            let counter = metrics.sent_counter(interface, resp.extensions().get::<Proxied>().is_some());
             resp.map(|body| http_body_util::BodyExt::boxed_unsync(Counted { inner: body, counter }))
         })
     })

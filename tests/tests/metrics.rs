@@ -1,13 +1,13 @@
 //! `GET /metrics` on the management interface: Prometheus' text format, read by a strict parser
 //! here and by the Python client's parser (`prometheus_client`, when installed), whose counters
 //! move with what the test does: requests served locally and proxied, their bytes, a local change
-//! sent to the peers as an incremental update, a refused update, an FTP session.
+//! sent to the peers as an incremental update, a refused update, an FTP session and its `RETR`s.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use dftp_e2e::ftp::Control;
+use dftp_e2e::ftp::{read_all, Control};
 use dftp_e2e::{encode_path, http, wait_until, walk, write_file, Fixture, Node, WAIT};
 
 /// Samples by series (`name{labels}` as written), from a strict reading of the text format:
@@ -161,9 +161,13 @@ fn metrics_parse_and_move_with_what_the_node_does() {
         value(&after, "dftp_request_duration_seconds_bucket{interface=\"http\",le=\"+Inf\"}"),
         value(&after, "dftp_request_duration_seconds_count{interface=\"http\"}")
     );
-    assert_eq!(delta("dftp_http_sent_bytes_total{source=\"proxied\"}"), proxied_body.body.len() as f64, "{text}");
     assert_eq!(
-        delta("dftp_http_sent_bytes_total{source=\"local\"}"),
+        delta("dftp_sent_bytes_total{interface=\"http\",source=\"proxied\"}"),
+        proxied_body.body.len() as f64,
+        "{text}"
+    );
+    assert_eq!(
+        delta("dftp_sent_bytes_total{interface=\"http\",source=\"local\"}"),
         (own_body.body.len() + missing.body.len()) as f64,
         "{text}"
     );
@@ -196,11 +200,25 @@ fn metrics_parse_and_move_with_what_the_node_does() {
     assert_eq!(refused.status, 400);
     assert_eq!(value(&scrape(alpha).1, failures) - value(&now, failures), 1.0);
 
-    // An FTP session is counted while it is open.
+    // An FTP session is counted while it is open, and the files it fetches by source.
     let open = "dftp_ftp_sessions_open";
     assert_eq!(value(&scrape(alpha).1, open), 0.0);
-    let mut session = Control::connect(alpha);
+    let before_ftp = scrape(alpha).1;
+    let mut session = Control::login(alpha);
     assert_eq!(value(&scrape(alpha).1, open), 1.0);
+    let mut retr = |rel: &str| {
+        let data = session.passive();
+        assert_eq!(session.cmd(&format!("RETR /{rel}")).code, 150);
+        let got = read_all(data);
+        assert_eq!(session.reply().code, 226);
+        got.len() as f64
+    };
+    let (own_len, their_len) = (retr(&own), retr(&theirs));
+    assert!(own_len > 0.0 && their_len > 0.0);
+    let after_ftp = scrape(alpha).1;
+    let ftp_delta = |series: &str| value(&after_ftp, series) - value(&before_ftp, series);
+    assert_eq!(ftp_delta("dftp_sent_bytes_total{interface=\"ftp\",source=\"local\"}"), own_len);
+    assert_eq!(ftp_delta("dftp_sent_bytes_total{interface=\"ftp\",source=\"proxied\"}"), their_len);
     assert_eq!(session.cmd("QUIT").code, 221);
     drop(session);
     wait_until("the FTP session to be counted closed", WAIT, || (value(&scrape(alpha).1, open) == 0.0).then_some(()));
@@ -211,7 +229,7 @@ fn metrics_parse_and_move_with_what_the_node_does() {
         for (name, kind) in [
             ("dftp_requests", "counter"),
             ("dftp_request_duration_seconds", "histogram"),
-            ("dftp_http_sent_bytes", "counter"),
+            ("dftp_sent_bytes", "counter"),
             ("dftp_peers", "gauge"),
             ("dftp_tree_paths", "gauge"),
             ("dftp_tree_file_bytes", "gauge"),
