@@ -74,9 +74,9 @@ pub use node::{Action, Config, Event, Node, Notice, Request, MAX_INCREMENTAL_FIL
 pub use path::{DfsPath, Mount, PathError};
 pub use route::{Forward, Location, Taker, WriteLocation, WriteRefusal, HOPS_PARAM, MAX_HOPS};
 pub use search::{Search, SearchError};
-pub use snapshot::Snapshot;
+pub use snapshot::{Member, Snapshot};
 pub use time::{Span, Time};
-pub use tree::{Change, Entry, Kind, Meta, NodeId, Owner, Tree};
+pub use tree::{Change, Entry, Holdings, Kind, Meta, NodeId, Owner, Tree};
 pub use wire::{
     file_info, parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, FullUpdateBody, Greeting, NodeInfo,
     PeerAddr, Update, UpdateHeader, UpdateParser, WireError,

@@ -9,7 +9,7 @@ use smol_str::SmolStr;
 use crate::membership::{Liveness, Peer, Peers, StreamPos};
 use crate::outbox::Outgoing;
 use crate::path::{DfsPath, Mount};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Member, Snapshot};
 use crate::time::{Span, Time};
 use crate::tree::{Change, Meta, NodeId, Tree};
 use crate::wire::{file_info, UpdateHeader};
@@ -387,7 +387,33 @@ impl Node {
             cluster: Arc::new(self.cluster_info(now)),
             public_addrs: Arc::new(public_addrs),
             applied: Arc::new(applied),
+            members: Arc::new(self.members(now)),
         }
+    }
+
+    /// This node, then every peer by name, lost ones too ([`Snapshot::members`]).
+    fn members(&self, now: Time) -> Vec<Member> {
+        let me = Member {
+            name: self.cfg.name.clone(),
+            public_addr: self.cfg.public_addr.to_string(),
+            mgmt_addr: self.cfg.mgmt_addr.to_string(),
+            is_me: true,
+            liveness: Liveness::Alive,
+            last_seen: now,
+            last_update_in: None,
+            last_update_out: None,
+        };
+        let peers = self.peers.values().map(|p| Member {
+            name: p.name.clone(),
+            public_addr: p.public_addr.to_string(),
+            mgmt_addr: p.mgmt_addr.to_string(),
+            is_me: false,
+            liveness: p.liveness,
+            last_seen: p.last_alive,
+            last_update_in: p.last_update_received,
+            last_update_out: p.last_update_pushed,
+        });
+        std::iter::once(me).chain(peers).collect()
     }
 
     /// The table of `GET /cluster/`: this node and its live peers.

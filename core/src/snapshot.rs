@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use smol_str::SmolStr;
 
-use crate::membership::StreamPos;
+use crate::membership::{Liveness, StreamPos};
 use crate::path::{DfsPath, Mount};
-use crate::tree::{Entry, Meta, NodeId, Tree};
+use crate::time::Time;
+use crate::tree::{Entry, Holdings, Meta, NodeId, Tree};
 use crate::wire::{ClusterInfo, FullUpdateBody, PeerAddr, UpdateHeader};
 
 #[derive(Clone)]
@@ -24,6 +25,26 @@ pub struct Snapshot {
     pub(crate) public_addrs: Arc<BTreeMap<SmolStr, PeerAddr>>,
     /// The last update applied from each live peer that numbers its updates.
     pub(crate) applied: Arc<BTreeMap<SmolStr, StreamPos>>,
+    /// This node, then every peer it knows, lost ones too.
+    pub(crate) members: Arc<Vec<Member>>,
+}
+
+/// One node of the cluster as this node sees it: the status page and the metrics show these.
+/// Unlike [`Snapshot::cluster`] (the wire table, live peers only), lost peers are here too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: SmolStr,
+    pub public_addr: String,
+    pub mgmt_addr: String,
+    /// Whether it is this node (always alive).
+    pub is_me: bool,
+    pub liveness: Liveness,
+    /// When it last answered (this node: when the snapshot was taken).
+    pub last_seen: Time,
+    /// When its last update arrived here (`None` for this node itself).
+    pub last_update_in: Option<Time>,
+    /// When this node last sent it an update (`None` for this node itself).
+    pub last_update_out: Option<Time>,
 }
 
 impl Snapshot {
@@ -78,6 +99,17 @@ impl Snapshot {
     /// update or a later one).
     pub fn has_applied(&self, node: &str, pos: StreamPos) -> bool {
         self.applied.get(node).is_some_and(|p| p.epoch == pos.epoch && p.seq >= pos.seq)
+    }
+
+    /// This node, then its peers by name, lost ones included.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// What each node holds in the tree, by name ([`Tree::holdings`]). O(size of the tree):
+    /// for pages and scrapes, not for every request.
+    pub fn holdings(&self) -> BTreeMap<SmolStr, Holdings> {
+        self.tree.holdings()
     }
 
     /// This node's own files, in path order.

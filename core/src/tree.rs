@@ -10,6 +10,7 @@
 //! wins; that gives a directory's owner without walking its subtree.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -46,6 +47,17 @@ impl Meta {
     pub fn is_dir(&self) -> bool {
         self.mode.is_dir()
     }
+}
+
+/// What one node holds in the tree ([`Tree::holdings`]).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Holdings {
+    /// Files and directories.
+    pub paths: u64,
+    /// Files only.
+    pub files: u64,
+    /// The sizes of its files.
+    pub bytes: u64,
 }
 
 /// One holder's record, flat: 32 bytes where a `NodeId` next to a `Meta` takes 40 (the mode's
@@ -474,6 +486,23 @@ impl Tree {
         held.len()
     }
 
+    /// What each node holds, by name: one pass over the tree, for the status page and the
+    /// metrics (a path held by two nodes, a conflict, counts for both).
+    pub fn holdings(&self) -> BTreeMap<SmolStr, Holdings> {
+        let mut by_id = vec![Holdings::default(); self.names.len()];
+        for holders in self.entries.values() {
+            for h in holders.iter() {
+                let held = &mut by_id[h.node.index()];
+                held.paths += 1;
+                if !h.mode.is_dir() {
+                    held.files += 1;
+                    held.bytes += h.size;
+                }
+            }
+        }
+        self.names.iter().cloned().zip(by_id).collect()
+    }
+
     /// Everything `node` holds, in path order. O(size of the tree).
     pub fn view(&self, node: NodeId) -> impl Iterator<Item = (&DfsPath, Meta)> + '_ {
         self.entries.iter().filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta())))
@@ -707,6 +736,25 @@ mod tests {
 
     fn dir(t: i64) -> Meta {
         Meta { mode: FileMode::dir(0o755), size: 0, modified: t, info_updated: t }
+    }
+
+    #[test]
+    fn holdings_count_each_holder_and_only_files_bytes() {
+        let mut t = Tree::new();
+        let (a, b, idle) = (t.intern("a"), t.intern("b"), t.intern("idle"));
+        t.upsert(a, p("d"), dir(1));
+        t.upsert(a, p("d/x"), Meta { size: 3, ..file(1) });
+        t.upsert(a, p("y"), Meta { size: 4, ..file(1) });
+        // A conflict: both hold `y`; each holder counts it.
+        t.upsert(b, p("y"), Meta { size: 100, ..file(2) });
+        let h = t.holdings();
+        assert_eq!(h["a"], Holdings { paths: 3, files: 2, bytes: 7 });
+        assert_eq!(h["b"], Holdings { paths: 1, files: 1, bytes: 100 });
+        assert_eq!(h["idle"], Holdings::default());
+        assert_eq!(h["a"].paths, t.count_of(a) as u64);
+        t.drop_node(b);
+        assert_eq!(t.holdings()["b"], Holdings::default());
+        let _ = idle;
     }
 
     #[test]

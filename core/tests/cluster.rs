@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use dftp_core::{Config, DfsPath, Event, Meta, Notice};
+use dftp_core::{Config, DfsPath, Event, Holdings, Liveness, Meta, Notice};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -181,4 +181,32 @@ proptest! {
         net.advance(ping_secs(&net) + 1);
         prop_assert_eq!(net.diverged(), Vec::<usize>::new());
     }
+}
+
+/// The status page's and the metrics' view: a node lists itself first, then every peer by name,
+/// a lost one too (the wire table has only live ones), and what each holds.
+#[test]
+fn members_keep_lost_peers_and_holdings_follow_the_tree() {
+    let mut net = started(3);
+    net.change(0, vec![(p("zero"), Some(file_meta(1)))]);
+    net.change(1, vec![(p("one"), Some(file_meta(1))), (p("one-dir"), Some(dir_meta(1)))]);
+    let before = net.snapshot(0);
+    assert_eq!(before.holdings()["n1"].paths, 2);
+    assert_eq!(before.holdings()["n1"].files, 1);
+    net.isolate(1);
+    net.advance(45);
+    let snap = net.snapshot(0);
+    let members = snap.members();
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["n0", "n1", "n2"]);
+    assert!(members[0].is_me && !members[1].is_me && !members[2].is_me);
+    assert_eq!(members[0].liveness, Liveness::Alive);
+    assert!(matches!(members[1].liveness, Liveness::Lost { .. }), "{:?}", members[1]);
+    assert_eq!(members[2].liveness, Liveness::Alive);
+    assert!(members[1].last_seen < members[2].last_seen, "n1 was last seen before the partition");
+    assert!(members[2].last_update_in.is_some() && members[2].last_update_out.is_some());
+    assert!(!snap.cluster().peers.contains_key("n1"), "the wire table keeps only live peers");
+    let held = snap.holdings();
+    assert_eq!(held["n1"], Holdings::default(), "a lost node's files left the tree");
+    assert_eq!(held["n0"].files, 1);
 }

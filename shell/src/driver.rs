@@ -1,6 +1,7 @@
 //! The one loop that owns the core [`Node`]: it feeds events in, carries actions out, and
 //! publishes a fresh snapshot after each event for the readers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::blocking::Blocking;
 use crate::body::{full_body, Body};
+use crate::metrics::{Direction, Metrics};
 use crate::net::Datagram;
 use crate::peers::{PeerClient, UpdateBody};
 
@@ -57,9 +59,21 @@ pub struct Handle {
     tx: mpsc::Sender<Input>,
     snapshot: watch::Receiver<Snapshot>,
     blocking: Blocking,
+    metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl Handle {
+    /// The node's clock now.
+    pub fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// How long the node has run: since the wall-clock time it was started with.
+    pub fn uptime(&self) -> Duration {
+        Duration::from_millis(self.clock.now().0.saturating_sub(self.clock.start_unix_ms))
+    }
+
     /// The latest snapshot. O(1).
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot.borrow().clone()
@@ -73,6 +87,11 @@ impl Handle {
     /// Where blocking work runs.
     pub fn blocking(&self) -> Blocking {
         self.blocking
+    }
+
+    /// This node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Queues an event.
@@ -98,6 +117,7 @@ pub struct Driver {
     multicast: Option<Arc<dyn Datagram>>,
     wake: Time,
     blocking: Blocking,
+    metrics: Arc<Metrics>,
 }
 
 impl Driver {
@@ -111,8 +131,20 @@ impl Driver {
         let (tx, rx) = mpsc::channel(1024);
         let (snap_tx, snap_rx) = watch::channel(node.snapshot(clock.now()));
         let wake = clock.now();
-        let driver = Driver { node, clock, rx, tx: tx.clone(), snapshot: snap_tx, client, multicast, wake, blocking };
-        (driver, Handle { tx, snapshot: snap_rx, blocking })
+        let metrics = Arc::new(Metrics::new());
+        let driver = Driver {
+            node,
+            clock,
+            rx,
+            tx: tx.clone(),
+            snapshot: snap_tx,
+            client,
+            multicast,
+            wake,
+            blocking,
+            metrics: metrics.clone(),
+        };
+        (driver, Handle { tx, snapshot: snap_rx, blocking, metrics, clock })
     }
 
     /// Runs until every handle is dropped or `shutdown` fires.
@@ -160,17 +192,23 @@ impl Driver {
                 // The core sends a peer its next update only once the last one's outcome is in,
                 // so these go out at once and never overtake each other.
                 Action::SendUpdate { to, addr, update } => {
-                    let (client, tx) = (self.client.clone(), self.tx.clone());
+                    let (client, tx, metrics) = (self.client.clone(), self.tx.clone(), self.metrics.clone());
                     tokio::spawn(async move {
                         let json = update.to_json();
+                        let bytes = json.len() as u64;
                         let digest = client.guard().map(|_| BodyDigest::of(&json));
                         let body = UpdateBody { body: full_body(json), digest };
                         let result = client.send_update(&addr, body, false).await;
+                        match &result {
+                            Ok(()) => metrics.update(Direction::Sent, false, update.files.len(), bytes),
+                            Err(_) => metrics.update_failed(Direction::Sent),
+                        }
                         report_delivery(&tx, to, false, result).await;
                     });
                 }
                 Action::SendFullUpdate { to, addr, snapshot, header } => {
                     let (client, tx, blocking) = (self.client.clone(), self.tx.clone(), self.blocking);
+                    let metrics = self.metrics.clone();
                     tokio::spawn(async move {
                         let files = snapshot.local_count();
                         let started = std::time::Instant::now();
@@ -178,19 +216,23 @@ impl Driver {
                             Some(_) => Some(digest_full_update((*snapshot).clone(), header, blocking).await),
                             None => None,
                         };
+                        let bytes = Arc::new(AtomicU64::new(0));
                         let result = match digest {
                             Some(Err(e)) => Err(format!("update to {to}: {e}")),
                             Some(Ok(d)) => {
-                                let body = stream_full_update(*snapshot, header, blocking);
+                                let body = stream_full_update(*snapshot, header, blocking, bytes.clone());
                                 client.send_update(&addr, UpdateBody { body, digest: Some(d) }, true).await
                             }
                             None => {
-                                let body = stream_full_update(*snapshot, header, blocking);
+                                let body = stream_full_update(*snapshot, header, blocking, bytes.clone());
                                 client.send_update(&addr, UpdateBody { body, digest: None }, true).await
                             }
                         };
                         if result.is_ok() {
                             tracing::info!("full update of {files} file(s) sent to {to} in {:.1?}", started.elapsed());
+                            metrics.update(Direction::Sent, true, files, bytes.load(Ordering::Relaxed));
+                        } else {
+                            metrics.update_failed(Direction::Sent);
                         }
                         report_delivery(&tx, to, true, result).await;
                     });
@@ -250,10 +292,12 @@ async fn digest_full_update(
         .await
 }
 
-/// A full update body produced chunk by chunk as it goes out, never whole in memory.
-fn stream_full_update(snapshot: Snapshot, header: UpdateHeader, blocking: Blocking) -> Body {
+/// A full update body produced chunk by chunk as it goes out, never whole in memory; `bytes`
+/// counts what it produced.
+fn stream_full_update(snapshot: Snapshot, header: UpdateHeader, blocking: Blocking, bytes: Arc<AtomicU64>) -> Body {
     blocking.stream_body(move |emit| {
         for chunk in snapshot.full_update_body(header, FULL_UPDATE_CHUNK) {
+            bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if !emit(chunk) {
                 return; // the request was dropped
             }

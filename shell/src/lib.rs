@@ -14,6 +14,7 @@ pub mod driver;
 pub mod ftp;
 pub mod localfs;
 pub mod memory;
+pub mod metrics;
 pub mod mgmt;
 pub mod net;
 pub mod peers;
@@ -204,6 +205,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     });
     let pace = dftp_core::pace::Pace::new(cli.body_min_rate);
     let public = public::Public::new(handle.clone(), content, writer, accounts).with_body_pace(pace).handler();
+    let public = metrics::instrument(handle.metrics().clone(), metrics::Interface::Http, public);
     let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes, pace, guard.clone());
     let public_slots = server::Slots::new(cli.max_connections);
     let servers = [

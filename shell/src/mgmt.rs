@@ -1,9 +1,12 @@
 //! The management interface peers talk to: `/join/`, `/cluster/`, `/update/`, as the original
-//! nodes speak it, with bounded bodies and a 400 with the reason for bad input.
+//! nodes speak it, with bounded bodies and a 400 with the reason for bad input; and `/metrics`
+//! for Prometheus ([`crate::metrics`]).
 //!
-//! With a cluster secret ([`Guard`]), every request needs a good `X-Dftp-Auth` ([`Check`]): its
-//! form is checked before the body is read, its tag once the body is in and before the node
-//! hears of it, and every answer is signed. A refused request answers `401` and changes nothing.
+//! With a cluster secret ([`Guard`]), every request but `GET /metrics` needs a good
+//! `X-Dftp-Auth` ([`Check`]): its form is checked before the body is read, its tag once the body
+//! is in and before the node hears of it, and every answer is signed. A refused request answers
+//! `401` and changes nothing. `/metrics` changes nothing and a Prometheus scraper cannot sign,
+//! so it is read without a tag (the README's "Security" says so).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use crate::blocking::{Blocking, Consumer};
 use crate::body::{next_paced, Body, BoxError, TooSlow};
 use crate::cluster_secret::{unauthorized, Guard, Refused};
 use crate::driver::Handle;
+use crate::metrics::{self, Direction, Interface};
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
 
@@ -28,11 +32,13 @@ use crate::server::Handler;
 const MAX_FORM: usize = 64 << 10;
 
 pub fn handler(handle: Handle, max_update_bytes: u64, pace: Pace, guard: Option<Arc<Guard>>) -> Handler {
-    Arc::new(move |req, peer| {
+    let metrics = handle.metrics().clone();
+    let inner: Handler = Arc::new(move |req, peer| {
         let (handle, guard) = (handle.clone(), guard.clone());
         Box::pin(async move {
-            let Some(guard) = guard else {
-                return route(handle, Limits { max_update: max_update_bytes, pace }, req, peer, None).await;
+            let limits = Limits { max_update: max_update_bytes, pace };
+            let Some(guard) = guard.filter(|_| !is_metrics(&req)) else {
+                return route(handle, limits, req, peer, None).await;
             };
             let stamp = match guard.precheck(req.headers()) {
                 Ok(stamp) => stamp,
@@ -47,10 +53,16 @@ pub fn handler(handle: Handle, max_update_bytes: u64, pace: Pace, guard: Option<
             let nonce = stamp.nonce;
             let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
             let check = Check { guard: guard.clone(), stamp, method: req.method().to_string(), path, peer };
-            let resp = route(handle, Limits { max_update: max_update_bytes, pace }, req, peer, Some(check)).await;
+            let resp = route(handle, limits, req, peer, Some(check)).await;
             guard.sign_response(resp, nonce).await
         })
-    })
+    });
+    metrics::instrument(metrics, Interface::Mgmt, inner)
+}
+
+/// `GET` or `HEAD /metrics`, read without a tag (see the module's doc).
+fn is_metrics(req: &Request<Incoming>) -> bool {
+    req.uri().path() == "/metrics" && (req.method() == Method::GET || req.method() == Method::HEAD)
 }
 
 /// A request whose stamp passed [`Guard::precheck`], to verify once its body is in.
@@ -103,7 +115,8 @@ async fn route(
         "/join/" | "/join" => join(handle, req, check).await,
         "/cluster/" | "/cluster" => cluster(handle, req, peer, check).await,
         "/update/" | "/update" => update(handle, limits, req, check).await,
-        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/ and /update/"),
+        "/metrics" => metrics_page(&handle, &req),
+        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/, /update/ and /metrics"),
     }
 }
 
@@ -161,6 +174,15 @@ async fn form(req: Request<Incoming>, check: &Option<Check>) -> Result<Vec<u8>, 
         all.extend_from_slice(&query);
     }
     Ok(all)
+}
+
+/// `GET /metrics`: this node's metrics in Prometheus' text format.
+fn metrics_page(handle: &Handle, req: &Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed("GET, HEAD", "Use GET /metrics");
+    }
+    let page = handle.metrics().render(&handle.snapshot());
+    with_type(StatusCode::OK, metrics::CONTENT_TYPE, page)
 }
 
 async fn join(handle: Handle, req: Request<Incoming>, check: Option<Check>) -> Response<Body> {
@@ -232,14 +254,14 @@ fn is_json(req: &Request<Incoming>) -> bool {
 /// than after all of it has been buffered.
 ///
 /// With a cluster secret, the body's digest is taken as it goes by, and the update is handed on
-/// only when the tag over it is good.
+/// only when the tag over it is good. Gives the update and the bytes of its body.
 async fn parse_update(
     req: Request<Incoming>,
     limit: usize,
     pace: Pace,
     blocking: Blocking,
     check: &Option<Check>,
-) -> Result<Update, Response<Body>> {
+) -> Result<(Update, u64), Response<Body>> {
     if declares_more_than(&req, limit) {
         return Err(too_large(limit));
     }
@@ -265,7 +287,7 @@ async fn parse_update(
         verify(check, d.finish()).map_err(|r| unauthorized(&r))?;
     }
     match parsing.finish().await {
-        Ok(update) => Ok(update),
+        Ok(update) => Ok((update, received)),
         Err(Some(e)) => Err(text(StatusCode::BAD_REQUEST, e.to_string())),
         Err(None) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed")),
     }
@@ -284,7 +306,6 @@ impl Consumer for UpdateParser {
     }
 }
 
-/// The next data of a body, `None` at its end.
 /// The next data of a body, `None` at its end; 408 when it comes slower than `pace` allows.
 async fn next_chunk(
     body: &mut Limited<Incoming>,
@@ -316,17 +337,24 @@ async fn update(handle: Handle, limits: Limits, req: Request<Incoming>, check: O
     if req.method() != Method::POST {
         return method_not_allowed("POST", "Use POST /update/");
     }
+    let metrics = handle.metrics().clone();
     if !is_json(&req) {
+        metrics.update_failed(Direction::Received);
         return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
     let limit = usize::try_from(limits.max_update).unwrap_or(usize::MAX);
-    let update = match parse_update(req, limit, limits.pace, handle.blocking(), &check).await {
+    let (update, bytes) = match parse_update(req, limit, limits.pace, handle.blocking(), &check).await {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => {
+            metrics.update_failed(Direction::Received);
+            return r;
+        }
     };
-    let large = update.files.len() > crate::memory::TRIM_ABOVE;
+    let (full, records) = (update.full, update.files.len());
+    let large = records > crate::memory::TRIM_ABOVE;
     match handle.ask(Event::UpdateReceived(update)).await {
         Some(_) => {
+            metrics.update(Direction::Received, full, records, bytes);
             if large {
                 crate::memory::trim(handle.blocking()).await;
             }

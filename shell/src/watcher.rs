@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::driver::Handle;
 use crate::localfs::{LocalFs, RootCheck, WatchMsg};
+use crate::metrics::Rescan;
 
 /// Longest a change waits before it is sent on, while more keep coming.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -47,6 +48,7 @@ pub async fn run(
                         _ => break,
                     }
                 }
+                handle.metrics().watcher_events(batch.len());
                 let mut paths = BTreeSet::new();
                 let mut all = false;
                 for m in batch {
@@ -143,6 +145,7 @@ pub fn outermost(paths: BTreeSet<DfsPath>) -> Vec<DfsPath> {
 }
 
 async fn rescan_paths(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle, paths: BTreeSet<DfsPath>) {
+    handle.metrics().rescan(Rescan::Paths);
     let roots = outermost(paths);
     let (fs, mount) = (fs.clone(), mount.clone());
     if let Ok(rescanned) = handle.blocking().run(move || rescan(fs.as_ref(), &mount, &roots)).await {
@@ -214,6 +217,7 @@ pub fn rescan(fs: &dyn LocalFs, mount: &Mount, roots: &[DfsPath]) -> Rescanned {
 }
 
 async fn rescan_all(fs: &Arc<dyn LocalFs>, mount: &Mount, handle: &Handle) {
+    handle.metrics().rescan(Rescan::All);
     let fs = fs.clone();
     match handle.blocking().run(move || fs.scan()).await {
         Ok(Ok(report)) => handle.send(Event::LocalScan(to_cluster(mount, report.entries))).await,

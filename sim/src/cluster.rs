@@ -199,7 +199,7 @@ pub struct Cluster {
     /// (which nodes ran, and their disks' versions).
     held: (Vec<Option<u64>>, Rc<BTreeSet<String>>),
     /// The expected tree of each group, likewise.
-    expected: RefCell<BTreeMap<u8, (Vec<Option<u64>>, Rc<View>)>>,
+    expected: RefCell<BTreeMap<u8, Computed<View>>>,
     /// When each path no longer held was last held.
     last_held: BTreeMap<String, Duration>,
     next_observe: Duration,
@@ -839,6 +839,9 @@ impl Cluster {
 fn parent_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(p, _)| p)
 }
+
+/// Something computed from the disks, with the state it was computed from ([`Cluster::state_key`]).
+type Computed<T> = (Vec<Option<u64>>, Rc<T>);
 
 /// The latencies a scenario set.
 #[derive(Default)]

@@ -237,7 +237,9 @@ impl Backend {
     {
         let (snap, p, entry) = self.entry(user, path, ErrorKind::PermanentFileNotAvailable)?;
         // An FTP client is where a request starts: no hops yet.
-        let result = match snap.locate(&p, 0) {
+        let location = snap.locate(&p, 0);
+        let proxied = matches!(location, Location::RemoteFile { .. });
+        let result = match location {
             Location::Directory(_) => {
                 return Err(not_found(ErrorKind::PermanentFileNotAvailable, format_args!("{p} is a directory")));
             }
@@ -259,6 +261,9 @@ impl Backend {
                 return Err(not_found(ErrorKind::PermanentFileNotAvailable, &p));
             }
         };
+        if let Ok(sent) = &result {
+            self.shared.handle.metrics().ftp_sent(proxied, *sent);
+        }
         result.map_err(|f| match f {
             Failure::NotFound(why) => {
                 tracing::debug!("FTP RETR {p}: {why}");

@@ -120,7 +120,9 @@ impl Ftp {
                         let _ = stream.set_nodelay(true);
                         match session_server(&shared, &login, &self.options, greeting, &logger) {
                             Ok(server) => {
+                                let open = shared.handle.metrics().ftp_session();
                                 sessions.spawn(async move {
+                                    let _open = open; // dropped when the session ends or is shut down
                                     if let Err(e) = server.service(stream).await {
                                         tracing::debug!("FTP session from {peer}: {e}");
                                     }

@@ -52,7 +52,9 @@ impl Files {
         let (mut resp, owner) = match location {
             Location::LocalFile { entry, local } => (self.local(req, &entry, &local).await, entry.owner),
             Location::RemoteFile { entry, owner: _, addr, hops } => {
-                (self.remote(req, &entry, &addr, hops).await, entry.owner)
+                let mut resp = self.remote(req, &entry, &addr, hops).await;
+                resp.extensions_mut().insert(crate::metrics::Proxied);
+                (resp, entry.owner)
             }
             Location::OwnerUnreachable { entry, owner } => {
                 let why = format!("the owner of {} (node {owner}) is not reachable", entry.path);

@@ -138,7 +138,8 @@ impl Guard {
         let url_path = req.uri().path();
         let raw = match url_path.strip_prefix("/fs") {
             Some(raw) if raw.starts_with('/') => Some(raw),
-            _ if url_path == "/find/" || url_path == "/find" => None,
+            // `/status/` names the nodes and their addresses: no more open than the tree.
+            _ if matches!(url_path, "/find/" | "/find" | "/status/" | "/status") => None,
             // The greeting, the redirect of `/fs`, and 404s: nothing of the tree.
             _ => return Ok(self.cleared(Who::anonymous(), false, None)),
         };
@@ -146,7 +147,7 @@ impl Guard {
         let rules = self.accounts.rules();
         let Some(raw) = raw else {
             // `/find/`: only what the client may read. Anonymous clients that may read nothing
-            // are asked to log in.
+            // are asked to log in (to `/status/` too).
             if rules.visibility(&who, &DfsPath::root()) == Visibility::Hidden {
                 return Err(Refusal::challenge("the tree needs a login (HTTP Basic)"));
             }

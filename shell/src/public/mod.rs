@@ -1,4 +1,4 @@
-//! The public HTTP interface: `/`, `/fs/` (listings and files), `/find/`.
+//! The public HTTP interface: `/`, `/fs/` (listings and files), `/find/`, `/status/`.
 
 mod archive;
 mod files;
@@ -7,6 +7,7 @@ pub mod guard;
 mod listing;
 mod plain_owner;
 mod serve_dir;
+mod status;
 mod walls;
 mod write;
 
@@ -90,7 +91,11 @@ impl Public {
                 let head = req.method() == Method::HEAD;
                 find::find(self.handle.snapshot(), &query, head, self.handle.blocking(), cleared.find_filter())
             }
-            _ => text(StatusCode::NOT_FOUND, "not found: try /fs/ or /find/"),
+            "/status/" | "/status" => {
+                let json = query.format.as_deref() == Some("json");
+                status::page(&self.handle.snapshot(), self.handle.now(), self.handle.uptime(), json)
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found: try /fs/, /find/ or /status/"),
         }
     }
 
@@ -99,7 +104,8 @@ impl Public {
         let page = format!(
             "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>dftp</title></head><body>\
              <h1>dftp</h1><p>Node <b>{}</b> of cluster <b>{}</b>.</p>\
-             <p><a href=\"/fs/\">Browse the files</a> &middot; <a href=\"/find/\">list every path</a></p>\
+             <p><a href=\"/fs/\">Browse the files</a> &middot; <a href=\"/find/\">list every path</a> &middot; \
+             <a href=\"/status/\">cluster status</a></p>\
              </body></html>",
             listing::html_escape(snap.me()),
             listing::html_escape(&snap.cluster().name),

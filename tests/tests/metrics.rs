@@ -1,0 +1,251 @@
+//! `GET /metrics` on the management interface: Prometheus' text format, read by a strict parser
+//! here and by the Python client's parser (`prometheus_client`, when installed), whose counters
+//! move with what the test does: requests served locally and proxied, their bytes, a local change
+//! sent to the peers as an incremental update, a refused update, an FTP session and its `RETR`s.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use dftp_e2e::ftp::{read_all, Control};
+use dftp_e2e::{encode_path, http, wait_until, walk, write_file, Fixture, Node, WAIT};
+
+/// Samples by series (`name{labels}` as written), from a strict reading of the text format:
+/// every sample belongs to a family declared by a `# TYPE` line before it, names and label sets
+/// are well formed, values are numbers, and no series appears twice.
+fn parse(text: &str) -> BTreeMap<String, f64> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or_else(|| panic!("bad TYPE line {line:?}"));
+            assert!(is_name(name), "bad metric name in {line:?}");
+            assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind), "type in {line:?}");
+            assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "{name} declared twice");
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unexpected comment {line:?}");
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let name = match series.split_once('{') {
+            None => series,
+            Some((name, labels)) => {
+                let labels = labels.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("bad label {pair:?} in {line:?}"));
+                    assert!(is_name(k), "bad label name in {line:?}");
+                    assert!(v.len() >= 2 && v.starts_with('"') && v.ends_with('"'), "unquoted label value in {line:?}");
+                }
+                name
+            }
+        };
+        assert!(is_name(name), "bad sample name in {line:?}");
+        let family = types
+            .keys()
+            .find(|f| {
+                name == f.as_str()
+                    || ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s) == Some(f.as_str()))
+            })
+            .unwrap_or_else(|| panic!("{line:?} belongs to no declared family"));
+        if types[family] == "counter" {
+            assert!(name.ends_with("_total"), "counter sample {name} should end in _total");
+        }
+        assert!(samples.insert(series.to_string(), value).is_none(), "{series} twice");
+    }
+    samples
+}
+
+fn scrape(node: &Node) -> (String, BTreeMap<String, f64>) {
+    let r = http("GET", &node.mgmt_url("/metrics"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    let text = r.text();
+    let samples = parse(&text);
+    (text, samples)
+}
+
+/// A sample's value; a series not there yet is 0 (a counter's labels appear with its first
+/// increment).
+fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+    samples.get(series).copied().unwrap_or(0.0)
+}
+
+/// Families and their types as Python's `prometheus_client` parser reads `text`, or `None`
+/// (with the reason printed) when python3 or the module is missing.
+fn python_families(text: &str) -> Option<BTreeMap<String, String>> {
+    const SCRIPT: &str = r#"
+import json, sys
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    print("missing")
+    sys.exit(0)
+print(json.dumps({f.name: f.type for f in text_string_to_metric_families(sys.stdin.read())}))
+"#;
+    let child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipping the prometheus_client check: no python3");
+        return None;
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "prometheus_client could not parse /metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if stdout.trim() == "missing" {
+        eprintln!("skipping the prometheus_client check: pip install prometheus-client (.ci/run does)");
+        return None;
+    }
+    Some(serde_json::from_str(&stdout).unwrap())
+}
+
+#[test]
+fn metrics_parse_and_move_with_what_the_node_does() {
+    let f = Fixture::start(false);
+    let (alpha, beta) = (f.node("alpha"), f.node("beta"));
+
+    let (text, before) = scrape(alpha);
+    // What a snapshot knows: two live peers, and what each node holds.
+    assert_eq!(value(&before, "dftp_peers{liveness=\"alive\"}"), 2.0);
+    assert_eq!(value(&before, "dftp_peers{liveness=\"lost\"}"), 0.0);
+    let beta_paths = walk(f.roots[1].path());
+    let beta_bytes: u64 = beta_paths
+        .iter()
+        .filter(|(_, dir)| !dir)
+        .map(|(p, _)| std::fs::metadata(f.roots[1].path().join(p)).unwrap().len())
+        .sum();
+    assert_eq!(value(&before, "dftp_tree_paths{owner=\"beta\"}"), beta_paths.len() as f64);
+    assert_eq!(value(&before, "dftp_tree_file_bytes{owner=\"beta\"}"), beta_bytes as f64);
+    // Joining meant a full update each way with each peer.
+    assert!(value(&before, "dftp_updates_total{direction=\"sent\",kind=\"full\"}") >= 2.0, "{text}");
+    assert!(value(&before, "dftp_updates_total{direction=\"received\",kind=\"full\"}") >= 2.0, "{text}");
+    assert!(value(&before, "dftp_update_records_total{direction=\"received\",kind=\"full\"}") > 0.0, "{text}");
+
+    // Requests on alpha's public interface: its own file, beta's (proxied), a 404, a HEAD.
+    let own = f.files.iter().find(|(_, o)| o == "alpha").map(|(p, _)| p.clone()).expect("a file of alpha's");
+    let theirs = f.files.iter().find(|(_, o)| o == "beta").map(|(p, _)| p.clone()).expect("a file of beta's");
+    let own_body = http("GET", &alpha.url(&format!("/fs/{}", encode_path(&own))), &[], None);
+    let proxied_body = http("GET", &alpha.url(&format!("/fs/{}", encode_path(&theirs))), &[], None);
+    assert_eq!((own_body.status, proxied_body.status), (200, 200));
+    let missing = http("GET", &alpha.url("/fs/no-such-file"), &[], None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(http("HEAD", &alpha.url(&format!("/fs/{}", encode_path(&own))), &[], None).status, 200);
+
+    let (text, after) = scrape(alpha);
+    let delta = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(delta("dftp_requests_total{interface=\"http\",method=\"GET\",status=\"2xx\"}"), 2.0, "{text}");
+    assert_eq!(delta("dftp_requests_total{interface=\"http\",method=\"GET\",status=\"4xx\"}"), 1.0, "{text}");
+    assert_eq!(delta("dftp_requests_total{interface=\"http\",method=\"HEAD\",status=\"2xx\"}"), 1.0, "{text}");
+    assert_eq!(delta("dftp_request_duration_seconds_count{interface=\"http\"}"), 4.0, "{text}");
+    assert_eq!(
+        value(&after, "dftp_request_duration_seconds_bucket{interface=\"http\",le=\"+Inf\"}"),
+        value(&after, "dftp_request_duration_seconds_count{interface=\"http\"}")
+    );
+    assert_eq!(
+        delta("dftp_sent_bytes_total{interface=\"http\",source=\"proxied\"}"),
+        proxied_body.body.len() as f64,
+        "{text}"
+    );
+    assert_eq!(
+        delta("dftp_sent_bytes_total{interface=\"http\",source=\"local\"}"),
+        (own_body.body.len() + missing.body.len()) as f64,
+        "{text}"
+    );
+    // The first scrape was answered and counted on the management interface.
+    assert!(value(&after, "dftp_requests_total{interface=\"mgmt\",method=\"GET\",status=\"2xx\"}") >= 1.0);
+
+    // A local change: seen by the watcher, rescanned, sent to both peers as an incremental
+    // update, which beta receives.
+    let beta_received = value(&scrape(beta).1, "dftp_updates_total{direction=\"received\",kind=\"incremental\"}");
+    write_file(f.roots[0].path(), "metrics-new.txt", b"new\n");
+    wait_until("beta to show the new file", WAIT, || (beta.get("/fs/metrics-new.txt").status == 200).then_some(()));
+    let sent = "dftp_updates_total{direction=\"sent\",kind=\"incremental\"}";
+    let now = wait_until("alpha to count both deliveries", WAIT, || {
+        let s = scrape(alpha).1;
+        (value(&s, sent) - value(&after, sent) >= 2.0).then_some(s)
+    });
+    assert!(value(&now, "dftp_watcher_events_total") > value(&after, "dftp_watcher_events_total"));
+    assert!(value(&now, "dftp_rescans_total{scope=\"paths\"}") > value(&after, "dftp_rescans_total{scope=\"paths\"}"));
+    let records = "dftp_update_records_total{direction=\"sent\",kind=\"incremental\"}";
+    assert!(value(&now, records) - value(&after, records) >= 2.0);
+    let bytes = "dftp_update_bytes_total{direction=\"sent\",kind=\"incremental\"}";
+    assert!(value(&now, bytes) > value(&after, bytes));
+    let beta_now = scrape(beta).1;
+    assert!(value(&beta_now, "dftp_updates_total{direction=\"received\",kind=\"incremental\"}") > beta_received);
+    assert!(value(&beta_now, "dftp_update_bytes_total{direction=\"received\",kind=\"incremental\"}") > 0.0);
+
+    // A refused update counts as a failure.
+    let failures = "dftp_update_failures_total{direction=\"received\"}";
+    let refused = http("POST", &alpha.mgmt_url("/update/"), &[("content-type", "text/plain")], Some(b"{}"));
+    assert_eq!(refused.status, 400);
+    assert_eq!(value(&scrape(alpha).1, failures) - value(&now, failures), 1.0);
+
+    // An FTP session is counted while it is open, and the files it fetches by source.
+    let open = "dftp_ftp_sessions_open";
+    assert_eq!(value(&scrape(alpha).1, open), 0.0);
+    let before_ftp = scrape(alpha).1;
+    let mut session = Control::login(alpha);
+    assert_eq!(value(&scrape(alpha).1, open), 1.0);
+    let mut retr = |rel: &str| {
+        let data = session.passive();
+        assert_eq!(session.cmd(&format!("RETR /{rel}")).code, 150);
+        let got = read_all(data);
+        assert_eq!(session.reply().code, 226);
+        got.len() as f64
+    };
+    let (own_len, their_len) = (retr(&own), retr(&theirs));
+    assert!(own_len > 0.0 && their_len > 0.0);
+    let after_ftp = scrape(alpha).1;
+    let ftp_delta = |series: &str| value(&after_ftp, series) - value(&before_ftp, series);
+    assert_eq!(ftp_delta("dftp_sent_bytes_total{interface=\"ftp\",source=\"local\"}"), own_len);
+    assert_eq!(ftp_delta("dftp_sent_bytes_total{interface=\"ftp\",source=\"proxied\"}"), their_len);
+    assert_eq!(session.cmd("QUIT").code, 221);
+    drop(session);
+    wait_until("the FTP session to be counted closed", WAIT, || (value(&scrape(alpha).1, open) == 0.0).then_some(()));
+
+    // Every family has samples by now: Python's parser reads them all, with their types.
+    let (text, _) = scrape(alpha);
+    if let Some(families) = python_families(&text) {
+        for (name, kind) in [
+            ("dftp_requests", "counter"),
+            ("dftp_request_duration_seconds", "histogram"),
+            ("dftp_sent_bytes", "counter"),
+            ("dftp_peers", "gauge"),
+            ("dftp_tree_paths", "gauge"),
+            ("dftp_tree_file_bytes", "gauge"),
+            ("dftp_updates", "counter"),
+            ("dftp_update_records", "counter"),
+            ("dftp_update_bytes", "counter"),
+            ("dftp_update_failures", "counter"),
+            ("dftp_watcher_events", "counter"),
+            ("dftp_rescans", "counter"),
+            ("dftp_ftp_sessions_open", "gauge"),
+        ] {
+            assert_eq!(families.get(name).map(String::as_str), Some(kind), "{name} in {families:?}");
+        }
+    }
+
+    // Anything but GET and HEAD is refused with a reason.
+    let post = http("POST", &alpha.mgmt_url("/metrics"), &[], Some(b"x"));
+    assert_eq!(post.status, 405, "{}", post.text());
+}
