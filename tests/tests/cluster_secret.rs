@@ -351,3 +351,19 @@ fn an_operator_joins_nodes_with_the_signed_request_tool() {
     let table: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(table["Peers"]["a"]["MgmtAddr"], a.mgmt_addr());
 }
+
+/// With a secret, Prometheus (which cannot sign) still reads `GET /metrics`; every other
+/// request to the management port, `/metrics` by another method included, needs a tag.
+#[test]
+fn metrics_are_read_without_a_tag_and_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = key_file(dir.path(), "key", &["a key of at least thirty-two characters, for metrics"]);
+    let root = awkward_tempdir("secret-metrics");
+    write_file(root.path(), "a.txt", b"a");
+    let node = Node::start(with_secret(NodeOpts::new("alone", root.path()), &file));
+    let page = http("GET", &node.mgmt_url("/metrics"), &[], None);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("dftp_tree_paths"), "{}", page.text());
+    assert_eq!(http("POST", &node.mgmt_url("/metrics"), &[], Some(b"")).status, 401);
+    assert_eq!(http("GET", &node.mgmt_url("/cluster/"), &[], None).status, 401);
+}
