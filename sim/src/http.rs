@@ -21,12 +21,6 @@ pub struct Reply {
     pub complete: bool,
 }
 
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
 /// Sends one request to `host:port` and reads the answer to the end of the connection, for at
 /// most `limit`. `Err` when there was no answer head (refused, reset, timed out, garbage).
 pub async fn request(

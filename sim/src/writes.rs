@@ -57,6 +57,20 @@ enum Known {
     Unsure,
 }
 
+impl Known {
+    /// What a path is after a removal answered 2xx that left `left` copies on the disks: gone
+    /// for good when none is left; else a copy the answering node did not see (written on
+    /// the other side of a partition) is still there, and comes back when the partition heals,
+    /// since the protocol keeps no record of removals (sim/README.md, "Writes").
+    fn after_removal(left: usize) -> Known {
+        if left == 0 {
+            Known::Gone
+        } else {
+            Known::Unsure
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PathState {
     known: Known,
@@ -295,18 +309,6 @@ impl Client {
         out
     }
 
-    /// What a path is after a removal answered 2xx that left `left` copies on the disks: gone
-    /// for good when none is left; else a copy the answering node did not see (written on
-    /// the other side of a partition) is still there, and comes back when the partition heals,
-    /// since the protocol keeps no record of removals (sim/README.md, "Writes").
-    fn after_removal(&self, left: usize) -> Known {
-        if left == 0 {
-            Known::Gone
-        } else {
-            Known::Unsure
-        }
-    }
-
     fn copies_of(&self, path: &str) -> usize {
         self.nodes.iter().filter(|(_, fs)| fs.get(path).is_some()).count()
     }
@@ -375,7 +377,7 @@ impl Client {
                         if left >= copies_before {
                             s.fail(format!("{what}: answered {status}, but as many disks hold {path} as before"));
                         }
-                        s.record(path, self.after_removal(left), None, now);
+                        s.record(path, Known::after_removal(left), None, now);
                     }
                     Op::Move { from, to } => {
                         // The copy the answering node saw moved; during a partition that may be
@@ -398,7 +400,7 @@ impl Client {
                             p.versions.extend(versions);
                         }
                         let left = self.copies_of(&from);
-                        s.record(from, self.after_removal(left), None, now);
+                        s.record(from, Known::after_removal(left), None, now);
                     }
                     Op::Mkcol { path } => {
                         if !self.nodes.iter().any(|(_, fs)| fs.get(&path).is_some_and(|e| e.dir)) {
