@@ -61,6 +61,7 @@ pub mod pace;
 pub mod path;
 pub mod route;
 pub mod search;
+pub mod seeds;
 pub mod snapshot;
 pub mod time;
 pub mod tree;
@@ -79,5 +80,5 @@ pub use time::{Span, Time};
 pub use tree::{Change, Entry, Holdings, Kind, Meta, NodeId, Owner, Tree};
 pub use wire::{
     file_info, parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, FullUpdateBody, Greeting, NodeInfo,
-    PeerAddr, Update, UpdateHeader, UpdateParser, WireError,
+    PeerAddr, Update, UpdateHeader, UpdateParser, UpdateSenders, WireError,
 };

@@ -55,6 +55,10 @@ pub struct Peer {
     /// alive: taken only if a greeting to the addresses we know fails before it answers there
     /// again (then it moved); forgotten when it does answer.
     pub claimed: Option<(PeerAddr, PeerAddr)>,
+    /// It answered a greeting of ours at least once: it was really there, not only named in a
+    /// greeting. One that never did is forgotten minutes after it is lost, not after
+    /// `forget_after`.
+    pub answered: bool,
     /// The last claim reported ([`crate::Notice::AddressConflict`]): a claim is reported once,
     /// not at every message that repeats it (a peer greeted by its host name greets us from its
     /// IP address, with an empty host in its addresses, at every ping).
@@ -81,6 +85,7 @@ impl Peer {
             outbox: Outbox::default(),
             claimed: None,
             claim_reported: None,
+            answered: false,
         }
     }
 

@@ -9,6 +9,7 @@ use smol_str::SmolStr;
 use crate::membership::{Liveness, Peer, Peers, StreamPos};
 use crate::outbox::Outgoing;
 use crate::path::{DfsPath, Mount};
+use crate::seeds::{Origin, Refused, Seeds, LEARNED_FORGET_AFTER};
 use crate::snapshot::{Member, Snapshot};
 use crate::time::{Span, Time};
 use crate::tree::{Change, Meta, NodeId, Tree};
@@ -94,8 +95,11 @@ pub enum Event {
     UpdateDelivered { to: SmolStr, full: bool },
     /// A multicast announcement arrived from `from_host`.
     AnnouncementReceived { announcement: Announcement, from_host: Option<SmolStr> },
-    /// `POST /join/` or `--join`: greet these addresses.
+    /// `POST /join/`: greet these addresses until they answer, for a while
+    /// ([`crate::seeds::LEARNED_FORGET_AFTER`]).
     JoinRequested(Vec<PeerAddr>),
+    /// `--join`: greet these addresses until they answer, however long that takes.
+    JoinConfigured(Vec<PeerAddr>),
     /// A request we were asked to send failed.
     RequestFailed { request: Request, reason: String },
     /// A wake-up asked for by [`Action::WakeAt`] (or any time: timers are checked on every event).
@@ -215,27 +219,32 @@ pub enum Notice {
         told: StreamPos,
     },
     /// A node we were asked to join (`--join`, `POST /join/`) did not answer: said at the first
-    /// failure, then at most every [`SEED_WARN_EVERY`] while it stays silent, so that a typo in
-    /// an address is seen at once and a long outage does not flood the log.
+    /// failure, then at most every [`crate::seeds::WARN_EVERY`] while it stays silent, so that a
+    /// typo in an address is seen at once and a long outage does not flood the log.
     SeedUnanswered {
         addr: PeerAddr,
         failures: u64,
         reason: String,
     },
+    /// An address learned from others (`POST /join/`, an announcement, a peer's cluster table)
+    /// did not answer for [`crate::seeds::LEARNED_FORGET_AFTER`]: no longer greeted.
+    SeedForgotten {
+        addr: PeerAddr,
+    },
+    /// [`MAX_PEERS`] peers are known already: a greeting from a new name is refused.
+    PeerRefused {
+        name: SmolStr,
+    },
+    /// [`crate::seeds::MAX_SEEDS`] addresses already wait for an answer: this one is not taken.
+    SeedRefused {
+        addr: PeerAddr,
+    },
 }
 
-/// The least time between two [`Notice::SeedUnanswered`] of one address.
-pub const SEED_WARN_EVERY: Span = Span(60_000);
-
-/// A seed's failures since it was asked for, and when the last notice about it went out.
-#[derive(Clone, Copy, Debug, Default)]
-struct Seed {
-    failures: u64,
-    warned_at: Option<Time>,
-}
-
-/// The first wait before seeds that have not answered are greeted again.
-const SEED_RETRY_FIRST: Span = Span(500);
+/// At most this many peers are known. A greeting from a new name beyond it is refused: without
+/// the cluster secret, anyone can greet in invented names, and each name is a peer pinged at
+/// every interval. Far above the few hundred nodes a cluster is built for.
+pub const MAX_PEERS: usize = 1024;
 
 /// The state machine of one dftp node.
 pub struct Node {
@@ -243,12 +252,11 @@ pub struct Node {
     tree: Tree,
     me: NodeId,
     peers: Peers,
-    /// Addresses to greet until they answer once (`--join`, `POST /join/`, announcements).
-    seeds: BTreeMap<PeerAddr, Seed>,
-    /// When the seeds are greeted again sooner than the next ping, and the wait after that:
-    /// nodes started together greet each other before they listen, and should not then wait a
-    /// whole ping interval to join.
-    seed_retry: Option<(Time, Span)>,
+    /// Addresses to greet until they answer once (`--join`, `POST /join/`, announcements, the
+    /// peers named in cluster tables), each retried on its own backoff: nodes started together
+    /// greet each other before they listen, and should not then wait a whole ping interval to
+    /// join.
+    seeds: Seeds,
     /// Greetings sent and not yet answered, by address, with whether they asked for a full
     /// update.
     greeting: BTreeMap<PeerAddr, bool>,
@@ -273,8 +281,7 @@ impl Node {
             me,
             tree,
             peers: Peers::new(),
-            seeds: BTreeMap::new(),
-            seed_retry: None,
+            seeds: Seeds::new(cfg.ping_interval),
             greeting: BTreeMap::new(),
             early_full: BTreeMap::new(),
             seq: 0,
@@ -342,21 +349,24 @@ impl Node {
             }
             Event::JoinRequested(addrs) => {
                 for addr in addrs {
-                    self.seeds.entry(addr.clone()).or_default();
-                    self.greet(addr, true, &mut out);
+                    self.add_seed(now, addr, Origin::Asked, &mut out);
                 }
-                self.seed_retry = Some((now + SEED_RETRY_FIRST, SEED_RETRY_FIRST));
+            }
+            Event::JoinConfigured(addrs) => {
+                for addr in addrs {
+                    self.add_seed(now, addr, Origin::Configured, &mut out);
+                }
             }
             Event::RequestFailed { request, reason } => match request {
                 Request::Greet(addr) => {
                     self.greeting.remove(&addr);
                     self.take_claim(now, &addr, &mut out);
-                    if let Some(seed) = self.seeds.get_mut(&addr) {
-                        seed.failures += 1;
-                        if seed.warned_at.is_none_or(|t| now.since(t) >= SEED_WARN_EVERY) {
-                            seed.warned_at = Some(now);
-                            out.push(Action::Notice(Notice::SeedUnanswered { addr, failures: seed.failures, reason }));
-                        }
+                    if let Some(f) = self.seeds.failed(&addr, now).filter(|f| f.report && f.origin != Origin::Heard) {
+                        out.push(Action::Notice(Notice::SeedUnanswered {
+                            addr,
+                            failures: u64::from(f.failures),
+                            reason,
+                        }));
                     }
                 }
                 Request::Update { to, .. } => {
@@ -388,6 +398,7 @@ impl Node {
             public_addrs: Arc::new(public_addrs),
             applied: Arc::new(applied),
             members: Arc::new(self.members(now)),
+            joining: self.greeting.values().any(|asked_full| *asked_full),
         }
     }
 
@@ -588,6 +599,7 @@ impl Node {
         out: &mut Vec<Action>,
     ) -> Option<bool> {
         let authenticated = self.cfg.authenticated;
+        let full = self.peers.len() >= MAX_PEERS;
         match self.peers.get_mut(name) {
             Some(p) if p.is_alive() && !authenticated && (p.public_addr != public || p.mgmt_addr != mgmt) => {
                 let claim = (public, mgmt);
@@ -619,9 +631,13 @@ impl Node {
                 }
                 Some(false)
             }
+            None if full => {
+                out.push(Action::Notice(Notice::PeerRefused { name: name.clone() }));
+                None
+            }
             None => {
                 let id = self.tree.intern(name);
-                self.seeds.remove(&mgmt);
+                self.seeds.answered(&mgmt);
                 out.push(Action::Notice(Notice::PeerJoined { name: name.clone(), mgmt_addr: mgmt.clone() }));
                 self.peers.insert(name.clone(), Peer::new(name.clone(), id, public, mgmt, now));
                 Some(true)
@@ -644,6 +660,11 @@ impl Node {
     fn on_greeting(&mut self, now: Time, g: Greeting, from_host: Option<SmolStr>, out: &mut Vec<Action>) {
         if g.name == self.cfg.name {
             out.push(Action::Refuse(format!("node name {:?} is this node's own name", g.name)));
+            return;
+        }
+        if !self.peers.contains_key(&g.name) && self.peers.len() >= MAX_PEERS {
+            out.push(Action::Refuse(format!("this node knows {MAX_PEERS} peers already and takes no new one")));
+            out.push(Action::Notice(Notice::PeerRefused { name: g.name }));
             return;
         }
         let host = from_host.as_deref();
@@ -673,7 +694,7 @@ impl Node {
 
     fn on_answer(&mut self, now: Time, to: PeerAddr, reply: ClusterInfo, out: &mut Vec<Action>) {
         let asked_full = self.greeting.remove(&to).unwrap_or(false);
-        self.seeds.remove(&to);
+        self.seeds.answered(&to);
         let host = Some(to.host());
         let name = reply.me.name.clone();
         if name == self.cfg.name || crate::wire::check_name(&name).is_err() {
@@ -704,6 +725,9 @@ impl Node {
         // (what it wants of us, sent to the addresses we know, and the peers it names, which are
         // greeted and must answer for themselves) is used as usual.
         let believed = self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out).is_some();
+        if let Some(p) = self.peers.get_mut(&name).filter(|_| believed) {
+            p.answered = true;
+        }
         let pos = pos.filter(|_| believed);
         if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
             if p.is_behind(pos) {
@@ -754,13 +778,12 @@ impl Node {
                 continue;
             }
             if let Ok(addr) = PeerAddr::parse(&info.mgmt_addr) {
-                self.greet(addr.or_host(host), true, out);
+                self.add_seed(now, addr.or_host(host), Origin::Heard, out);
             }
         }
     }
 
     fn on_announcement(&mut self, now: Time, a: Announcement, from_host: Option<SmolStr>, out: &mut Vec<Action>) {
-        let _ = now;
         if a.cluster_name != self.cfg.cluster {
             out.push(Action::Notice(Notice::AnnouncementIgnored {
                 reason: format!("{} is in cluster {:?}, not ours", a.node_name, a.cluster_name),
@@ -771,7 +794,7 @@ impl Node {
             return;
         }
         match PeerAddr::parse(&a.mgmt_addr) {
-            Ok(addr) => self.greet(addr.or_host(from_host.as_deref()), true, out),
+            Ok(addr) => self.add_seed(now, addr.or_host(from_host.as_deref()), Origin::Heard, out),
             Err(e) => out.push(Action::Notice(Notice::AnnouncementIgnored { reason: e.to_string() })),
         }
     }
@@ -914,7 +937,7 @@ impl Node {
         if let Some(a) = self.next_announce {
             t = t.min(a);
         }
-        if let Some((at, _)) = self.seed_retry {
+        if let Some(at) = self.seeds.next_wake() {
             t = t.min(at);
         }
         t
@@ -927,17 +950,11 @@ impl Node {
                 self.next_announce = Some(now + every);
             }
         }
-        if let Some((at, wait)) = self.seed_retry {
-            if now >= at {
-                let seeds: Vec<PeerAddr> = self.seeds.keys().cloned().collect();
-                for addr in seeds {
-                    self.greet(addr, true, out); // not those still under way
-                }
-                // Doubling until the pings take over.
-                let next = Span::from_millis(wait.as_millis().saturating_mul(2));
-                self.seed_retry =
-                    (!self.seeds.is_empty() && next < self.cfg.ping_interval).then_some((now + next, next));
-            }
+        for addr in self.seeds.due(now) {
+            self.greet(addr, true, out); // not one still under way
+        }
+        for addr in self.seeds.forget_stale(now) {
+            out.push(Action::Notice(Notice::SeedForgotten { addr }));
         }
         if now >= self.next_ping {
             self.next_ping = now + self.cfg.ping_interval;
@@ -959,6 +976,12 @@ impl Node {
             match p.liveness {
                 Liveness::Alive if now.since(p.last_alive) > self.cfg.peer_timeout => lost.push(p.name.clone()),
                 Liveness::Lost { since } if now.since(since) > self.cfg.forget_after => forgotten.push(p.name.clone()),
+                // Known only from its own word (a greeting, perhaps in an invented name, with
+                // addresses that never answered): not pinged for a day like a peer that was
+                // really there.
+                Liveness::Lost { since } if !p.answered && now.since(since) >= LEARNED_FORGET_AFTER => {
+                    forgotten.push(p.name.clone())
+                }
                 _ => {}
             }
         }
@@ -989,9 +1012,15 @@ impl Node {
         for name in names {
             self.greet_peer(now, &name, out);
         }
-        let seeds: Vec<PeerAddr> = self.seeds.keys().cloned().collect();
-        for addr in seeds {
-            self.greet(addr, true, out);
+    }
+
+    /// Greets `addr` until it answers: now when it is new, later on its own schedule when it is
+    /// already waiting ([`Seeds`]).
+    fn add_seed(&mut self, now: Time, addr: PeerAddr, origin: Origin, out: &mut Vec<Action>) {
+        match self.seeds.add(addr.clone(), origin, now) {
+            Ok(true) => self.greet(addr, true, out),
+            Ok(false) => {}
+            Err(Refused::Full) => out.push(Action::Notice(Notice::SeedRefused { addr })),
         }
     }
 
@@ -1094,12 +1123,12 @@ mod tests {
                 a.handle(now, failed());
             }
         }
-        assert_eq!(retries, [500, 1500, 3500, 7500, 10_000], "backing off, then the ping");
+        assert_eq!(retries, [500, 1500, 3500, 7500], "backing off");
         // Once the seed answers, it is a peer: no more seed greetings.
         a.handle(now, Event::JoinRequested(vec![seed.clone()]));
         a.handle(now, Event::GreetingAnswered { to: seed.clone(), reply: cluster_of("b", 200) });
         assert!(a.seeds.is_empty());
-        let later = now + SEED_RETRY_FIRST;
+        let later = now + crate::seeds::RETRY_FIRST;
         let actions = a.handle(later, Event::Timer);
         assert_eq!(greets(&actions), 0, "{actions:?}");
     }
@@ -1136,7 +1165,7 @@ mod tests {
             asked = greeted(a.handle(now, Event::Timer));
         }
         assert_eq!(reports.first(), Some(&(10, 1)), "at the first failure: {reports:?}");
-        assert!(reports.windows(2).all(|w| w[1].0 - w[0].0 >= SEED_WARN_EVERY.as_millis()), "{reports:?}");
+        assert!(reports.windows(2).all(|w| w[1].0 - w[0].0 >= crate::seeds::WARN_EVERY.as_millis()), "{reports:?}");
         assert!(reports.windows(2).all(|w| w[1].1 > w[0].1), "failures counted: {reports:?}");
         assert_eq!(reports.len(), 5, "once a minute while it stays silent: {reports:?}");
         // A failed greeting of an address that is no seed (a peer's ping) is not reported.

@@ -13,7 +13,7 @@ use crate::membership::{Liveness, StreamPos};
 use crate::path::{DfsPath, Mount};
 use crate::time::Time;
 use crate::tree::{Entry, Holdings, Meta, NodeId, Tree};
-use crate::wire::{ClusterInfo, FullUpdateBody, PeerAddr, UpdateHeader};
+use crate::wire::{ClusterInfo, FullUpdateBody, PeerAddr, UpdateHeader, UpdateSenders};
 
 #[derive(Clone)]
 pub struct Snapshot {
@@ -27,6 +27,9 @@ pub struct Snapshot {
     pub(crate) applied: Arc<BTreeMap<SmolStr, StreamPos>>,
     /// This node, then every peer it knows, lost ones too.
     pub(crate) members: Arc<Vec<Member>>,
+    /// Whether a greeting of ours that asked for a full update is under way: its answer, a full
+    /// update, may come from a node not known yet.
+    pub(crate) joining: bool,
 }
 
 /// One node of the cluster as this node sees it: the status page and the metrics show these.
@@ -48,6 +51,15 @@ pub struct Member {
 }
 
 impl Snapshot {
+    /// Whose updates this node would apply now: the parser of an update body refuses the others
+    /// at their first record ([`UpdateSenders`]).
+    pub fn update_senders(&self) -> UpdateSenders {
+        if self.joining {
+            return UpdateSenders::Anyone;
+        }
+        UpdateSenders::Only(self.members.iter().filter(|m| !m.is_me).map(|m| m.name.clone()).collect())
+    }
+
     /// The entry at `path`, with its owner.
     pub fn lookup(&self, path: &DfsPath) -> Option<Entry> {
         self.tree.lookup(path)

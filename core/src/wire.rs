@@ -188,6 +188,8 @@ pub struct UpdateParser {
     key: Vec<u8>,
     /// What may come next in the `Files` array, to refuse `[,`, `[x,]` and `[x y]` as serde does.
     expect: Expect,
+    /// Whose records are taken; parsing stops at the first other one.
+    senders: UpdateSenders,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
@@ -215,6 +217,12 @@ enum Scan {
 impl UpdateParser {
     pub fn new() -> UpdateParser {
         UpdateParser::default()
+    }
+
+    /// A parser that refuses the body at its first record whose owner `senders` does not admit
+    /// ([`WireError::Stranger`]).
+    pub fn admitting(senders: UpdateSenders) -> UpdateParser {
+        UpdateParser { senders, ..UpdateParser::default() }
     }
 
     /// Feeds the next bytes of the body.
@@ -304,6 +312,9 @@ impl UpdateParser {
                     let mut stream = serde_json::Deserializer::from_slice(chunk).into_iter::<FileInfo>();
                     match stream.next() {
                         Some(Ok(f)) => {
+                            if !self.senders.admits(&f.owner_node) {
+                                return Err(WireError::Stranger(f.owner_node));
+                            }
                             self.files.push(f);
                             self.expect = Expect::Separator;
                             chunk = &chunk[stream.byte_offset()..];
@@ -637,6 +648,34 @@ pub enum WireError {
     Addr(String),
     #[error("bad name: {0}")]
     Name(String),
+    /// A record of an update names an owner this node takes no update from
+    /// ([`UpdateSenders`]): the body is refused there, not parsed to its end.
+    #[error("{0:?} is not a node this one knows: updates are taken only from peers")]
+    Stranger(SmolStr),
+}
+
+/// Whose files an update being parsed may carry. Every record of an update must be its
+/// sender's own (the node drops the others), and only a known peer's update is applied (or, while
+/// a greeting of ours that asked for a full update is under way, a not-yet-known sender's full
+/// update, which may be its answer). So a record with another owner means the whole body will
+/// be thrown away: [`UpdateParser`] stops at it, and a stranger cannot make the node parse (and
+/// hold) a large body to no end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum UpdateSenders {
+    /// A greeting that asked for a full update is under way: its answer may come from anyone.
+    #[default]
+    Anyone,
+    /// Only these nodes (the known peers, lost ones too: they come back with a full update).
+    Only(std::collections::BTreeSet<SmolStr>),
+}
+
+impl UpdateSenders {
+    pub fn admits(&self, owner: &str) -> bool {
+        match self {
+            UpdateSenders::Anyone => true,
+            UpdateSenders::Only(names) => names.contains(owner),
+        }
+    }
 }
 
 // ---- writing a full update --------------------------------------------------------------
@@ -932,6 +971,22 @@ mod tests {
             assert_eq!(needs_escape(&[b; 9]), want, "{b}");
             assert_eq!(needs_escape(&[b'a', b'a', b'a', b'a', b'a', b'a', b'a', b]), want, "{b}");
         }
+    }
+
+    /// A record of a stranger ends the parse there: what follows (here, bytes that are not even
+    /// JSON) is never looked at, and known senders' bodies parse as before.
+    #[test]
+    fn a_strangers_record_stops_the_parse() {
+        let only_n = || UpdateSenders::Only(["n".into()].into_iter().collect());
+        let mut p = UpdateParser::admitting(only_n());
+        let first = br#"{"Files":[{"FullName":"a","OwnerNode":"x"},"#;
+        assert_eq!(p.push(first), Err(WireError::Stranger("x".into())));
+        let body = br#"{"Files":[{"FullName":"a","OwnerNode":"n"}],"Full":true,"SenderNodeName":"n"}"#;
+        let mut p = UpdateParser::admitting(only_n());
+        p.push(body).unwrap();
+        assert_eq!(p.finish().unwrap().files.len(), 1);
+        let mut p = UpdateParser::admitting(UpdateSenders::Anyone);
+        p.push(first).unwrap();
     }
 
     /// The hand-written records are byte for byte what serde writes for a `FileInfo`.

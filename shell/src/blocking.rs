@@ -119,6 +119,18 @@ impl<C: Consumer> Feed<C> {
         }
     }
 
+    /// Resolves once the consumer has stopped at an error (or its thread panicked), without
+    /// waiting for another chunk: a caller reading a body can stop at once.
+    pub async fn stopped(&self) {
+        match self {
+            Feed::Inline(Ok(_)) => std::future::pending().await,
+            Feed::Inline(Err(_)) => {}
+            // The thread drops its receiver when the consumer fails; while it works, the
+            // sender held here keeps the channel open.
+            Feed::Threads(tx, _) => tx.closed().await,
+        }
+    }
+
     /// The consumer's result; `Err(None)` when its thread panicked.
     pub async fn finish(self) -> Result<C::Output, Option<C::Error>> {
         match self {

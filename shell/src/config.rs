@@ -126,6 +126,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 1 << 30)]
     pub max_update_bytes: u64,
 
+    /// Update bodies (POST /update/) read and parsed at once; further ones wait up to 30 s for
+    /// their turn, then get 503 (their sender sends a full update later). Each parse holds the
+    /// records of its body, so this bounds the memory a flood of bodies can take.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_updates: u32,
+
     /// An access rule (repeatable): USER:PASSWORD@/PATH[:ro|:rw][,/PATH[:ro|:rw]...] grants a
     /// user those paths and everything below them, read-only (:ro, the default) or read-write
     /// (:rw); @/PATH... grants them to anonymous clients. PASSWORD is clear text, or a bcrypt

@@ -341,8 +341,19 @@ fn log_notice(n: &Notice) {
              was not {name}'s; asking {name} for a full update"
         ),
         Notice::SeedUnanswered { addr, failures, reason } => tracing::warn!(
-            "{addr}, which this node was asked to join, does not answer ({failures} tries so far; still trying, at \
-             every ping): {reason}"
+            "{addr}, which this node was asked to join, does not answer ({failures} tries so far; still trying, \
+             at most every ping interval): {reason}"
+        ),
+        Notice::SeedForgotten { addr } => {
+            tracing::info!("{addr} never answered in 10 minutes: no longer greeted (it was not given by --join)")
+        }
+        Notice::SeedRefused { addr } => tracing::warn!(
+            "not greeting {addr}: {} addresses already wait for a first answer",
+            dftp_core::seeds::MAX_SEEDS
+        ),
+        Notice::PeerRefused { name } => tracing::warn!(
+            "greeting from a new node {name:?} refused: this node knows {} peers already",
+            dftp_core::node::MAX_PEERS
         ),
     }
 }

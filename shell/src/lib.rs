@@ -206,7 +206,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     let pace = dftp_core::pace::Pace::new(cli.body_min_rate);
     let public = public::Public::new(handle.clone(), content, writer, accounts).with_body_pace(pace).handler();
     let public = metrics::instrument(handle.metrics().clone(), metrics::Interface::Http, public);
-    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes, pace, guard.clone());
+    let mgmt = mgmt::handler(handle.clone(), cli.max_update_bytes, cli.max_concurrent_updates, pace, guard.clone());
     let public_slots = server::Slots::new(cli.max_connections);
     let servers = [
         match (http_listener.share(), public_threads(&cli)) {
@@ -233,7 +233,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     ];
     let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone(), guard.clone())));
     if !joins.is_empty() {
-        handle.send(Event::JoinRequested(joins)).await;
+        handle.send(Event::JoinConfigured(joins)).await;
     }
     if let Some(hook) = env.on_ready {
         hook(&handle);

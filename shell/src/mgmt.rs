@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
 use dftp_core::pace::Pace;
-use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, WireError};
+use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, UpdateSenders, WireError};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Limited;
 use hyper::body::Incoming;
@@ -31,12 +31,23 @@ use crate::server::Handler;
 /// Forms are tiny; anything larger is not from a dftp node.
 const MAX_FORM: usize = 64 << 10;
 
-pub fn handler(handle: Handle, max_update_bytes: u64, pace: Pace, guard: Option<Arc<Guard>>) -> Handler {
+/// How long an update waits for one of the `--max-concurrent-updates` parses before it is
+/// answered 503 (its sender then sends a full update later).
+const UPDATE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub fn handler(
+    handle: Handle,
+    max_update_bytes: u64,
+    max_concurrent_updates: u32,
+    pace: Pace,
+    guard: Option<Arc<Guard>>,
+) -> Handler {
     let metrics = handle.metrics().clone();
+    let parses = Arc::new(tokio::sync::Semaphore::new(max_concurrent_updates as usize));
     let inner: Handler = Arc::new(move |req, peer| {
         let (handle, guard) = (handle.clone(), guard.clone());
+        let limits = Limits { max_update: max_update_bytes, pace, parses: parses.clone() };
         Box::pin(async move {
-            let limits = Limits { max_update: max_update_bytes, pace };
             let Some(guard) = guard.filter(|_| !is_metrics(&req)) else {
                 return route(handle, limits, req, peer, None).await;
             };
@@ -96,12 +107,15 @@ pub fn host_of(peer: SocketAddr) -> SmolStr {
 }
 
 /// What bounds the bodies of management requests.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Limits {
     /// `--max-update-bytes`.
     max_update: u64,
     /// `--body-min-rate`, for update bodies.
     pace: Pace,
+    /// `--max-concurrent-updates`: each update body holds one while it is read and parsed, so
+    /// that a flood of bodies cannot hold a parse (and its records) each at once.
+    parses: Arc<tokio::sync::Semaphore>,
 }
 
 async fn route(
@@ -155,9 +169,7 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Respon
 /// carry another request, and a client must not pick it from its pool for the next one (it
 /// would find it closed under it).
 fn too_large(limit: usize) -> Response<Body> {
-    let mut resp = text(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"));
-    resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-    resp
+    closing(text(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes")))
 }
 
 /// Form fields from the query string and the body together, as Go's `FormValue` sees them, once
@@ -255,10 +267,15 @@ fn is_json(req: &Request<Incoming>) -> bool {
 ///
 /// With a cluster secret, the body's digest is taken as it goes by, and the update is handed on
 /// only when the tag over it is good. Gives the update and the bytes of its body.
+///
+/// The parser admits only the records of the senders the node would take an update from now
+/// ([`dftp_core::Snapshot::update_senders`]): a stranger's body is refused (403) at its first
+/// record, without reading the rest.
 async fn parse_update(
     req: Request<Incoming>,
     limit: usize,
     pace: Pace,
+    senders: UpdateSenders,
     blocking: Blocking,
     check: &Option<Check>,
 ) -> Result<(Update, u64), Response<Body>> {
@@ -266,18 +283,47 @@ async fn parse_update(
         return Err(too_large(limit));
     }
     let mut body = Limited::new(req.into_body(), limit);
-    let mut parsing = blocking.feed(UpdateParser::new());
+    let mut parsing = Some(blocking.feed(UpdateParser::admitting(senders)));
     let mut digest = check.as_ref().map(|_| BodyHasher::new());
-    let mut stopped = false;
+    let mut failed = None;
     let started = tokio::time::Instant::now();
     let mut received = 0u64;
-    while let Some(chunk) = next_chunk(&mut body, limit, &pace, started, received).await? {
-        received += chunk.len() as u64;
-        if let Some(d) = &mut digest {
-            d.update(&chunk);
+    loop {
+        // The parser may stop (a stranger's record, bad JSON) while no more bytes come: that is
+        // seen at once, not at the next chunk.
+        let next = match &parsing {
+            Some(feed) => tokio::select! {
+                () = feed.stopped() => None,
+                chunk = next_chunk(&mut body, limit, &pace, started, received) => Some(chunk?),
+            },
+            None => Some(next_chunk(&mut body, limit, &pace, started, received).await?),
+        };
+        let chunk = match next {
+            Some(Some(chunk)) => Some(chunk),
+            Some(None) => break,
+            None => None,
+        };
+        if let Some(chunk) = &chunk {
+            received += chunk.len() as u64;
+            if let Some(d) = &mut digest {
+                d.update(chunk);
+            }
         }
-        if !stopped && !parsing.push(chunk).await {
-            stopped = true; // the parser stopped at an error
+        let stopped = match (&mut parsing, chunk) {
+            (Some(feed), Some(chunk)) => !feed.push(chunk).await,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if stopped {
+            let error = match parsing.take() {
+                Some(feed) => feed.finish().await.err().flatten(),
+                None => None,
+            };
+            if let Some(WireError::Stranger(owner)) = &error {
+                tracing::debug!("update refused after {received} bytes: a record of {owner}, not a peer");
+                return Err(closing(parse_failure(error)));
+            }
+            failed = Some(parse_failure(error));
             if digest.is_none() {
                 break;
             }
@@ -286,11 +332,28 @@ async fn parse_update(
     if let Some(d) = digest {
         verify(check, d.finish()).map_err(|r| unauthorized(&r))?;
     }
-    match parsing.finish().await {
-        Ok(update) => Ok((update, received)),
-        Err(Some(e)) => Err(text(StatusCode::BAD_REQUEST, e.to_string())),
-        Err(None) => Err(text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed")),
+    if let Some(resp) = failed {
+        return Err(resp);
     }
+    match parsing.expect("the parse failed or is still on").finish().await {
+        Ok(update) => Ok((update, received)),
+        Err(error) => Err(parse_failure(error)),
+    }
+}
+
+/// The answer to an update body the parser refused (`None`: the parse itself broke).
+fn parse_failure(error: Option<WireError>) -> Response<Body> {
+    match error {
+        Some(e @ WireError::Stranger(_)) => text(StatusCode::FORBIDDEN, e.to_string()),
+        Some(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
+        None => text(StatusCode::INTERNAL_SERVER_ERROR, "the update could not be parsed"),
+    }
+}
+
+/// `resp` with `Connection: close`: the rest of the body is not read.
+fn closing(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    resp
 }
 
 impl Consumer for UpdateParser {
@@ -343,7 +406,25 @@ async fn update(handle: Handle, limits: Limits, req: Request<Incoming>, check: O
         return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
     let limit = usize::try_from(limits.max_update).unwrap_or(usize::MAX);
-    let (update, bytes) = match parse_update(req, limit, limits.pace, handle.blocking(), &check).await {
+    let _parse = match tokio::time::timeout(UPDATE_QUEUE_WAIT, limits.parses.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            metrics.update_failed(Direction::Received);
+            tracing::warn!(
+                "update refused: {} others were being parsed for {}s (--max-concurrent-updates)",
+                limits.parses.available_permits(),
+                UPDATE_QUEUE_WAIT.as_secs()
+            );
+            let mut resp = closing(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many updates are being parsed at once (--max-concurrent-updates); send it again later",
+            ));
+            resp.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("10"));
+            return resp;
+        }
+    };
+    let senders = handle.snapshot().update_senders();
+    let (update, bytes) = match parse_update(req, limit, limits.pace, senders, handle.blocking(), &check).await {
         Ok(u) => u,
         Err(r) => {
             metrics.update_failed(Direction::Received);

@@ -157,3 +157,78 @@ fn bodies_slower_than_the_minimum_rate_are_cut_off_and_change_nothing() {
     // The node serves on.
     assert_eq!(node.get("/fs/keep.txt").text(), "as it was");
 }
+
+/// Reads what the node sends on `s` until it has a whole head and `Content-Length` bytes of
+/// body, or closes; `None` when nothing came within `wait`.
+fn answer_within(s: &mut TcpStream, wait: Duration) -> Option<String> {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+        let text = String::from_utf8_lossy(&got);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                break;
+            }
+        }
+    }
+    (!got.is_empty()).then(|| String::from_utf8_lossy(&got).into_owned())
+}
+
+fn update_head(len: usize) -> String {
+    format!("POST /update/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n")
+}
+
+/// An update whose first record is a stranger's is refused there: the node answers 403 while
+/// the announced 50 MB are still to come, so it neither reads nor parses them.
+#[test]
+fn an_update_from_a_stranger_is_refused_at_its_first_record() {
+    use std::io::Write;
+    let root = awkward_tempdir("stranger-update");
+    write_file(root.path(), "mine.txt", b"mine");
+    let node = Node::start(NodeOpts::new("alone", root.path()));
+    let before = node.find();
+    let mut s = TcpStream::connect(node.mgmt).unwrap();
+    s.write_all(update_head(50_000_000).as_bytes()).unwrap();
+    s.write_all(br#"{"Files":[{"FullName":"mine.txt","OwnerNode":"mallory","SizeInBytes":1},"#).unwrap();
+    // Generous: only a node that waits for the rest of the body misses it.
+    let answer = answer_within(&mut s, Duration::from_secs(20)).expect("an answer before the body is complete");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("\"mallory\" is not a node this one knows"), "the reason: {answer}");
+    assert_eq!(node.find(), before, "nothing changed");
+}
+
+/// With `--max-concurrent-updates 1`, a second update waits while one is being read, and is
+/// answered once the first is done.
+#[test]
+fn updates_are_parsed_a_few_at_a_time() {
+    use std::io::Write;
+    let root = awkward_tempdir("update-turns");
+    write_file(root.path(), "mine.txt", b"mine");
+    let node = Node::start(NodeOpts::new("alone", root.path()).arg("--max-concurrent-updates=1"));
+    let (start, end) = (r#"{"Files":["#, r#"],"Full":false,"SenderNodeName":"nobody"}"#);
+    let mut first = TcpStream::connect(node.mgmt).unwrap();
+    first.write_all(update_head(start.len() + end.len()).as_bytes()).unwrap();
+    first.write_all(start.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // the first holds the only turn
+    let whole = format!("{start}{end}");
+    let mut second = TcpStream::connect(node.mgmt).unwrap();
+    second.write_all(format!("{}{whole}", update_head(whole.len())).as_bytes()).unwrap();
+    assert_eq!(answer_within(&mut second, Duration::from_secs(2)), None, "the second waits for its turn");
+    first.write_all(end.as_bytes()).unwrap();
+    let a = answer_within(&mut first, Duration::from_secs(20)).expect("the first is answered");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    let b = answer_within(&mut second, Duration::from_secs(20)).expect("then the second");
+    assert!(b.starts_with("HTTP/1.1 200"), "{b}");
+}
