@@ -36,7 +36,7 @@ pub enum Interface {
     Http,
     /// The management interface peers talk to.
     Mgmt,
-    /// FTP (bytes sent only: its commands are not counted as requests).
+    /// FTP: each command is a request, its verb the method, its final reply code the status.
     Ftp,
 }
 
@@ -184,7 +184,7 @@ impl Metrics {
         let r = &mut registry;
         r.register(
             "requests",
-            "HTTP requests answered, by interface (http, mgmt), method and status class",
+            "Requests answered, by interface (http, mgmt, ftp), method (for ftp: the command) and status class (for ftp: of the final reply)",
             m.requests.clone(),
         );
         r.register_with_unit(
@@ -244,8 +244,18 @@ impl Metrics {
 
     /// Counts an answered HTTP request.
     pub fn request(&self, interface: Interface, method: &Method, status: StatusCode, took: Duration) {
-        let labels =
-            RequestLabels { interface: interface.label(), method: method_label(method), status: status_class(status) };
+        self.count(interface, method_label(method), status.as_u16().into(), took);
+    }
+
+    /// Counts an FTP command by how it ended: `verb` is one of the fixed set libunftp's gate
+    /// names (or `OTHER`), so clients cannot make series without end; `code` is the final reply
+    /// (a transfer's `226` or error, not its `150`).
+    pub fn ftp_command(&self, verb: &'static str, code: u32, took: Duration) {
+        self.count(Interface::Ftp, verb, code, took);
+    }
+
+    fn count(&self, interface: Interface, method: &'static str, code: u32, took: Duration) {
+        let labels = RequestLabels { interface: interface.label(), method, status: code_class(code) };
         self.requests.get_or_create(&labels).inc();
         self.durations.get_or_create(&InterfaceLabel { interface: interface.label() }).observe(took.as_secs_f64());
     }
@@ -338,7 +348,12 @@ impl Drop for SessionGuard {
 
 /// The status label of a code: its class, `2xx` to `5xx` (few series, and what alerts look at).
 pub fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
+    code_class(status.as_u16().into())
+}
+
+/// The class of an HTTP status or FTP reply code (both are three digits, classed alike).
+fn code_class(code: u32) -> &'static str {
+    match code {
         100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",

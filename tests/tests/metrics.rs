@@ -215,10 +215,29 @@ fn metrics_parse_and_move_with_what_the_node_does() {
     };
     let (own_len, their_len) = (retr(&own), retr(&theirs));
     assert!(own_len > 0.0 && their_len > 0.0);
+    // Commands count as requests by how they ended: a refused RETR, a PWD, an unknown verb.
+    assert_eq!(session.cmd("RETR /no-such-file").code, 550);
+    assert_eq!(session.cmd("PWD").code, 257);
+    assert_eq!(session.cmd("XYZZY").code, 500);
     let after_ftp = scrape(alpha).1;
     let ftp_delta = |series: &str| value(&after_ftp, series) - value(&before_ftp, series);
     assert_eq!(ftp_delta("dftp_sent_bytes_total{interface=\"ftp\",source=\"local\"}"), own_len);
     assert_eq!(ftp_delta("dftp_sent_bytes_total{interface=\"ftp\",source=\"proxied\"}"), their_len);
+    let ftp = |method: &str, status: &str| {
+        ftp_delta(&format!("dftp_requests_total{{interface=\"ftp\",method=\"{method}\",status=\"{status}\"}}"))
+    };
+    // The two transfers count once each, by their 226, not by their 150.
+    assert_eq!(ftp("RETR", "2xx"), 2.0, "{}", scrape(alpha).0);
+    assert_eq!(ftp("RETR", "1xx"), 0.0);
+    assert_eq!(ftp("RETR", "5xx"), 1.0);
+    assert_eq!(ftp("PWD", "2xx"), 1.0);
+    assert_eq!(ftp("OTHER", "5xx"), 1.0);
+    assert_eq!(ftp("PASS", "2xx"), 1.0, "the login");
+    assert_eq!(
+        ftp_delta("dftp_request_duration_seconds_count{interface=\"ftp\"}"),
+        10.0,
+        "USER PASS TYPE, PASV RETR twice, RETR PWD XYZZY"
+    );
     assert_eq!(session.cmd("QUIT").code, 221);
     drop(session);
     wait_until("the FTP session to be counted closed", WAIT, || (value(&scrape(alpha).1, open) == 0.0).then_some(()));

@@ -41,6 +41,11 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// The node's metrics (the gate counts commands there).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.shared.handle.metrics()
+    }
+
     /// The back-end of a session, or its gate's view of it: both share `next_upload`.
     pub fn new(shared: Arc<Shared>, next_upload: Arc<NextUpload>) -> Backend {
         Backend { shared, next_upload }

@@ -70,6 +70,10 @@ impl Gate {
 
 #[async_trait]
 impl CommandGate<FtpUser> for Gate {
+    fn replied(&self, verb: &'static str, code: u32, took: std::time::Duration) {
+        self.backend.metrics().ftp_command(verb, code, took);
+    }
+
     async fn check(&self, req: &GateRequest<'_, FtpUser>) -> Option<Reply> {
         let anonymous = FtpUser::anonymous();
         let user = req.user.unwrap_or(&anonymous);

@@ -130,6 +130,10 @@ where
     );
 
     let shared_session: SharedSession<Storage, User> = Arc::new(Mutex::new(session));
+    // The gate hears how each command ended (dftp patch); a command whose final reply comes
+    // later (a transfer, a login) waits here for it.
+    let replies_to = command_gate.clone();
+    let mut pending: Option<(&'static str, std::time::Instant)> = None;
 
     let event_chain = PrimaryEventHandler {
         logger: logger.clone(),
@@ -282,9 +286,29 @@ where
 
                     // TODO: Handle Event::InternalMsg(InternalMsg::PlaintextControlChannel)
 
+                    let command = match &event {
+                        Event::Command(cmd) => Some((gate_view(cmd).0, std::time::Instant::now())),
+                        Event::InternalMsg(_) => None,
+                    };
                     let handle_result = match event_chain.handle(event).await {
                         Err(e) => Err(e),
-                        Ok(reply) => reply_sink.send(reply).await,
+                        Ok(reply) => {
+                            if let Some(gate) = &replies_to {
+                                match (command, reply_code(&reply)) {
+                                    // A transfer starts (150), or the reply comes later (PASS,
+                                    // whose check runs apart): counted when it ends.
+                                    (Some(started), None | Some(100..=199)) => pending = Some(started),
+                                    (Some((verb, at)), Some(code)) => gate.replied(verb, code, at.elapsed()),
+                                    (None, Some(code)) if code >= 200 => {
+                                        if let Some((verb, at)) = pending.take() {
+                                            gate.replied(verb, code, at.elapsed());
+                                        }
+                                    }
+                                    (None, _) => {}
+                                }
+                            }
+                            reply_sink.send(reply).await
+                        }
                     };
 
                     if let Err(chan_err) = handle_result {
@@ -294,6 +318,9 @@ where
                 }
                 Some(Err(e)) => {
                     let (reply, close_connection) = handle_control_channel_error(logger.clone(), e);
+                    if let (Some(gate), Some(code)) = (&replies_to, reply_code(&reply)) {
+                        gate.replied("OTHER", code, Duration::ZERO);
+                    }
                     let result = reply_sink.send(reply).await;
                     if result.is_err() {
                         slog::warn!(logger, "Could not send error reply to client");
@@ -573,6 +600,14 @@ fn storage_error_reply(kind: ErrorKind) -> (ReplyCode, &'static str) {
         ErrorKind::PermissionDenied => (ReplyCode::FileError, "Permission denied"),
         ErrorKind::CommandNotImplemented => (ReplyCode::CommandNotImplemented, "Command not implemented"),
         ErrorKind::ConnectionClosed => (ReplyCode::ConnectionClosed, "Connection closed"),
+    }
+}
+
+/// The code of `reply`, `None` when nothing is sent (dftp patch, for [`CommandGate::replied`]).
+fn reply_code(reply: &Reply) -> Option<u32> {
+    match reply {
+        Reply::None => None,
+        Reply::CodeAndMsg { code, .. } | Reply::MultiLine { code, .. } => Some(*code as u32),
     }
 }
 

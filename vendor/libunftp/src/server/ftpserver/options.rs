@@ -297,6 +297,12 @@ where
 {
     /// Answers `request` in place of libunftp, or lets it through with `None`.
     async fn check(&self, request: &GateRequest<'_, User>) -> Option<Reply>;
+
+    /// Hears how a command ended: its verb (as [`GateRequest::verb`] names it, `"OTHER"` for a
+    /// line that is no command libunftp knows), the code of its final reply (for a transfer, the
+    /// reply that ends it, not the `150` that starts it), and the time from the command to that
+    /// reply. For counting; it must not block.
+    fn replied(&self, _verb: &'static str, _code: u32, _took: Duration) {}
 }
 
 /// Tells how graceful shutdown should happen. An instance of this struct should be returned from
