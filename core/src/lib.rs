@@ -79,5 +79,5 @@ pub use time::{Span, Time};
 pub use tree::{Change, Entry, Holdings, Kind, Meta, NodeId, Owner, Tree};
 pub use wire::{
     file_info, parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, FullUpdateBody, Greeting, NodeInfo,
-    PeerAddr, Update, UpdateHeader, UpdateParser, WireError,
+    PeerAddr, Scheme, Update, UpdateHeader, UpdateParser, WireError,
 };

@@ -17,6 +17,45 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::{Receiver, Sender};
 use tokio_rustls::TlsAcceptor;
 
+/// dftp: how long a TLS handshake on a data or control connection may take.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// dftp: the TLS handshake of a data connection, within [`TLS_HANDSHAKE_TIMEOUT`].
+async fn accept_tls(tls_config: Arc<rustls::ServerConfig>, socket: TcpStream) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor: TlsAcceptor = tls_config.into();
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(accepted) => accepted,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake on the data connection timed out")),
+    }
+}
+
+/// dftp: a data connection whose TLS handshake failed: its first read or write is the error.
+struct FailedTls(Option<std::io::Error>);
+
+impl FailedTls {
+    fn error(&mut self) -> std::io::Error {
+        self.0.take().unwrap_or_else(|| std::io::Error::other("TLS handshake on the data connection failed"))
+    }
+}
+
+impl AsyncRead for FailedTls {
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+}
+
+impl AsyncWrite for FailedTls {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 use crate::metrics;
 
 #[derive(Debug)]
@@ -565,15 +604,12 @@ where
         match ftps_mode {
             FtpsConfig::Off => Box::new(MeasuringWriter::new(socket, command)) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
-            FtpsConfig::On { tls_config } => {
-                let io = async move {
-                    let acceptor: TlsAcceptor = tls_config.into();
-                    let tls_stream = acceptor.accept(socket).await.unwrap();
-                    MeasuringWriter::new(tls_stream, command)
-                }
-                .await;
-                Box::new(io) as Box<dyn AsyncWrite + Send + Unpin + Sync>
-            }
+            // dftp: a client that fails or stalls the handshake gets a failed transfer (an
+            // error on the first write), not a panic of the data channel's task (was `unwrap`).
+            FtpsConfig::On { tls_config } => match accept_tls(tls_config, socket).await {
+                Ok(tls_stream) => Box::new(MeasuringWriter::new(tls_stream, command)) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
+                Err(e) => Box::new(FailedTls(Some(e))),
+            },
         }
     }
 
@@ -582,15 +618,10 @@ where
         match ftps_mode {
             FtpsConfig::Off => Box::new(MeasuringReader::new(socket, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
-            FtpsConfig::On { tls_config } => {
-                let io = async move {
-                    let acceptor: TlsAcceptor = tls_config.into();
-                    let tls_stream = acceptor.accept(socket).await.unwrap();
-                    MeasuringReader::new(tls_stream, command)
-                }
-                .await;
-                Box::new(io) as Box<dyn AsyncRead + Send + Unpin + Sync>
-            }
+            FtpsConfig::On { tls_config } => match accept_tls(tls_config, socket).await {
+                Ok(tls_stream) => Box::new(MeasuringReader::new(tls_stream, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
+                Err(e) => Box::new(FailedTls(Some(e))),
+            },
         }
     }
 
