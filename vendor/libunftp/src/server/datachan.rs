@@ -29,6 +29,44 @@ async fn accept_tls(tls_config: Arc<rustls::ServerConfig>, socket: TcpStream) ->
     }
 }
 
+/// dftp: the TLS stream of an upload, which answers the client's close_notify with its own
+/// once the upload has been read to its end. Clients that close the TLS session properly
+/// after an upload (Python's ftplib: `conn.unwrap()` after `STOR`) wait for it, and failed the
+/// upload without it; the reader was dropped without a word.
+struct CloseNotifying<S> {
+    stream: S,
+    /// The client's end came: our close_notify is being sent.
+    closing: bool,
+    closed: bool,
+}
+
+impl<S> CloseNotifying<S> {
+    fn new(stream: S) -> Self {
+        CloseNotifying { stream, closing: false, closed: false }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CloseNotifying<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.closing {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.stream).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => this.closing = true,
+                other => return other,
+            }
+        }
+        if !this.closed {
+            // Whatever the shutdown meets, the upload itself is complete.
+            if Pin::new(&mut this.stream).poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.closed = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// dftp: a data connection whose TLS handshake failed: its first read or write is the error.
 struct FailedTls(Option<std::io::Error>);
 
@@ -619,7 +657,7 @@ where
             FtpsConfig::Off => Box::new(MeasuringReader::new(socket, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
             FtpsConfig::On { tls_config } => match accept_tls(tls_config, socket).await {
-                Ok(tls_stream) => Box::new(MeasuringReader::new(tls_stream, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
+                Ok(tls_stream) => Box::new(MeasuringReader::new(CloseNotifying::new(tls_stream), command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
                 Err(e) => Box::new(FailedTls(Some(e))),
             },
         }
