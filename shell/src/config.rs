@@ -67,8 +67,8 @@ pub struct Cli {
     #[arg(long, default_value = "dftp")]
     pub cluster_name: String,
 
-    /// Management address (host:port) of a node to greet at start; repeatable. Retried until it
-    /// answers.
+    /// Management address (host:port, or https://host:port for one served over TLS) of a node to
+    /// greet at start; repeatable. Retried until it answers.
     #[arg(long = "join", value_name = "HOST:PORT")]
     pub join: Vec<String>,
 

@@ -135,18 +135,18 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     let public_bound = http_listener.local_addr().map_err(|e| e.to_string())?;
     let mgmt_bound = mgmt_listener.local_addr().map_err(|e| e.to_string())?;
     // What each interface is served with, and so how peers must speak to it: an interface
-    // served over TLS is advertised as `https://`, explicitly given addresses included.
+    // served over TLS is advertised as `https://`, explicitly given addresses included (plain
+    // HTTP would not be answered there). An explicit `https://` address of a plain interface
+    // is kept: a TLS proxy in front of it.
     let public_tls = identity.as_ref().map(|id| id.server_config(&[b"http/1.1"]));
     let mgmt_tls = identity.as_ref().filter(|_| cli.tls_mgmt).map(|id| id.server_config(&[b"http/1.1"]));
+    let upgrade = |addr: PeerAddr, tls: bool| if tls { addr.with_scheme(Scheme::Https) } else { addr };
     let ftp = match ftp_listen {
         Some(addr) => Some(ftp::bind(addr, &cli, identity.as_ref().map(|id| id.server_config(&[]))).await?),
         None => None,
     };
-    let scheme = |served: bool| if served { Scheme::Https } else { Scheme::Http };
-    let public_addr =
-        advertised(advertise_http, &cli.http_listen, public_bound)?.with_scheme(scheme(public_tls.is_some()));
-    let mgmt_pub =
-        advertised(advertise_mgmt, &cli.http_mgmt_listen, mgmt_bound)?.with_scheme(scheme(mgmt_tls.is_some()));
+    let public_addr = upgrade(advertised(advertise_http, &cli.http_listen, public_bound)?, public_tls.is_some());
+    let mgmt_pub = upgrade(advertised(advertise_mgmt, &cli.http_mgmt_listen, mgmt_bound)?, mgmt_tls.is_some());
 
     let multicast = match discovery {
         None => None,
