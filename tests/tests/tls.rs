@@ -404,3 +404,60 @@ fn a_node_with_the_wrong_ca_does_not_accept_the_peer() {
     let (_, status, _) = curl(&ca.cert(), &["-o", "/dev/null", "-w", "%{http_code}", &a.url("/fs/c-only.txt")]);
     assert_eq!(String::from_utf8_lossy(&status), "404");
 }
+
+/// Hostile FTPS clients: garbage instead of a handshake on a protected data connection fails
+/// that transfer (a 4xx/5xx reply; the session goes on and the next transfer works, where
+/// libunftp's data channel used to panic), and a client that sends `AUTH TLS` and then nothing
+/// is disconnected when the handshake's time is up.
+#[test]
+fn ftps_survives_bad_handshakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "hostile");
+    let pair = ca.issue("node");
+    let root = tempfile::tempdir().unwrap();
+    write_file(root.path(), "readme.txt", b"read me over FTPS\n");
+    let node = Node::start(with_ftp(tls_node("h", root.path(), &pair)).arg(&format!("--auth=alice:{ALICE_PW}@/:rw")));
+    let script = r#"
+import ftplib, io, socket, ssl, sys
+host, port, ca, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+f = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=ca), timeout=60)
+f.connect(host, port)
+f.login("alice", pw)
+f.prot_p()
+# A data connection that answers the server's TLS with garbage.
+data = socket.create_connection(f.makepasv(), timeout=60)
+f.putcmd("RETR /readme.txt")
+print("retr", f.getresp().split()[0])
+data.sendall(b"this is not TLS\r\n" * 64)
+try:
+    while data.recv(4096):
+        pass
+except OSError:
+    pass
+data.close()
+try:
+    print("end", f.getresp().split()[0][0])
+except ftplib.Error as e:
+    print("end", str(e).split()[0][0])
+print("noop", f.voidcmd("NOOP").split()[0])
+got = io.BytesIO()
+f.retrbinary("RETR /readme.txt", got.write)
+print("again", got.getvalue().decode().strip())
+f.quit()
+# AUTH TLS, then silence: the server hangs up (EOF) when the handshake's time is up.
+s = socket.create_connection((host, port), timeout=60)
+r = s.makefile("rb")
+r.readline()
+s.sendall(b"AUTH TLS\r\n")
+print("auth", r.readline().split()[0].decode())
+print("silent-closed", r.read() == b"")
+"#;
+    let addr = ftp_addr(&node);
+    let out =
+        python(script, &[&addr.ip().to_string(), &addr.port().to_string(), ca.cert().to_str().unwrap(), ALICE_PW]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "retr 150", "{out}");
+    assert!(lines[1] == "end 4" || lines[1] == "end 5", "{out}");
+    assert_eq!(lines[2..], ["noop 200", "again read me over FTPS", "auth 234", "silent-closed True"], "{out}");
+    assert!(!node.log().contains("panicked"), "{}", node.log());
+}
