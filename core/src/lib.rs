@@ -80,5 +80,5 @@ pub use time::{Span, Time};
 pub use tree::{Change, Entry, Holdings, Kind, Meta, NodeId, Owner, Tree};
 pub use wire::{
     file_info, parse_join_form, Announcement, ClusterInfo, FileInfo, FileMode, FullUpdateBody, Greeting, NodeInfo,
-    PeerAddr, Update, UpdateHeader, UpdateParser, UpdateSenders, WireError,
+    PeerAddr, Scheme, Update, UpdateHeader, UpdateParser, UpdateSenders, WireError,
 };

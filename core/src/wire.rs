@@ -449,21 +449,44 @@ impl ClusterInfo {
     }
 }
 
-/// `host:port` of a node's public or management interface. The host may be empty, which means
-/// "the address this message came from".
+/// `host:port` of a node's public or management interface, or `https://host:port` for one served
+/// over TLS. The host may be empty, which means "the address this message came from".
+///
+/// The original's wire format has only `host:port`, and that stays the form of every plain
+/// address, so that a node without TLS and the original's nodes read and write addresses as
+/// before. The `https://` form is additive: only a node that serves an interface over TLS
+/// advertises it (the original cannot reach such an interface anyway), and a peer that reads it
+/// connects with TLS. The scheme is part of the address (two addresses that differ only in it
+/// are different addresses), so every decision about a peer carries how to reach it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerAddr {
     host: SmolStr,
     port: u16,
+    scheme: Scheme,
+}
+
+/// How an interface is spoken to: plain HTTP or HTTP over TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
 }
 
 impl PeerAddr {
-    /// Parses `host:port`, `:port` or `[v6]:port`. A missing or bad port is an error, never a
-    /// panic (the original indexed past the end of the split). The host may hold only characters
-    /// of host names and IP literals, so that it can be put into a URL as it is.
+    /// Parses `host:port`, `:port` or `[v6]:port`, each optionally after `https://` (TLS) or
+    /// `http://` (the same as none). A missing or bad port is an error, never a panic (the
+    /// original indexed past the end of the split). The host may hold only characters of host
+    /// names and IP literals, so that it can be put into a URL as it is.
     pub fn parse(s: &str) -> Result<PeerAddr, WireError> {
         let bad = |why: &str| WireError::Addr(format!("{s:?}: {why}"));
-        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
+        let (scheme, rest) = if let Some(rest) = strip_prefix_ignore_case(s, "https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(s, "http://") {
+            (Scheme::Http, rest)
+        } else {
+            (Scheme::Http, s)
+        };
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
         if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
             return Err(bad("an IPv6 host must be written in brackets"));
         }
@@ -478,11 +501,17 @@ impl PeerAddr {
         if !host.chars().all(ok) {
             return Err(bad("the host has characters that are not allowed in a host name"));
         }
-        Ok(PeerAddr { host: SmolStr::new(host), port })
+        Ok(PeerAddr { host: SmolStr::new(host), port, scheme })
     }
 
+    /// A plain (`http`) address.
     pub fn new_unchecked(host: &str, port: u16) -> PeerAddr {
-        PeerAddr { host: SmolStr::new(host), port }
+        PeerAddr { host: SmolStr::new(host), port, scheme: Scheme::Http }
+    }
+
+    /// The same address, spoken to with `scheme`.
+    pub fn with_scheme(self, scheme: Scheme) -> PeerAddr {
+        PeerAddr { scheme, ..self }
     }
 
     pub fn host(&self) -> &str {
@@ -493,17 +522,49 @@ impl PeerAddr {
         self.port
     }
 
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Whether the interface is spoken to over TLS.
+    pub fn tls(&self) -> bool {
+        self.scheme == Scheme::Https
+    }
+
+    /// `host:port`, without the scheme: the `Host` header of a request to this address.
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The URL of `path_and_query` (which starts with `/`) at this address.
+    pub fn url(&self, path_and_query: &str) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}:{}{path_and_query}", self.host, self.port)
+    }
+
     /// Fills an empty host with the one the message came from.
     pub fn or_host(&self, host: Option<&str>) -> PeerAddr {
         match host {
-            Some(h) if self.host.is_empty() => PeerAddr { host: SmolStr::new(h), port: self.port },
+            Some(h) if self.host.is_empty() => PeerAddr { host: SmolStr::new(h), ..self.clone() },
             _ => self.clone(),
         }
     }
 }
 
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
 impl fmt::Display for PeerAddr {
+    /// The wire form: `host:port`, or `https://host:port`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tls() {
+            f.write_str("https://")?;
+        }
         write!(f, "{}:{}", self.host, self.port)
     }
 }
@@ -844,9 +905,35 @@ mod tests {
         assert_eq!(e.or_host(Some("10.0.0.1")).to_string(), "10.0.0.1:7040");
         assert_eq!(a.or_host(Some("10.0.0.1")), a);
         assert_eq!(PeerAddr::parse("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert!(!a.tls());
+        assert_eq!(a.url("/x"), "http://127.0.0.1:7041/x");
         for bad in ["nocolon", "host:", "host:x", "host:70000", "host:0", "::1:80", "a/b:80", "a@b:1", "h st:1"] {
             let err = PeerAddr::parse(bad).unwrap_err();
             assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn https_addresses_are_additive() {
+        let s = PeerAddr::parse("https://node-a.example:7041").unwrap();
+        assert!(s.tls());
+        assert_eq!((s.host(), s.port(), s.scheme()), ("node-a.example", 7041, Scheme::Https));
+        assert_eq!(s.to_string(), "https://node-a.example:7041");
+        assert_eq!(s.authority(), "node-a.example:7041");
+        assert_eq!(s.url("/cluster/"), "https://node-a.example:7041/cluster/");
+        assert_eq!(PeerAddr::parse(&s.to_string()).unwrap(), s, "the wire form reads back");
+        assert_eq!(PeerAddr::parse("HTTPS://h:1").unwrap().scheme(), Scheme::Https);
+        // A plain address keeps the original's form, however it was written.
+        let plain = PeerAddr::parse("http://h:1").unwrap();
+        assert_eq!((plain.to_string(), plain.tls()), ("h:1".to_owned(), false));
+        assert_eq!(plain, PeerAddr::parse("h:1").unwrap());
+        assert_ne!(plain, PeerAddr::parse("https://h:1").unwrap(), "the scheme is part of the address");
+        // An empty host is filled in and the scheme kept.
+        let e = PeerAddr::parse("https://:7041").unwrap();
+        assert_eq!(e.or_host(Some("10.0.0.1")).to_string(), "https://10.0.0.1:7041");
+        assert_eq!(PeerAddr::new_unchecked("h", 2).with_scheme(Scheme::Https).to_string(), "https://h:2");
+        for bad in ["https://", "https://h", "https://h:x", "ftp://h:1", "https://a/b:1", "https://h:1/"] {
+            assert!(PeerAddr::parse(bad).is_err(), "{bad}");
         }
     }
 

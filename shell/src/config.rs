@@ -67,8 +67,8 @@ pub struct Cli {
     #[arg(long, default_value = "dftp")]
     pub cluster_name: String,
 
-    /// Management address (host:port) of a node to greet at start; repeatable. Retried until it
-    /// answers.
+    /// Management address (host:port, or https://host:port for one served over TLS) of a node to
+    /// greet at start; repeatable. Retried until it answers.
     #[arg(long = "join", value_name = "HOST:PORT")]
     pub join: Vec<String>,
 
@@ -153,6 +153,36 @@ pub struct Cli {
     /// Every node of the cluster needs it.
     #[arg(long, value_name = "FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+
+    /// PEM file of the certificate (and its chain, leaf first) that the public HTTP interface
+    /// is served with: HTTPS only, no plain HTTP on that port. FTP then offers explicit FTPS
+    /// (AUTH TLS) with it too. Needs --tls-key. Read again on SIGHUP (a failed reload is logged
+    /// and the old certificate kept).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1). Read again on
+    /// SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM bundle of the CA certificates that peers with https:// addresses are verified
+    /// against (the cluster's own CA). Without it, the platform's CA store is used.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Serve the management interface over TLS too (with --tls-cert), and advertise both
+    /// interfaces to peers as https://HOST:PORT, so that the cluster's own traffic (greetings,
+    /// updates) is encrypted. Every peer must then be a dftp node that trusts the certificate
+    /// (see --tls-ca); the original's nodes cannot join.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_mgmt: bool,
+
+    /// FTP: accounts with passwords must secure the control connection with AUTH TLS before
+    /// USER/PASS (a plain USER gets 534), and protect their data connections (PROT P).
+    /// Anonymous sessions may stay plain. Needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub ftps_required: bool,
 }
 
 /// The text of an `--auth` rule as given. It holds a password: it never prints (the flags are

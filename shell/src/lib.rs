@@ -23,6 +23,7 @@ pub mod respond;
 pub mod sendfile;
 pub mod server;
 pub mod settings;
+pub mod tls;
 pub mod upstream;
 pub mod watcher;
 
@@ -30,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dftp_core::{Config, DfsPath, Event, Meta, Node, PeerAddr, Span};
+use dftp_core::{Config, DfsPath, Event, Meta, Node, PeerAddr, Scheme, Span};
 use tokio::sync::watch;
 
 use crate::blocking::Blocking;
@@ -98,6 +99,8 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         joins,
         rules,
         cluster_keys,
+        identity,
+        peer_tls,
     } = settings;
 
     // Scan before serving, as the original does: a node answers with its whole tree or not at all.
@@ -131,12 +134,19 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
         env.net.bind(mgmt_addr).await.map_err(|e| format!("cannot listen on {mgmt_addr} (--http-mgmt-listen): {e}"))?;
     let public_bound = http_listener.local_addr().map_err(|e| e.to_string())?;
     let mgmt_bound = mgmt_listener.local_addr().map_err(|e| e.to_string())?;
+    // What each interface is served with, and so how peers must speak to it: an interface
+    // served over TLS is advertised as `https://`, explicitly given addresses included (plain
+    // HTTP would not be answered there). An explicit `https://` address of a plain interface
+    // is kept: a TLS proxy in front of it.
+    let public_tls = identity.as_ref().map(|id| id.server_config(&[b"http/1.1"]));
+    let mgmt_tls = identity.as_ref().filter(|_| cli.tls_mgmt).map(|id| id.server_config(&[b"http/1.1"]));
+    let upgrade = |addr: PeerAddr, tls: bool| if tls { addr.with_scheme(Scheme::Https) } else { addr };
     let ftp = match ftp_listen {
-        Some(addr) => Some(ftp::bind(addr, &cli).await?),
+        Some(addr) => Some(ftp::bind(addr, &cli, identity.as_ref().map(|id| id.server_config(&[]))).await?),
         None => None,
     };
-    let public_addr = advertised(advertise_http, &cli.http_listen, public_bound)?;
-    let mgmt_pub = advertised(advertise_mgmt, &cli.http_mgmt_listen, mgmt_bound)?;
+    let public_addr = upgrade(advertised(advertise_http, &cli.http_listen, public_bound)?, public_tls.is_some());
+    let mgmt_pub = upgrade(advertised(advertise_mgmt, &cli.http_mgmt_listen, mgmt_bound)?, mgmt_tls.is_some());
 
     let multicast = match discovery {
         None => None,
@@ -175,7 +185,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     }
     let node = Node::new(cfg, clock.now());
     let timeouts = peers::Timeouts::for_intervals(cli.ping_interval, cli.peer_timeout);
-    let client = PeerClient::new(env.net.clone()).with_timeouts(timeouts).with_guard(guard.clone());
+    let client = PeerClient::with_tls(env.net.clone(), peer_tls).with_timeouts(timeouts).with_guard(guard.clone());
     let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone(), env.blocking);
     let driver_task = tokio::spawn(driver.run(shutdown.clone()));
     let scanned = local.len();
@@ -218,19 +228,37 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
                     threads,
                     public,
                     public_slots,
+                    public_tls,
                     shutdown.clone(),
                 ))
             }
-            _ => tokio::spawn(server::serve("public HTTP", http_listener, public, public_slots, shutdown.clone())),
+            _ => tokio::spawn(server::serve(
+                "public HTTP",
+                http_listener,
+                public,
+                public_slots,
+                public_tls,
+                shutdown.clone(),
+            )),
         },
         tokio::spawn(server::serve(
             "management HTTP",
             mgmt_listener,
             mgmt,
             server::Slots::new(cli.max_connections),
+            mgmt_tls,
             shutdown.clone(),
         )),
     ];
+    if let Some(id) = &identity {
+        tracing::info!(
+            "TLS: the public interface{}{} served with {}; SIGHUP reloads it",
+            if cli.tls_mgmt { ", the management interface" } else { "" },
+            if ftp_listen.is_some() { " and FTPS (AUTH TLS)" } else { "" },
+            cli.tls_cert.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+        );
+        tokio::spawn(tls::reload_on_sighup(id.clone(), shutdown.clone()));
+    }
     let discovery = multicast.map(|s| tokio::spawn(discovery::listen(s, handle.clone(), guard.clone())));
     if !joins.is_empty() {
         handle.send(Event::JoinConfigured(joins)).await;

@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use crate::body::{full_body, Body};
 use crate::cluster_secret::Guard;
 use crate::net::{BoxConn, Net};
+use crate::tls::PeerTls;
 use crate::upstream::{Fetched, Pool, Upload};
 
 /// Largest cluster table we read from a peer.
@@ -30,9 +31,12 @@ const GREET_TIMEOUT: Duration = Duration::from_secs(10);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(60);
 const FULL_UPDATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Connects through a [`Net`].
+/// Connects through a [`Net`], with TLS for `https://` addresses.
 #[derive(Clone)]
-pub struct Connector(pub Arc<dyn Net>);
+pub struct Connector {
+    pub net: Arc<dyn Net>,
+    pub tls: Arc<PeerTls>,
+}
 
 pub struct NetIo(TokioIo<BoxConn>);
 
@@ -74,13 +78,15 @@ impl tower::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let net = self.0.clone();
+        let (net, tls) = (self.net.clone(), self.tls.clone());
         Box::pin(async move {
             let host = uri.host().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host"))?.to_owned();
-            let port = uri.port_u16().unwrap_or(80);
-            let conn = tokio::time::timeout(GREET_TIMEOUT, net.connect(host, port))
+            let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let conn = tokio::time::timeout(GREET_TIMEOUT, net.connect(host.clone(), port))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            let conn = if https { tls.connect(conn, &host).await? } else { conn };
             Ok(NetIo(TokioIo::new(conn)))
         })
     }
@@ -160,12 +166,18 @@ async fn timed<T>(limit: Duration, what: String, f: impl Future<Output = Result<
 }
 
 impl PeerClient {
+    /// A client whose `https://` peers are verified with the platform's roots.
     pub fn new(net: Arc<dyn Net>) -> PeerClient {
+        PeerClient::with_tls(net, Arc::new(PeerTls::platform()))
+    }
+
+    /// A client whose `https://` peers are verified as `tls` says (`--tls-ca`).
+    pub fn with_tls(net: Arc<dyn Net>, tls: Arc<PeerTls>) -> PeerClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
-            .build(Connector(net.clone()));
-        PeerClient { client, files: Pool::new(net), timeouts: Timeouts::default(), guard: None }
+            .build(Connector { net: net.clone(), tls: tls.clone() });
+        PeerClient { client, files: Pool::with_tls(net, tls), timeouts: Timeouts::default(), guard: None }
     }
 
     pub fn with_timeouts(self, timeouts: Timeouts) -> PeerClient {
@@ -210,7 +222,7 @@ impl PeerClient {
     }
 
     fn url(addr: &PeerAddr, path_and_query: &str) -> Result<Uri, String> {
-        format!("http://{addr}{path_and_query}").parse().map_err(|e| format!("bad URL for {addr}: {e}"))
+        addr.url(path_and_query).parse().map_err(|e| format!("bad URL for {addr}: {e}"))
     }
 
     /// `POST /cluster/`: greets a node and returns its cluster table.

@@ -11,11 +11,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
+use rustls::ServerConfig;
 use tokio::sync::{watch, Semaphore};
 
 use crate::body::Body;
 use crate::net::{Listener, SharedListener};
 use crate::sendfile::SendfileIo;
+use crate::tls;
 
 pub type Handler = Arc<dyn Fn(Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 
@@ -59,12 +61,18 @@ impl Slots {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` fires, then drains for a few seconds.
+/// Serves HTTP/1.1 on `listener` until `shutdown` fires, then drains for a few seconds. With
+/// `tls`, every connection is HTTPS: the handshake runs in the connection's own task (the
+/// accept loop never waits for a client) and must be over within [`tls::HANDSHAKE_TIMEOUT`],
+/// or the connection is closed and its slot given back. A TLS connection is not a kernel
+/// socket, so `SendfileIo` queues nothing on it and file bodies go as ordinary copies
+/// (`sendfile` and `splice` would bypass the encryption).
 pub async fn serve(
     what: &'static str,
     mut listener: Box<dyn Listener>,
     handler: Handler,
     slots: Slots,
+    tls: Option<Arc<ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -80,26 +88,38 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((conn, peer)) => {
                     let h = handler.clone();
-                    let (io, send_queue) = SendfileIo::new(conn);
-                    let svc = service_fn(move |mut req: Request<Incoming>| {
-                        if let Some(q) = &send_queue {
-                            req.extensions_mut().insert(q.clone());
-                        }
-                        let h = h.clone();
-                        async move { Ok::<_, Infallible>(h(req, peer).await) }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .max_buf_size(64 << 10)
-                        // Body buffers go to the IO as they are, never copied: what file
-                        // stand-ins need (see `sendfile`), and one copy less for every body.
-                        .writev(true)
-                        .serve_connection(io, svc);
-                    let conn = graceful.watch(conn);
+                    let watcher = graceful.watcher();
+                    let tls = tls.clone();
+                    let mut shutdown = shutdown.clone();
                     tokio::spawn(async move {
                         let _slot = slot; // given back when the connection ends
-                        if let Err(e) = conn.await {
+                        let conn = match tls {
+                            None => conn,
+                            Some(config) => tokio::select! {
+                                _ = shutdown.changed() => return,
+                                accepted = tls::accept(config, conn) => match accepted {
+                                    Ok(c) => c,
+                                    Err(e) => return tracing::debug!("{what} connection from {peer}: TLS: {e}"),
+                                },
+                            },
+                        };
+                        let (io, send_queue) = SendfileIo::new(conn);
+                        let svc = service_fn(move |mut req: Request<Incoming>| {
+                            if let Some(q) = &send_queue {
+                                req.extensions_mut().insert(q.clone());
+                            }
+                            let h = h.clone();
+                            async move { Ok::<_, Infallible>(h(req, peer).await) }
+                        });
+                        let conn = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_TIMEOUT)
+                            .max_buf_size(64 << 10)
+                            // Body buffers go to the IO as they are, never copied: what file
+                            // stand-ins need (see `sendfile`), and one copy less for every body.
+                            .writev(true)
+                            .serve_connection(io, svc);
+                        if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!("{what} connection from {peer}: {e}");
                         }
                     });
@@ -131,6 +151,7 @@ pub async fn serve_on_threads(
     threads: usize,
     handler: Handler,
     slots: Slots,
+    tls: Option<Arc<ServerConfig>>,
     shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!("{what}: served by {threads} threads");
@@ -143,7 +164,7 @@ pub async fn serve_on_threads(
                 break;
             }
         };
-        let (handler, slots, shutdown) = (handler.clone(), slots.clone(), shutdown.clone());
+        let (handler, slots, tls, shutdown) = (handler.clone(), slots.clone(), tls.clone(), shutdown.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new().name(format!("dftp-http-{i}")).spawn(move || {
             let _done = tx; // dropped when the thread ends, however it ends
@@ -153,7 +174,7 @@ pub async fn serve_on_threads(
             };
             runtime.block_on(async move {
                 match shared.into_listener() {
-                    Ok(l) => serve(what, l, handler, slots, shutdown).await,
+                    Ok(l) => serve(what, l, handler, slots, tls, shutdown).await,
                     Err(e) => tracing::error!("{what}: cannot accept on another thread: {e}"),
                 }
             });

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
+use std::sync::Arc;
 
 use dftp_core::cluster_auth::Keys;
 use dftp_core::{Mount, PeerAddr, Rule, Rules};
@@ -12,6 +13,7 @@ use smol_str::SmolStr;
 
 use crate::config::Cli;
 use crate::net::parse_listen;
+use crate::tls::{Identity, PeerTls};
 
 /// The flags of a node, each parsed into what it means.
 #[derive(Debug, Clone)]
@@ -34,6 +36,10 @@ pub struct Settings {
     pub rules: Rules,
     /// `--cluster-secret-file`: the keys that sign and check the cluster's messages.
     pub cluster_keys: Option<Keys>,
+    /// `--tls-cert` and `--tls-key`: the certificate the node serves with. `None`: plain.
+    pub identity: Option<Arc<Identity>>,
+    /// `--tls-ca`: how `https://` peers are verified.
+    pub peer_tls: Arc<PeerTls>,
 }
 
 /// A flag whose value is wrong, and why. The daemon exits with status 2 on it, as for a flag
@@ -86,6 +92,14 @@ impl Settings {
         let joins = cli.join.iter().map(|j| peer("join", j)).collect::<Result<Vec<_>, _>>()?;
         let rules = rules(&cli)?;
         let cluster_keys = cli.cluster_secret_file.as_deref().map(cluster_keys).transpose()?;
+        let identity = match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(Identity::load(cert, key)?)),
+            (None, None) => None,
+            // clap makes each require the other; this is for callers that build a Cli by hand.
+            (Some(_), None) => return Err(bad("tls-cert")("needs --tls-key".into())),
+            (None, Some(_)) => return Err(bad("tls-key")("needs --tls-cert".into())),
+        };
+        let peer_tls = Arc::new(PeerTls::new(cli.tls_ca.as_deref())?);
         Ok(Settings {
             cli,
             name,
@@ -100,6 +114,8 @@ impl Settings {
             joins,
             rules,
             cluster_keys,
+            identity,
+            peer_tls,
         })
     }
 }
@@ -231,6 +247,8 @@ mod tests {
             (&["--auth", "@/a", "--auth", "@/b"], "auth"),
             (&["--auth-file", "/nonexistent/dftp-auth-file"], "auth-file"),
             (&["--cluster-secret-file", "/nonexistent/dftp-cluster-key"], "cluster-secret-file"),
+            (&["--tls-cert", "/nonexistent/dftp-cert.pem", "--tls-key", "/nonexistent/k.pem"], "tls-cert"),
+            (&["--tls-ca", "/nonexistent/dftp-ca.pem"], "tls-ca"),
         ] {
             let e = settings(args).expect_err(&format!("{args:?}"));
             assert_eq!(e.flag, flag, "{args:?}: {e}");

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use crate::body::{Body, BoxError};
 use crate::net::{BoxConn, Net};
 use crate::sendfile::{self, SendQueue};
+use crate::tls::PeerTls;
 
 /// An idle connection older than this is closed rather than reused: our nodes close a
 /// connection that sends no request for 30 s (`server::HEADER_TIMEOUT`).
@@ -50,6 +51,8 @@ const READ_CHUNK: usize = 64 << 10;
 /// Keep-alive connections to the other nodes' public interfaces.
 pub struct Pool {
     net: Arc<dyn Net>,
+    /// For peers whose public address is `https://`.
+    tls: Arc<PeerTls>,
     idle: Mutex<Idle>,
 }
 
@@ -105,7 +108,12 @@ impl Pool {
     /// the pool is dropped: otherwise a connection left idle when the traffic stops would stay
     /// open here after the peer closed its end (CLOSE-WAIT), for as long as nothing is fetched.
     pub fn new(net: Arc<dyn Net>) -> Arc<Pool> {
-        let pool = Arc::new(Pool { net, idle: Mutex::default() });
+        Pool::with_tls(net, Arc::new(PeerTls::platform()))
+    }
+
+    /// A pool whose `https://` peers are verified as `tls` says.
+    pub fn with_tls(net: Arc<dyn Net>, tls: Arc<PeerTls>) -> Arc<Pool> {
+        let pool = Arc::new(Pool { net, tls, idle: Mutex::default() });
         let weak = Arc::downgrade(&pool);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -156,10 +164,13 @@ impl Pool {
         None
     }
 
+    /// A new connection to `to`, with TLS when its address is `https://` (then not a kernel
+    /// socket, so its bodies are copied, never spliced: see [`sendfile::can_splice`]).
     async fn connect(self: &Arc<Self>, to: &PeerAddr) -> io::Result<Lease> {
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.net.connect(to.host().to_owned(), to.port()))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let conn = if to.tls() { self.tls.connect(conn, to.host()).await? } else { conn };
         Ok(Lease { conn, pool: self.clone(), to: to.clone(), keep_alive: true })
     }
 
@@ -248,7 +259,7 @@ impl Pool {
 }
 
 fn request_head(to: &PeerAddr, method: &Method, path_and_query: &str, headers: &HeaderMap) -> Vec<u8> {
-    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {to}\r\n").into_bytes();
+    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\n", to.authority()).into_bytes();
     for (name, value) in headers {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub use serde_json::Value;
 
 pub mod ftp;
+pub mod tls;
 
 /// How long anything may take to happen before a test gives up.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -357,6 +358,9 @@ pub struct Node {
     pub root: PathBuf,
     pub http: SocketAddr,
     pub mgmt: SocketAddr,
+    /// The public interface is HTTPS (`--tls-cert`), and so the management one (`--tls-mgmt`).
+    pub public_tls: bool,
+    pub mgmt_tls: bool,
     child: Child,
     log: PathBuf,
     _logdir: tempfile::TempDir,
@@ -426,8 +430,19 @@ impl Node {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", dftp_bin().display()));
-        let mut node =
-            Node { name: opts.name.clone(), root: opts.root.clone(), http, mgmt, child, log, _logdir: logdir };
+        let has = |flag: &str| opts.extra.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        let (public_tls, mgmt_tls) = (has("--tls-cert"), has("--tls-mgmt"));
+        let mut node = Node {
+            name: opts.name.clone(),
+            root: opts.root.clone(),
+            http,
+            mgmt,
+            public_tls,
+            mgmt_tls,
+            child,
+            log,
+            _logdir: logdir,
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(Some(status)) = node.child.try_wait() {
@@ -438,12 +453,20 @@ impl Node {
                     StartError::Other(log)
                 });
             }
-            let up = |url: String| try_http("GET", &url, &[], None).is_ok_and(|r| r.status == 200);
+            // An HTTPS interface is asked with curl, without checking its certificate: the
+            // tests check certificates themselves.
+            let status = |url: String, tls: bool| {
+                if tls {
+                    tls::insecure_status(&url)
+                } else {
+                    try_http("GET", &url, &[], None).ok().map(|r| r.status)
+                }
+            };
+            let up = status(node.url("/"), public_tls) == Some(200);
             // With a cluster secret, an unsigned request to the management interface gets a 401:
             // an answer all the same.
-            let mgmt_up = try_http("GET", &node.mgmt_url("/cluster/"), &[], None)
-                .is_ok_and(|r| r.status == 200 || r.status == 401);
-            if up(node.url("/")) && mgmt_up {
+            let mgmt_up = matches!(status(node.mgmt_url("/cluster/"), mgmt_tls), Some(200 | 401));
+            if up && mgmt_up {
                 return Ok(node);
             }
             if Instant::now() > deadline {
@@ -460,12 +483,14 @@ impl Node {
 
     /// A URL on the public interface; `path` starts with `/`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
+        let scheme = if self.public_tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.http)
     }
 
     /// A URL on the management interface.
     pub fn mgmt_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.mgmt)
+        let scheme = if self.mgmt_tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.mgmt)
     }
 
     pub fn get(&self, path: &str) -> Resp {

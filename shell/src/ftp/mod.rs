@@ -39,7 +39,7 @@ use std::time::Duration;
 
 pub use access::FtpUser;
 pub use backend::{Backend, Shared};
-use libunftp::options::{PassiveHost, SiteMd5};
+use libunftp::options::{FtpsRequired, PassiveHost, SiteMd5};
 use libunftp::{Server, ServerBuilder};
 use slog::Drain;
 use tokio::net::TcpListener;
@@ -58,6 +58,14 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// `--ftp-max-sessions`.
     pub max_sessions: usize,
+    /// Explicit FTPS (`AUTH TLS`, then `PBSZ 0`/`PROT P` for the data connections), with the
+    /// node's certificate (`--tls-cert`); `None`: plain FTP only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--ftps-required`: every login but `anonymous` needs TLS on the control connection
+    /// before `USER` (else `534`), and on its data connections (`PROT P` before `PASV`,
+    /// `EPSV` or `PORT`, else `534`). Anonymous sessions, which carry no password, may stay
+    /// plain.
+    pub ftps_required: bool,
 }
 
 /// A bound FTP interface, not yet serving.
@@ -161,7 +169,7 @@ fn session_server(
     let gate = gate::Gate::new(Backend::new(shared.clone(), next_upload.clone()));
     let shared = shared.clone();
     let backends = Box::new(move || Backend::new(shared.clone(), next_upload.clone()));
-    ServerBuilder::<Backend, FtpUser>::with_user_detail_provider(backends, login.clone())
+    let builder = ServerBuilder::<Backend, FtpUser>::with_user_detail_provider(backends, login.clone())
         .authenticator(login.clone())
         .command_gate(gate)
         .greeting(greeting)
@@ -170,13 +178,32 @@ fn session_server(
         .passive_host(PassiveHost::FromConnection)
         .binder(data_sockets::DataSockets)
         .sitemd5(SiteMd5::None)
-        .logger(logger.clone())
-        .build()
+        .logger(logger.clone());
+    let builder = match &options.tls {
+        // The node's own configuration rather than libunftp's loader (`ftps(cert, key)`), so
+        // that the certificate is the one SIGHUP reloads, checked as the HTTP interface's is.
+        Some(config) => {
+            let builder = builder.ftps_manual::<std::path::PathBuf>(config.clone());
+            if options.ftps_required {
+                builder.ftps_required(FtpsRequired::Accounts, FtpsRequired::Accounts)
+            } else {
+                builder
+            }
+        }
+        None => builder,
+    };
+    builder.build()
 }
 
 /// Binds the FTP interface on `addr` (`--ftp-listen`), with the other `--ftp-*` options.
-pub async fn bind(addr: std::net::SocketAddr, cli: &crate::config::Cli) -> Result<Ftp, String> {
+pub async fn bind(
+    addr: std::net::SocketAddr,
+    cli: &crate::config::Cli,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Ftp, String> {
     let options = Options {
+        tls,
+        ftps_required: cli.ftps_required,
         passive_ports: cli.ftp_passive_ports.clone(),
         greeting: cli.ftp_greeting.clone(),
         idle_timeout: cli.ftp_idle_timeout,

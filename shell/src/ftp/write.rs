@@ -258,7 +258,7 @@ impl Backend {
             Rename::AtOwner { owner, overwrite } => {
                 let mut headers = HeaderMap::new();
                 // A full URL, as WebDAV wants it, on the node the request goes to.
-                let destination = format!("http://{}/fs/{}", owner.addr, encode_path(&to));
+                let destination = owner.addr.url(&format!("/fs/{}", encode_path(&to)));
                 let destination = HeaderValue::try_from(destination)
                     .map_err(|_| Refusal::bad_name(format_args!("{to} cannot be named in a request")))?;
                 headers.insert("destination", destination);

@@ -17,6 +17,83 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::{Receiver, Sender};
 use tokio_rustls::TlsAcceptor;
 
+/// dftp: how long a TLS handshake on a data or control connection may take.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// dftp: the TLS handshake of a data connection, within [`TLS_HANDSHAKE_TIMEOUT`].
+async fn accept_tls(tls_config: Arc<rustls::ServerConfig>, socket: TcpStream) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor: TlsAcceptor = tls_config.into();
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(accepted) => accepted,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake on the data connection timed out")),
+    }
+}
+
+/// dftp: the TLS stream of an upload, which answers the client's close_notify with its own
+/// once the upload has been read to its end. Clients that close the TLS session properly
+/// after an upload (Python's ftplib: `conn.unwrap()` after `STOR`) wait for it, and failed the
+/// upload without it; the reader was dropped without a word.
+struct CloseNotifying<S> {
+    stream: S,
+    /// The client's end came: our close_notify is being sent.
+    closing: bool,
+    closed: bool,
+}
+
+impl<S> CloseNotifying<S> {
+    fn new(stream: S) -> Self {
+        CloseNotifying { stream, closing: false, closed: false }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CloseNotifying<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.closing {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.stream).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => this.closing = true,
+                other => return other,
+            }
+        }
+        if !this.closed {
+            // Whatever the shutdown meets, the upload itself is complete.
+            if Pin::new(&mut this.stream).poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.closed = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// dftp: a data connection whose TLS handshake failed: its first read or write is the error.
+struct FailedTls(Option<std::io::Error>);
+
+impl FailedTls {
+    fn error(&mut self) -> std::io::Error {
+        self.0.take().unwrap_or_else(|| std::io::Error::other("TLS handshake on the data connection failed"))
+    }
+}
+
+impl AsyncRead for FailedTls {
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+}
+
+impl AsyncWrite for FailedTls {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 use crate::metrics;
 
 #[derive(Debug)]
@@ -565,15 +642,12 @@ where
         match ftps_mode {
             FtpsConfig::Off => Box::new(MeasuringWriter::new(socket, command)) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
-            FtpsConfig::On { tls_config } => {
-                let io = async move {
-                    let acceptor: TlsAcceptor = tls_config.into();
-                    let tls_stream = acceptor.accept(socket).await.unwrap();
-                    MeasuringWriter::new(tls_stream, command)
-                }
-                .await;
-                Box::new(io) as Box<dyn AsyncWrite + Send + Unpin + Sync>
-            }
+            // dftp: a client that fails or stalls the handshake gets a failed transfer (an
+            // error on the first write), not a panic of the data channel's task (was `unwrap`).
+            FtpsConfig::On { tls_config } => match accept_tls(tls_config, socket).await {
+                Ok(tls_stream) => Box::new(MeasuringWriter::new(tls_stream, command)) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
+                Err(e) => Box::new(FailedTls(Some(e))),
+            },
         }
     }
 
@@ -582,15 +656,10 @@ where
         match ftps_mode {
             FtpsConfig::Off => Box::new(MeasuringReader::new(socket, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
-            FtpsConfig::On { tls_config } => {
-                let io = async move {
-                    let acceptor: TlsAcceptor = tls_config.into();
-                    let tls_stream = acceptor.accept(socket).await.unwrap();
-                    MeasuringReader::new(tls_stream, command)
-                }
-                .await;
-                Box::new(io) as Box<dyn AsyncRead + Send + Unpin + Sync>
-            }
+            FtpsConfig::On { tls_config } => match accept_tls(tls_config, socket).await {
+                Ok(tls_stream) => Box::new(MeasuringReader::new(CloseNotifying::new(tls_stream), command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
+                Err(e) => Box::new(FailedTls(Some(e))),
+            },
         }
     }
 

@@ -255,7 +255,12 @@ where
                             FtpsConfig::On { tls_config } => tls_config.into(),
                             _ => panic!("Could not create TLS acceptor. Illegal program state"),
                         };
-                        let accepted = acceptor.accept(io).await;
+                        // dftp: within a deadline, so that a client that sends AUTH TLS and then
+                        // nothing does not hold its session until the idle timeout.
+                        let accepted = match tokio::time::timeout(crate::server::datachan::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                            Ok(accepted) => accepted,
+                            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+                        };
                         let io: Box<dyn AsyncReadAsyncWriteSendUnpin> = match accepted {
                             Ok(stream) => {
                                 let s: &ServerConnection = stream.get_ref().1;

@@ -109,8 +109,9 @@ where
     async fn handle(&mut self, event: Event) -> Result<Reply, ControlChanError> {
         match (self.ftps_requirement, event) {
             (FtpsRequired::None, event) => self.next.handle(event).await,
+            // dftp: every command that opens a data connection (EPSV and PORT too, not only PASV).
             (FtpsRequired::All, event) => match event {
-                Event::Command(Command::Pasv) => {
+                Event::Command(Command::Pasv) | Event::Command(Command::Epsv) | Event::Command(Command::Port { .. }) => {
                     let is_tls = async {
                         let session = self.session.lock().await;
                         session.data_tls
@@ -123,11 +124,13 @@ where
                 }
                 _ => self.next.handle(event).await,
             },
+            // dftp: PROT P (`data_tls`), not the control channel's TLS, is what protects the data
+            // connection; and EPSV and PORT open data connections as PASV does.
             (FtpsRequired::Accounts, event) => match event {
-                Event::Command(Command::Pasv) => {
+                Event::Command(Command::Pasv) | Event::Command(Command::Epsv) | Event::Command(Command::Port { .. }) => {
                     let (is_tls, username_opt) = async {
                         let session = self.session.lock().await;
-                        (session.cmd_tls, session.username.clone())
+                        (session.data_tls, session.username.clone())
                     }
                     .await;
 
