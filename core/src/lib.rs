@@ -61,6 +61,7 @@ pub mod node;
 pub mod outbox;
 pub mod pace;
 pub mod path;
+pub mod precondition;
 pub mod request;
 pub mod route;
 pub mod search;
