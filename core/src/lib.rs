@@ -40,9 +40,10 @@
 //! the request on the position of that update ([`Snapshot::stream_pos`]), which that node waits
 //! for ([`Snapshot::has_applied`]) before it answers its client.
 //!
-//! [`wire`], [`http1`] and [`http_file`] are sans-IO too: parsers and writers of other machines'
-//! bytes (the original's JSON and forms, HTTP/1 responses of peers, HTTP range and validator
-//! headers), fuzzed in `fuzz/`. So is [`cluster_auth`]: the tags of the cluster secret, which the
+//! [`wire`], [`http1`], [`http_file`], [`request`] and [`ftp_path`] are sans-IO too: parsers and
+//! writers of other machines' bytes (the original's JSON and forms, HTTP/1 responses of peers,
+//! HTTP range and validator headers, the paths, queries and headers of clients' requests, FTP
+//! paths), fuzzed in `fuzz/`. So is [`cluster_auth`]: the tags of the cluster secret, which the
 //! shell carries in a header of every management request and answer and at the end of every
 //! multicast packet, and checks here before any of them becomes an event. With a secret, the
 //! node's [`Config::authenticated`] says that every greeting it gets was signed; without one, a
@@ -50,6 +51,7 @@
 
 pub mod access;
 pub mod cluster_auth;
+pub mod ftp_path;
 pub mod glob;
 pub mod http1;
 pub mod http_file;
@@ -59,6 +61,8 @@ pub mod node;
 pub mod outbox;
 pub mod pace;
 pub mod path;
+pub mod precondition;
+pub mod request;
 pub mod route;
 pub mod search;
 pub mod seeds;

@@ -55,13 +55,6 @@ impl Content {
     }
 }
 
-/// How many nodes a request has passed through, from its query string: 0 from a client. A
-/// count that is not a number is taken as too many, so that it is never passed on.
-pub fn incoming_hops(query: Option<&str>) -> u32 {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-    pairs.iter().find(|(k, _)| k == HOPS_PARAM).map_or(0, |(_, v)| v.parse().unwrap_or(u32::MAX))
-}
-
 /// Bytes escaped in one path segment of a URL: everything but unreserved characters and a few
 /// harmless sub-delimiters.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -104,15 +97,5 @@ mod tests {
     fn encoding() {
         assert_eq!(encode_segment("a b#?&%.txt"), "a%20b%23%3F%26%25.txt");
         assert_eq!(encode_path(&DfsPath::parse("a b/ü").unwrap()), "a%20b/%C3%BC");
-    }
-
-    #[test]
-    fn hops_from_a_query() {
-        assert_eq!(incoming_hops(None), 0);
-        assert_eq!(incoming_hops(Some("format=txt")), 0);
-        assert_eq!(incoming_hops(Some(&format!("{HOPS_PARAM}=1"))), 1);
-        assert_eq!(incoming_hops(Some(&format!("format=txt&{HOPS_PARAM}=2"))), 2);
-        assert_eq!(incoming_hops(Some(&format!("{HOPS_PARAM}=lots"))), u32::MAX);
-        assert_eq!(incoming_hops(Some(&format!("{HOPS_PARAM}=-1"))), u32::MAX);
     }
 }

@@ -64,14 +64,9 @@ pub fn update_header_value(pos: StreamPos) -> HeaderValue {
     HeaderValue::try_from(format!("{}.{}", pos.epoch, pos.seq)).unwrap_or(HeaderValue::from_static("0.0"))
 }
 
-/// The position in an [`UPDATE_HEADER`] value.
+/// The position in an [`UPDATE_HEADER`] value ([`dftp_core::request::stream_pos`]).
 pub fn parse_update_header(v: &HeaderValue) -> Option<StreamPos> {
-    parse_pos(v.to_str().ok()?)
-}
-
-fn parse_pos(v: &str) -> Option<StreamPos> {
-    let (epoch, seq) = v.split_once('.')?;
-    Some(StreamPos { epoch: epoch.parse().ok()?, seq: seq.parse().ok()? })
+    dftp_core::request::stream_pos(v.as_bytes())
 }
 
 /// The header in which a node that had part of a write carried out by other nodes (a file
@@ -84,10 +79,9 @@ pub fn update_of_header_value(node: &str, pos: StreamPos) -> Option<HeaderValue>
     HeaderValue::from_bytes(format!("{node}={}.{}", pos.epoch, pos.seq).as_bytes()).ok()
 }
 
-/// The node and the position in an [`UPDATE_OF_HEADER`] value.
+/// The node and the position in an [`UPDATE_OF_HEADER`] value ([`dftp_core::request::update_of`]).
 pub fn parse_update_of_header(v: &HeaderValue) -> Option<(String, StreamPos)> {
-    let (node, pos) = std::str::from_utf8(v.as_bytes()).ok()?.rsplit_once('=')?;
-    Some((node.to_owned(), parse_pos(pos)?))
+    dftp_core::request::update_of(v.as_bytes())
 }
 
 /// A file written on this node.

@@ -16,12 +16,12 @@ use unftp_core::storage::{Error, ErrorKind, Fileinfo, Metadata, Permissions, Res
 
 use super::access::{self, FtpUser};
 use super::listing::{format_line, Line};
-use super::paths::{resolve, Refused};
 use super::transfer::{self, Failure};
 use super::write::NextUpload;
 use crate::accounts::Accounts;
 use crate::content::{Content, Writer};
 use crate::driver::Handle;
+use dftp_core::ftp_path::{resolve, Refused};
 
 /// What every session's backend shares.
 pub struct Shared {

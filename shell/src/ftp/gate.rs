@@ -28,8 +28,8 @@ use std::path::Path;
 
 use super::access::{self, FtpUser};
 use super::backend::{Backend, Target};
-use super::paths::resolve;
 use async_trait::async_trait;
+use dftp_core::ftp_path::resolve;
 use dftp_core::DfsPath;
 use libunftp::options::{CommandGate, GateRequest, Reply, ReplyCode};
 use unftp_core::storage::ErrorKind;

@@ -25,7 +25,6 @@ mod data_sockets;
 mod gate;
 mod listing;
 mod login;
-mod paths;
 mod plan;
 /// Also the source of the files of `?format=tar|zip` archives.
 pub(crate) mod transfer;

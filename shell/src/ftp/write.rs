@@ -28,7 +28,6 @@ use unftp_core::storage::ErrorKind;
 
 use super::access::{self, Denied, FtpUser};
 use super::backend::Backend;
-use super::paths::{resolve, Refused};
 use super::plan::{self, At, Refusal, Rename, UploadKind};
 use super::transfer;
 use crate::content::encode_path;
@@ -36,6 +35,7 @@ use crate::content::write::body_from_reader;
 use crate::localfs::write::has_temp_segment;
 use crate::localfs::TEMP_PREFIX;
 use crate::upstream::{Fetched, Upload};
+use dftp_core::ftp_path::{resolve, Refused};
 
 /// A client that sends nothing on its data connection for this long is given up on (the
 /// upload fails with `426` and changes nothing): otherwise it would hold a temporary file and a

@@ -211,8 +211,7 @@ impl Destination {
         let value =
             headers.get("destination").ok_or_else(|| Refusal::bad(format!("{method} needs a Destination header")))?;
         let uri: Uri = value.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| bad("not a URL"))?;
-        let raw = uri.path().strip_prefix("/fs").filter(|r| r.starts_with('/'));
-        let path = fs_path(raw.ok_or_else(|| bad("it must name a path under /fs/"))?).map_err(|e| bad(&e))?;
+        let path = dftp_core::request::destination_path(uri.path()).map_err(|e| bad(&e))?;
         Ok(Destination { path, authority: uri.authority().map(|a| a.as_str().to_owned()) })
     }
 }

@@ -14,14 +14,14 @@ mod write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use dftp_core::request::{fs_path, Query};
 use dftp_core::{DfsPath, ListingOrder, Location, Need};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use percent_encoding::percent_decode_str;
 
 use crate::accounts::Accounts;
 use crate::body::Body;
-use crate::content::{self, Content, Writer};
+use crate::content::{Content, Writer};
 use crate::driver::Handle;
 use crate::respond::{method_not_allowed, no_content, redirect, text, with_type};
 use crate::server::Handler;
@@ -173,50 +173,5 @@ impl Public {
             return text(StatusCode::NOT_FOUND, format!("not a directory: {path}"));
         }
         self.files.serve(req, location, query).await
-    }
-}
-
-/// The tree path named by the part of a URL path after `/fs` (still percent-encoded, with its
-/// leading `/`), or why it names none (a `400`). The guard and the route read paths only
-/// through this.
-fn fs_path(raw: &str) -> Result<DfsPath, String> {
-    let decoded = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| "bad path: it is not valid UTF-8 once decoded".to_string())?;
-    DfsPath::parse_request(&decoded).map_err(|e| format!("bad path: {e}"))
-}
-
-/// The query parameters we know.
-#[derive(Default, Debug)]
-pub struct Query {
-    pub format: Option<String>,
-    /// Nodes the request has passed through ([`content::incoming_hops`]).
-    pub hops: u32,
-    pub prefix: Option<String>,
-    /// `/find/?q=`: a name pattern.
-    pub q: Option<String>,
-    /// `/find/?type=`: `f` or `d`.
-    pub kind: Option<String>,
-    /// Listings: `?sort=` and `?order=` ([`dftp_core::ListingOrder`]).
-    pub sort: Option<String>,
-    pub order: Option<String>,
-}
-
-impl Query {
-    fn parse(q: Option<&str>) -> Query {
-        let mut out = Query { hops: content::incoming_hops(q), ..Query::default() };
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default();
-        for (k, v) in pairs {
-            match k.as_str() {
-                "format" => out.format = Some(v),
-                "prefix" => out.prefix = Some(v),
-                "q" => out.q = Some(v),
-                "type" => out.kind = Some(v),
-                "sort" => out.sort = Some(v),
-                "order" => out.order = Some(v),
-                _ => {}
-            }
-        }
-        out
     }
 }

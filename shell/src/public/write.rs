@@ -14,6 +14,7 @@
 use std::sync::{Arc, OnceLock};
 
 use dftp_core::pace::Pace;
+use dftp_core::request::UpdateRange;
 use dftp_core::{DfsPath, Forward, StreamPos, Taker, WriteLocation};
 use futures_util::future::join_all;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -687,37 +688,18 @@ fn precondition(headers: &HeaderMap) -> Precondition {
     Precondition::from_http(value(header::IF_MATCH), value(header::IF_NONE_MATCH))
 }
 
-/// `Overwrite: T` (the default) or `F`.
+/// `Overwrite: T` (the default) or `F` ([`dftp_core::request::overwrite`]).
 fn overwrite(headers: &HeaderMap) -> Result<bool, Refused> {
-    match headers.get("overwrite").map(|v| v.as_bytes().trim_ascii()) {
-        None => Ok(true),
-        Some(b"T" | b"t") => Ok(true),
-        Some(b"F" | b"f") => Ok(false),
-        Some(_) => Err(Refused::new(StatusCode::BAD_REQUEST, "bad Overwrite header: it is T or F")),
-    }
+    dftp_core::request::overwrite(headers.get("overwrite").map(HeaderValue::as_bytes))
+        .map_err(|why| Refused::new(StatusCode::BAD_REQUEST, why))
 }
 
-/// Where a `PATCH` puts its body: `X-Update-Range: append` (after the end) or `bytes=N-`
-/// (from offset N), as SabreDAV and dufs read it.
+/// Where a `PATCH` puts its body: `X-Update-Range` ([`dftp_core::request::update_range`]).
 fn patch_mode(headers: &HeaderMap) -> Result<WriteMode, Refused> {
-    let refuse = |why: &str| {
-        Err(Refused::new(
-            StatusCode::BAD_REQUEST,
-            format!("{why}: PATCH takes X-Update-Range: append or X-Update-Range: bytes=N-"),
-        ))
-    };
-    let Some(value) = headers.get("x-update-range") else {
-        return refuse("no X-Update-Range header");
-    };
-    let Ok(value) = value.to_str().map(str::trim) else {
-        return refuse("a bad X-Update-Range header");
-    };
-    if value.eq_ignore_ascii_case("append") {
-        return Ok(WriteMode::Append);
-    }
-    match value.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).map(str::parse::<u64>) {
-        Some(Ok(offset)) => Ok(WriteMode::At(offset)),
-        _ => refuse(&format!("X-Update-Range: {value} is not supported")),
+    match dftp_core::request::update_range(headers.get("x-update-range").map(HeaderValue::as_bytes)) {
+        Ok(UpdateRange::Append) => Ok(WriteMode::Append),
+        Ok(UpdateRange::At(offset)) => Ok(WriteMode::At(offset)),
+        Err(why) => Err(Refused::new(StatusCode::BAD_REQUEST, why)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! FTP paths to cluster paths.
+//! FTP paths to cluster paths: the argument of an FTP command, joined onto the session's working
+//! directory, is outside bytes (fuzzed in `fuzz/fuzz_targets/ftp_path.rs`).
 //!
 //! libunftp does not normalise paths: it joins the argument of a command onto the session's
 //! working directory as a `PathBuf` (`/a/b` + `../x` = `/a/b/../x`), and MLST passes its argument
@@ -9,7 +10,7 @@
 
 use std::path::{Component, Path};
 
-use dftp_core::DfsPath;
+use crate::DfsPath;
 
 /// Why an FTP path was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
