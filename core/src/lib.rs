@@ -50,6 +50,7 @@
 
 pub mod access;
 pub mod cluster_auth;
+pub mod dav;
 pub mod glob;
 pub mod http1;
 pub mod http_file;

@@ -154,7 +154,8 @@ impl Guard {
             return Ok(self.cleared(who, false, None));
         };
         let path = fs_path(raw).map_err(Refusal::bad)?;
-        let lists = matches!(*req.method(), Method::GET | Method::HEAD);
+        // A file manager walks (PROPFIND) to a granted directory as a browser does (GET).
+        let lists = matches!(req.method().as_str(), "GET" | "HEAD" | "PROPFIND");
         let mut listing_only = false;
         for (at, need) in needs(req.method(), req.headers(), &path)? {
             match rules.decide(&who, &at, need) {
