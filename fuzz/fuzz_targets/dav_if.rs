@@ -14,8 +14,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(h.tokens().all(|t| !t.is_empty()));
     let tokens: Vec<String> = h.tokens().map(str::to_owned).collect();
     let _ = h.holds(|_| State { etag: Some("\"x\"".into()), tokens: tokens.clone() });
-    let needs_a_token =
-        h.lists.iter().all(|l| l.conditions.iter().any(|c| !c.not && matches!(c.test, Test::Token(_))));
+    let needs_a_token = h.lists.iter().all(|l| l.conditions.iter().any(|c| !c.not && matches!(c.test, Test::Token(_))));
     if needs_a_token {
         assert!(!h.holds(|_| State::default()), "no lock, no token: {s:?}");
     }

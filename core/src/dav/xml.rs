@@ -14,6 +14,9 @@ use quick_xml::NsReader;
 /// get the rest.
 pub const MAX_DEPTH: usize = 64;
 
+/// The namespace the `xml` prefix is bound to (`xml:lang`).
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
 /// The namespace of WebDAV's own elements.
 pub const DAV: &str = "DAV:";
 
@@ -77,14 +80,20 @@ impl Element {
     /// as the default one, each namespaced attribute its own prefix, so that it reads the same
     /// wherever it is put.
     pub fn write(&self, out: &mut String) {
+        // The `xml` prefix is bound for good and may not be declared.
+        let qname = if self.ns == XML_NS { format!("xml:{}", self.name) } else { self.name.clone() };
         out.push('<');
-        out.push_str(&self.name);
-        out.push_str(" xmlns=\"");
-        out.push_str(&escape(&self.ns));
-        out.push('"');
+        out.push_str(&qname);
+        if self.ns != XML_NS {
+            out.push_str(" xmlns=\"");
+            out.push_str(&escape(&self.ns));
+            out.push('"');
+        }
         for (i, (ns, name, value)) in self.attrs.iter().enumerate() {
             if ns.is_empty() {
                 out.push_str(&format!(" {name}=\"{}\"", escape(value)));
+            } else if ns == XML_NS {
+                out.push_str(&format!(" xml:{name}=\"{}\"", escape(value)));
             } else {
                 out.push_str(&format!(" xmlns:a{i}=\"{}\" a{i}:{name}=\"{}\"", escape(ns), escape(value)));
             }
@@ -101,7 +110,7 @@ impl Element {
             }
         }
         out.push_str("</");
-        out.push_str(&self.name);
+        out.push_str(&qname);
         out.push('>');
     }
 }
@@ -125,7 +134,11 @@ pub fn escape(s: &str) -> String {
 
 fn namespace(r: ResolveResult<'_>) -> Result<String, BadXml> {
     match r {
-        ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        // quick-xml gives the declaration's value as written, references and all.
+        ResolveResult::Bound(ns) => {
+            let raw = utf8(ns.as_ref())?;
+            checked(quick_xml::escape::unescape(&raw).map_err(bad)?.into_owned())
+        }
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Unknown(p) => Err(bad(format!("undeclared prefix {}", String::from_utf8_lossy(&p)))),
     }
@@ -133,6 +146,37 @@ fn namespace(r: ResolveResult<'_>) -> Result<String, BadXml> {
 
 fn utf8(b: &[u8]) -> Result<String, BadXml> {
     std::str::from_utf8(b).map(str::to_owned).map_err(|_| bad("not UTF-8"))
+}
+
+/// Whether XML 1.0 allows `c` in a document: quick-xml lets others through, and what we read
+/// is written back into answers (dead properties, a lock's owner) that clients must be able
+/// to read.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+/// Text (or a namespace or attribute value) that XML allows.
+fn checked(s: String) -> Result<String, BadXml> {
+    if s.chars().all(xml_char) {
+        Ok(s)
+    } else {
+        Err(bad("a character XML does not allow"))
+    }
+}
+
+/// A local name (of an element or attribute) as XML's namespaces allow it (an NCName, with any
+/// non-ASCII letter let through): quick-xml reads names leniently, and a name with `"` or `>`
+/// in it, written back, would be markup of ours.
+fn xml_name(b: &[u8]) -> Result<String, BadXml> {
+    let s = utf8(b)?;
+    let mut chars = s.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '\u{B7}'));
+    if first_ok && rest_ok {
+        Ok(s)
+    } else {
+        Err(bad(format!("{s:?} is not an XML name")))
+    }
 }
 
 /// Reads a body into its root element. Whitespace between elements is dropped.
@@ -155,7 +199,7 @@ pub fn parse(body: &[u8]) -> Result<Element, BadXml> {
                     return Err(bad(format!("elements nest deeper than {MAX_DEPTH}")));
                 }
                 let ns = namespace(resolved)?;
-                let name = utf8(e.local_name().as_ref())?;
+                let name = xml_name(e.local_name().as_ref())?;
                 let mut attrs = Vec::new();
                 for a in e.attributes() {
                     let a = a.map_err(bad)?;
@@ -166,7 +210,7 @@ pub fn parse(body: &[u8]) -> Result<Element, BadXml> {
                     let (ans, local) = reader.resolve_attribute(key);
                     let ans = namespace(ans)?;
                     let value = a.decode_and_unescape_value(reader.decoder()).map_err(bad)?.into_owned();
-                    attrs.push((ans, utf8(local.as_ref())?, value));
+                    attrs.push((ans, xml_name(local.as_ref())?, checked(value)?));
                 }
                 let el = Element { ns, name, attrs, children: Vec::new() };
                 if empty {
@@ -206,6 +250,9 @@ pub fn parse(body: &[u8]) -> Result<Element, BadXml> {
 /// Text inside the innermost open element, joined to the text just before it (an entity
 /// reference comes as an event of its own). Outside the root, only whitespace may be.
 fn text(stack: &mut [Element], t: &str) -> Result<(), BadXml> {
+    if !t.chars().all(xml_char) {
+        return Err(bad("a character XML does not allow"));
+    }
     let Some(parent) = stack.last_mut() else {
         return if t.trim().is_empty() { Ok(()) } else { Err(bad("text outside the root element")) };
     };
@@ -246,6 +293,15 @@ mod tests {
         assert_eq!(out, r#"<a xmlns="urn:z" xmlns:a0="urn:z" a0:k="v&amp;">x &lt; y<b xmlns="">in</b></a>"#);
         // What was written reads back the same.
         assert_eq!(&parse(out.as_bytes()).unwrap(), a);
+        // A namespace is read with its references resolved, as it is written back.
+        let odd = parse(b"<a xmlns=\"urn:x&amp;y>\"/>").unwrap();
+        assert_eq!(odd.ns, "urn:x&y>");
+        // The xml prefix needs no declaration (and may have none).
+        let lang = parse(b"<a xml:lang=\"en\"/>").unwrap();
+        let mut out = String::new();
+        lang.write(&mut out);
+        assert_eq!(out, "<a xmlns=\"\" xml:lang=\"en\"/>");
+        assert_eq!(parse(out.as_bytes()).unwrap(), lang);
     }
 
     #[test]
@@ -260,6 +316,11 @@ mod tests {
             b"<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>",
             b"<a>&unknown;</a>",
             b"<a xmlns:p=\"\"><p:b/></a>",
+            b"<D:a\0b xmlns:D=\"DAV:\"/>",
+            b"<a\"b/>",
+            b"<a>\x01</a>",
+            b"<a k=\"\x02\"/>",
+            b"<D:gete\0tag/mlns:z=\"urn:z\"/>",
         ] {
             assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
