@@ -462,3 +462,25 @@ fn lock_answer(status: StatusCode, l: &Lock, now: Time, new: bool) -> Response<B
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_of_if_tags_and_tokens() {
+        let p = |s: &str| DfsPath::parse(s).unwrap();
+        assert_eq!(path_of_url("http://h:1/fs/a%20b/c"), Some(p("a b/c")));
+        assert_eq!(path_of_url("/fs/a/"), Some(p("a")));
+        assert_eq!(path_of_url("/fs/"), Some(DfsPath::root()));
+        for bad in ["/elsewhere/a", "/fs/../x", "not a url", "/fsx/a"] {
+            assert_eq!(path_of_url(bad), None, "{bad}");
+        }
+        assert_eq!(href(&p("a b/c"), true), "/fs/a%20b/c/");
+        assert_eq!(href(&DfsPath::root(), true), "/fs/");
+        let (t1, t2) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(t1, t2);
+        assert_eq!(t1.len(), "urn:uuid:".len() + 36);
+        assert_eq!(&t1[9 + 14..9 + 15], "4", "a version 4 UUID: {t1}");
+    }
+}
