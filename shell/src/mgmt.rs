@@ -152,7 +152,7 @@ fn body_error(e: BoxError, limit: usize) -> Response<Body> {
 
 /// Reads a whole body of at most `limit` bytes (a form: 64 KiB at most, so it gets the default
 /// pace, which gives it 10 s and a second per KiB).
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
+pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
     if declares_more_than(&req, limit) {
         return Err(too_large(limit));
     }

@@ -26,13 +26,12 @@ pub fn has_temp_segment(path: &str) -> bool {
     path.split('/').any(|s| is_temp_name(s.as_bytes()))
 }
 
-/// The validator of a file's content as `GET` sends it in `ETag` (tower-http's `ServeDir`, from
-/// the size and the modification time in nanoseconds; checked against it in a test), so that
-/// a client can send back what it read in `If-Match`. `None` for a time before 1970, for which
-/// no `ETag` is sent either.
+/// The validator of a file's content: [`dftp_core::http_file::etag`] of its size and its
+/// modification time in whole seconds, the one definition `GET`, `PROPFIND` and the write
+/// preconditions share. `None` for a time before 1970, for which no `ETag` is sent either.
 pub fn etag(len: u64, modified: SystemTime) -> Option<String> {
     let t = modified.duration_since(UNIX_EPOCH).ok()?;
-    Some(format!("\"{:x}.{:08x}-{:x}\"", t.as_secs(), t.subsec_nanos(), len))
+    dftp_core::http_file::etag(len, i64::try_from(t.as_secs()).ok()?)
 }
 
 /// Where the body of a file write goes.

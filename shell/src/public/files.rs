@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use tower_http::services::fs::ServeDir;
 
 use super::plain_owner;
-use super::serve_dir::Preopened;
+use super::serve_dir::{Preopened, Tags};
 use super::Query;
 use crate::body::{Body, BoxError};
 use crate::content::{encode_path, Content};
@@ -37,6 +37,12 @@ const PASSED: [HeaderName; 8] = [
     header::CACHE_CONTROL,
     header::WWW_AUTHENTICATE,
 ];
+
+/// The media type of a file named `name`, as `GET` sends it: tower-http's `ServeDir` guesses it
+/// so from the extension (its `open_file.rs`), and `PROPFIND`'s `getcontenttype` says the same.
+pub(super) fn content_type(name: &str) -> &'static str {
+    mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream")
+}
 
 pub struct Files {
     content: Content,
@@ -106,15 +112,18 @@ impl Files {
         let mut inner = Request::new(http_body_util::Empty::<Bytes>::new());
         *inner.method_mut() = parts.method;
         *inner.uri_mut() = uri;
+        let tags = Tags::of(&opened.meta);
         *inner.headers_mut() = parts.headers;
+        tags.to_servedir(inner.headers_mut());
         let mut serve = ServeDir::with_backend("", Preopened(opened.meta)).append_index_html_on_directories(false);
-        let resp = match serve.try_call(inner).await {
+        let mut resp = match serve.try_call(inner).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("reading {}: {e}", entry.path);
                 return text(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read {}", entry.path));
             }
         };
+        tags.to_ours(resp.headers_mut());
         if resp.status() == StatusCode::PARTIAL_CONTENT
             && resp.headers().get(header::CONTENT_RANGE).is_some_and(|v| v.as_bytes().ends_with(b"/0"))
         {

@@ -5,8 +5,8 @@
 //! client may see ([`Cleared`]).
 //!
 //! What a method needs follows from the method alone: `GET`, `HEAD`, `OPTIONS` and `PROPFIND`
-//! read; `COPY` reads its source; `PUT`, `DELETE`, `MKCOL`, `PATCH`, `MOVE` and any method not
-//! named here change the tree; `MOVE` and `COPY` also change their `Destination`. Refused:
+//! read; `COPY` reads its source; `PUT`, `DELETE`, `MKCOL`, `PATCH`, `MOVE`, WebDAV's
+//! `PROPPATCH`, `LOCK` and `UNLOCK`, and any method not named here change the tree; `MOVE` and `COPY` also change their `Destination`. Refused:
 //! `401` with a Basic challenge for an anonymous client (a login might help), `403` for a
 //! logged-in one, or for a change where there are no accounts at all.
 //!
@@ -154,7 +154,8 @@ impl Guard {
             return Ok(self.cleared(who, false, None));
         };
         let path = fs_path(raw).map_err(Refusal::bad)?;
-        let lists = matches!(*req.method(), Method::GET | Method::HEAD);
+        // A file manager walks (PROPFIND) to a granted directory as a browser does (GET).
+        let lists = matches!(req.method().as_str(), "GET" | "HEAD" | "PROPFIND");
         let mut listing_only = false;
         for (at, need) in needs(req.method(), req.headers(), &path)? {
             match rules.decide(&who, &at, need) {
@@ -292,6 +293,12 @@ mod tests {
             ("POST", "/fs/in/x", &a, (200, None)),
             ("POST", "/fs/pub/x", &a, (403, None)),
             ("FROB", "/fs/pub/x", &[], (401, challenge.clone())),
+            // WebDAV: locks and properties are changes.
+            ("LOCK", "/fs/pub/x", &[], (401, challenge.clone())),
+            ("UNLOCK", "/fs/pub/x", &a, (403, None)),
+            ("PROPPATCH", "/fs/pub/x", &a, (403, None)),
+            ("LOCK", "/fs/pub/alice/x", &a, (200, None)),
+            ("PROPPATCH", "/fs/in/x", &a, (200, None)),
             // The greeting and unknown paths are nobody's.
             ("GET", "/", &[], (200, None)),
             ("GET", "/nothing", &[], (200, None)),
@@ -361,6 +368,9 @@ mod tests {
         assert_eq!(home.refusal(&DfsPath::parse("home").unwrap(), Need::Read).status(), StatusCode::FORBIDDEN);
         let own = g.check(&req("GET", "/fs/home/alice/", &a)).await.unwrap();
         assert!(!own.listing_only() && own.reads_all_below(&DfsPath::parse("home/alice").unwrap()));
+        // A file manager walks there as a browser does.
+        let walked = g.check(&req("PROPFIND", "/fs/home/", &a)).await.expect("PROPFIND lists the way too");
+        assert!(walked.listing_only());
         // Only reading lists the way: no change there.
         assert_eq!(status(&g, req("MKCOL", "/fs/home/x/", &a)).await.0, 403);
         let find = g.check(&req("GET", "/find/", &a)).await.unwrap();

@@ -1,6 +1,7 @@
 //! The public HTTP interface: `/`, `/fs/` (listings and files), `/find/`, `/status/`.
 
 mod archive;
+mod dav;
 mod files;
 mod find;
 pub mod guard;
@@ -23,7 +24,7 @@ use crate::accounts::Accounts;
 use crate::body::Body;
 use crate::content::{Content, Writer};
 use crate::driver::Handle;
-use crate::respond::{method_not_allowed, no_content, redirect, text, with_type};
+use crate::respond::{method_not_allowed, redirect, text, with_type};
 use crate::server::Handler;
 
 /// What the public handlers share.
@@ -37,13 +38,23 @@ pub struct Public {
     writer: Writer,
     /// How slowly an upload's body may come (`--body-min-rate`).
     pace: dftp_core::pace::Pace,
+    /// WebDAV's locks and dead properties.
+    dav: dav::DavState,
 }
 
 impl Public {
     pub fn new(handle: Handle, content: Content, writer: Writer, accounts: Arc<Accounts>) -> Public {
         let files = files::Files::new(content.clone());
         let pace = dftp_core::pace::Pace::default();
-        Public { handle, files, content, guard: guard::Guard::new(accounts), writer, pace }
+        Public {
+            handle,
+            files,
+            content,
+            guard: guard::Guard::new(accounts),
+            writer,
+            pace,
+            dav: dav::DavState::default(),
+        }
     }
 
     /// Sets how slowly an upload's body may come (`--body-min-rate`).
@@ -71,15 +82,27 @@ impl Public {
         if let Some(fs_path) = cleared.fs_path() {
             // The guard parsed the path of every request for `/fs/…`.
             let raw = &path["/fs".len()..];
-            return match *req.method() {
-                Method::GET | Method::HEAD => self.fs(req, raw, fs_path, &query, &cleared).await,
-                Method::OPTIONS => {
-                    let mut r = no_content();
-                    r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(write::FS_METHODS));
+            return match req.method().as_str() {
+                "GET" | "HEAD" => self.fs(req, raw, fs_path, &query, &cleared).await,
+                "OPTIONS" => self.options(),
+                "PROPFIND" => self.propfind(req, fs_path, &cleared).await,
+                "PROPPATCH" => self.proppatch(req, fs_path, &cleared).await,
+                "LOCK" => self.lock(req, fs_path, &query, &cleared).await,
+                "UNLOCK" => self.unlock(&req, fs_path, &cleared),
+                _ => {
+                    if let Err(refused) = self.dav_check(&req, fs_path, &cleared) {
+                        return *refused;
+                    }
+                    let (method, headers) = (req.method().clone(), req.headers().clone());
+                    let r = self.write(req, raw, fs_path, &query).await;
+                    self.dav_after(&method, &headers, fs_path, r.status());
                     r
                 }
-                _ => self.write(req, raw, fs_path, &query).await,
             };
+        }
+        if req.method() == Method::OPTIONS {
+            // WebDAV clients ask the server's root first.
+            return self.options();
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return method_not_allowed("GET, HEAD", "only GET and HEAD are supported here (writes go to /fs/)");

@@ -8,9 +8,64 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use http::{header, HeaderMap, HeaderValue};
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
-use crate::localfs::FileMeta;
+use crate::localfs::{etag, FileMeta};
+
+/// The validators ServeDir works with and the ones clients see. ServeDir makes its own `ETag`
+/// (size and modification time in nanoseconds); ours ([`etag`]) is made from whole seconds, as
+/// the merged tree knows every file, so that `PROPFIND` through any node says what `GET` says.
+/// The request's conditional headers are put into ServeDir's terms before it decides, and its
+/// answer's `ETag` back into ours: the one tag clients ever see is ours.
+pub struct Tags {
+    ours: Option<String>,
+    servedirs: Option<String>,
+}
+
+impl Tags {
+    pub fn of(meta: &FileMeta) -> Tags {
+        let servedirs = meta
+            .modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|t| format!("\"{:x}.{:08x}-{:x}\"", t.as_secs(), t.subsec_nanos(), meta.len));
+        Tags { ours: etag(meta.len, meta.modified), servedirs }
+    }
+
+    /// `If-Match`, `If-None-Match` and `If-Range` with our tag put in ServeDir's terms.
+    pub fn to_servedir(&self, headers: &mut HeaderMap) {
+        let (Some(ours), Some(theirs)) = (&self.ours, &self.servedirs) else {
+            return;
+        };
+        for name in [header::IF_MATCH, header::IF_NONE_MATCH, header::IF_RANGE] {
+            let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+            if values.is_empty() {
+                continue;
+            }
+            headers.remove(&name);
+            for v in values {
+                let v = match v.to_str() {
+                    Ok(s) if s.contains(ours.as_str()) => {
+                        HeaderValue::try_from(s.replace(ours.as_str(), theirs)).unwrap_or(v)
+                    }
+                    _ => v,
+                };
+                headers.append(&name, v);
+            }
+        }
+    }
+
+    /// ServeDir's answer with our `ETag` in place of its own.
+    pub fn to_ours(&self, headers: &mut HeaderMap) {
+        if headers.remove(header::ETAG).is_none() {
+            return;
+        }
+        if let Some(v) = self.ours.as_deref().and_then(|t| HeaderValue::try_from(t).ok()) {
+            headers.insert(header::ETAG, v);
+        }
+    }
+}
 
 /// A `ServeDir` backend that knows one file, already opened, by its metadata: ServeDir then
 /// works out the status and headers (ranges, validators, 304s) without opening anything itself.

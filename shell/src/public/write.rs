@@ -34,7 +34,8 @@ use crate::respond::{method_not_allowed, no_content, text};
 use crate::upstream::{Fetched, Upload};
 
 /// The methods `/fs/` answers, for `Allow`.
-pub const FS_METHODS: &str = "GET, HEAD, OPTIONS, PUT, PATCH, DELETE, MKCOL, COPY, MOVE";
+pub const FS_METHODS: &str =
+    "GET, HEAD, OPTIONS, PUT, PATCH, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
 
 /// How much of another node's refusal is read, to name it in an answer that sums up several.
 const REASON_MAX: usize = 2 << 10;
@@ -150,20 +151,63 @@ impl Public {
         };
         let (parts, incoming) = req.into_parts();
         let (body, failed) = client_body(incoming, self.pace);
+        self.store(end, path, parts.method, &parts.headers, body, mode, Some(&failed)).await
+    }
+
+    /// Writes `body` to `path` where `end` says.
+    #[allow(clippy::too_many_arguments)]
+    async fn store(
+        &self,
+        end: End,
+        path: &DfsPath,
+        method: Method,
+        headers: &HeaderMap,
+        body: Body,
+        mode: WriteMode,
+        failed: Option<&OnceLock<String>>,
+    ) -> Response<Body> {
         match end {
             End::Local(local) => {
-                let opts = WriteOptions { mode, precondition: precondition(&parts.headers), create_parents: true };
-                match self.writer.put(&local, body, content_length(&parts.headers), opts).await {
+                let opts = WriteOptions { mode, precondition: precondition(headers), create_parents: true };
+                match self.writer.put(&local, body, content_length(headers), opts).await {
                     Ok(stored) => stored_answer(path, &stored),
-                    Err(e) => write_error(&e, &parts.method),
+                    Err(e) => write_error(&e, &method),
                 }
             }
             End::Remote(to) => {
-                let upload = upload(body, &parts.headers);
-                let answer = self.writer.forward(&to, path, parts.method, &parts.headers, Some(upload)).await;
-                passed_back(answer, &to, path, Some(&failed))
+                let upload = upload(body, headers);
+                let answer = self.writer.forward(&to, path, method, headers, Some(upload)).await;
+                passed_back(answer, &to, path, failed)
             }
         }
+    }
+
+    /// An empty file at `path`, where nothing is (`LOCK` of an unmapped URL, RFC 4918 section
+    /// 7.3), written as a `PUT` with `If-None-Match: *` would be, with the client's credentials.
+    pub(super) async fn create_empty(&self, path: &DfsPath, hops: u32, client: &HeaderMap) -> Response<Body> {
+        let location = self.handle.snapshot().locate_write(path, hops);
+        if location.parent_missing(path) {
+            let parent = path.parent().unwrap_or_else(DfsPath::root);
+            return text(StatusCode::CONFLICT, format!("the directory {parent} does not exist"));
+        }
+        let at = match location {
+            WriteLocation::New { at, .. } => at,
+            WriteLocation::File { .. } | WriteLocation::Directory { .. } => {
+                return text(StatusCode::PRECONDITION_FAILED, format!("{path} already exists"))
+            }
+            WriteLocation::Refused(why) => return text(StatusCode::CONFLICT, format!("cannot create {path}: {why}")),
+        };
+        let end = match End::of(at, path) {
+            Ok(end) => end,
+            Err(refused) => return refused.into_response(),
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(auth) = client.get(header::AUTHORIZATION) {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        self.store(end, path, Method::PUT, &headers, full_body(bytes::Bytes::new()), WriteMode::Replace, None).await
     }
 
     /// `DELETE` of a file, or of a directory with everything in it, on every node that holds
