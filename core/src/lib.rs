@@ -51,8 +51,8 @@
 
 pub mod access;
 pub mod cluster_auth;
-pub mod ftp_path;
 pub mod dav;
+pub mod ftp_path;
 pub mod glob;
 pub mod http1;
 pub mod http_file;
