@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub use serde_json::Value;
 
 pub mod ftp;
+pub mod signing;
 pub mod tls;
 
 /// How long anything may take to happen before a test gives up.

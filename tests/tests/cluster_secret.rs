@@ -10,10 +10,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use dftp_core::cluster_auth::{BodyDigest, Keys, Nonce, HEADER};
+use dftp_core::cluster_auth::{BodyDigest, Keys, HEADER};
 use dftp_core::Time;
+use dftp_e2e::signing::{nonce, now};
 use dftp_e2e::*;
 use serde_json::json;
 
@@ -32,19 +33,6 @@ fn key_file(dir: &Path, name: &str, keys: &[&str]) -> PathBuf {
 
 fn with_secret(opts: NodeOpts, file: &Path) -> NodeOpts {
     opts.arg("--cluster-secret-file").arg(file.to_str().unwrap())
-}
-
-fn now() -> Time {
-    Time(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64)
-}
-
-/// A nonce of its own for every request of the test.
-fn nonce() -> Nonce {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let mut b = [0; 16];
-    b[..8].copy_from_slice(&(N.fetch_add(1, Ordering::Relaxed) as u64).to_be_bytes());
-    b[8..].copy_from_slice(&(now().0 ^ u64::from(std::process::id())).to_be_bytes());
-    Nonce(b)
 }
 
 /// A request to `node`'s management interface, signed with `keys` as made at `at`.

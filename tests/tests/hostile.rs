@@ -27,11 +27,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use dftp_core::cluster_auth::{BodyDigest, Keys, Nonce, HEADER};
+use dftp_core::cluster_auth::{BodyDigest, Keys, HEADER};
 use dftp_core::Time;
 use dftp_e2e::ftp::{ftp_addr, with_ftp, Control};
+use dftp_e2e::signing::{nonce, now};
 use dftp_e2e::*;
 use serde_json::json;
 
@@ -199,19 +200,6 @@ fn entries(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
-}
-
-fn now() -> Time {
-    Time(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64)
-}
-
-/// A nonce of its own for every signed request.
-fn nonce() -> Nonce {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let mut b = [0; 16];
-    b[..8].copy_from_slice(&(N.fetch_add(1, Ordering::Relaxed) as u64).to_be_bytes());
-    b[8..].copy_from_slice(&(now().0 ^ u64::from(std::process::id())).to_be_bytes());
-    Nonce(b)
 }
 
 // ---- raw exchanges --------------------------------------------------------------------------

@@ -221,7 +221,9 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
                    "LastModified": 0, "LastInfoUpdated": 4102444800u64, "SizeInBytes": 1, "FileMode": 420, "OwnerNode": "nodeA"},
                   {"Deletion": false, "FullName": "injected/evil.txt", "Basename": "evil.txt", "Dir": false,
                    "LastModified": 0, "LastInfoUpdated": 4102444800u64, "SizeInBytes": 1, "FileMode": 420, "OwnerNode": "us"}]});
-    assert_eq!(post_json(&us.mgmt_url("/update/"), &serde_json::to_vec(&hijack).unwrap()).status, 200);
+    // The original answers such an update 200 and ignores it; ours stops at the record owned by
+    // "us" (this node, no peer: no update can carry its files) and answers 403.
+    assert_eq!(post_json(&us.mgmt_url("/update/"), &serde_json::to_vec(&hijack).unwrap()).status, 403);
     assert_eq!(us.find(), before);
     assert_eq!(us.owner_in_listing("", "test.txt").as_deref(), Some("nodeA"));
     assert_eq!(us.get("/fs/injected/evil.txt").status, 404);
