@@ -232,3 +232,31 @@ pub fn ftplib(node: &Node, user: &str, password: &str, script: &str) -> Option<V
     assert!(run.status.success(), "the ftplib script failed ({}):\n{stderr}\nit printed:\n{stdout}", run.status);
     Some(stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect())
 }
+
+/// A TCP connection to `to` from the local address `from` (another loopback address, such as
+/// 127.0.0.2: a client other than the one on the control connection).
+pub fn connect_from(from: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
+    let SocketAddr::V4(to) = to else { panic!("an IPv4 FTP address") };
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        let mut local: libc::sockaddr_in = std::mem::zeroed();
+        local.sin_family = libc::AF_INET as libc::sa_family_t;
+        local.sin_addr.s_addr = u32::from_ne_bytes(from);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut remote: libc::sockaddr_in = std::mem::zeroed();
+        remote.sin_family = libc::AF_INET as libc::sa_family_t;
+        remote.sin_port = to.port().to_be();
+        remote.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
