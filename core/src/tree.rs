@@ -219,7 +219,11 @@ struct DirBatch {
 impl DirBatch {
     /// Moves to `path`'s parent, flushing the previous directory's changes when it differs.
     fn enter(&mut self, tree: &mut Tree, path: &DfsPath) {
-        let parent = path.parent_str().unwrap_or("");
+        self.enter_dir(tree, path.parent_str().unwrap_or(""));
+    }
+
+    /// Moves to directory `parent` ("" for the root).
+    fn enter_dir(&mut self, tree: &mut Tree, parent: &str) {
         if parent != self.dir {
             self.flush(tree);
             self.dir.push_str(parent);
@@ -467,7 +471,7 @@ impl Tree {
 
     /// Records that `node` no longer holds `path`. Returns whether its view changed.
     pub fn remove(&mut self, node: NodeId, path: &DfsPath) -> bool {
-        match self.unset_holder(node, path) {
+        match self.unset_holder(node, &Probe::new(path.as_str()) as &dyn Parts) {
             Some((old_winner, new_winner)) => {
                 let mut dirs = DirBatch::default();
                 dirs.enter(self, path);
@@ -481,18 +485,22 @@ impl Tree {
 
     /// [`Tree::remove`] without the directory summaries: returns the old and new winners when
     /// `node`'s view changed.
-    fn unset_holder(&mut self, node: NodeId, path: &DfsPath) -> Option<(Holder, Option<Holder>)> {
-        let current = self.entries.get(&Probe::new(path.as_str()) as &dyn Parts)?.as_slice();
+    /// `at` is a [`Probe`] or a key of the map (compared faster with its siblings).
+    fn unset_holder<Q>(&mut self, node: NodeId, at: &Q) -> Option<(Holder, Option<Holder>)>
+    where
+        Q: Ord + ?Sized,
+        Key: std::borrow::Borrow<Q>,
+    {
+        let current = self.entries.get(at)?.as_slice();
         current.iter().find(|h| h.node == node)?;
         let old_winner = current[0];
         let rest: SmallVec<[Holder; 4]> = current.iter().copied().filter(|h| h.node != node).collect();
         self.counts[node.index()] -= 1;
-        let probe = Probe::new(path.as_str());
         let new_winner = if rest.is_empty() {
-            self.entries.remove(&probe as &dyn Parts);
+            self.entries.remove(at);
             None
         } else {
-            *self.entries.get_mut(&probe as &dyn Parts).expect("found above") = Holders::from_slice(&rest);
+            *self.entries.get_mut(at).expect("found above") = Holders::from_slice(&rest);
             Some(rest[0])
         };
         Some((old_winner, new_winner))
@@ -567,14 +575,14 @@ impl Tree {
             );
         }
         if !stale.is_empty() {
-            for path in stale {
-                if let Some((old_winner, new_winner)) = self.unset_holder(node, &path) {
-                    dirs.enter(self, &path);
+            for key in stale {
+                if let Some((old_winner, new_winner)) = self.unset_holder(node, &key) {
+                    dirs.enter_dir(self, key.dir());
                     dirs.note(Some(old_winner), new_winner);
                 }
                 count += 1;
                 if let Some(changes) = report.as_deref_mut() {
-                    changes.push(Change::Remove(path));
+                    changes.push(Change::Remove(key.to_path()));
                 }
             }
             dirs.flush(self);
@@ -588,7 +596,7 @@ impl Tree {
     /// a full update that changes nothing (the periodic one) then costs a sequential pass. What
     /// `node` holds outside that stretch is found by a walk of the whole map, only when its
     /// count says there is some.
-    fn diff_view(&self, node: NodeId, items: &[(DfsPath, Meta)]) -> (Vec<bool>, Vec<DfsPath>) {
+    fn diff_view(&self, node: NodeId, items: &[(DfsPath, Meta)]) -> (Vec<bool>, Vec<Key>) {
         let mut differs = vec![true; items.len()];
         let mut stale = Vec::new();
         let mut seen = 0;
@@ -609,7 +617,7 @@ impl Tree {
                         seen += 1;
                         match order {
                             Ordering::Equal => differs[i] = h.meta() != *meta,
-                            _ => stale.push(key.to_path()),
+                            _ => stale.push((*key).clone()),
                         }
                     }
                     entries.next();
@@ -624,23 +632,28 @@ impl Tree {
                     let k = k as &dyn Parts;
                     k < &lo as &dyn Parts || k > &hi as &dyn Parts
                 };
-                let mut before: Vec<DfsPath> = Vec::new();
+                let mut before: Vec<Key> = Vec::new();
                 for (key, holders) in &self.entries {
                     if holders.of(node).is_some() && outside(key) {
-                        before.push(key.to_path());
+                        before.push(key.clone());
                     }
                 }
                 // In path order: those before the first item, the walk's, those after the last.
-                let split = before.partition_point(|p| p < first);
+                let split = before.partition_point(|k| (k as &dyn Parts) < (&lo as &dyn Parts));
                 let after = before.split_off(split);
                 before.append(&mut stale);
                 before.extend(after);
                 stale = before;
             }
         } else {
-            stale = self.view(node).map(|(p, _)| p).collect();
+            stale = self.keys_of(node);
         }
         (differs, stale)
+    }
+
+    /// The keys of everything `node` holds, in path order. O(size of the tree).
+    fn keys_of(&self, node: NodeId) -> Vec<Key> {
+        self.entries.iter().filter(|(_, hs)| hs.of(node).is_some()).map(|(k, _)| k.clone()).collect()
     }
 
     /// Drops everything `node` holds; paths others hold too switch to their next holder.
@@ -648,11 +661,11 @@ impl Tree {
         if self.count_of(node) == 0 {
             return 0;
         }
-        let held: Vec<DfsPath> = self.view(node).map(|(p, _)| p).collect();
+        let held = self.keys_of(node);
         let mut dirs = DirBatch::default();
-        for path in &held {
-            if let Some((old_winner, new_winner)) = self.unset_holder(node, path) {
-                dirs.enter(self, path);
+        for key in &held {
+            if let Some((old_winner, new_winner)) = self.unset_holder(node, key) {
+                dirs.enter_dir(self, key.dir());
                 dirs.note(Some(old_winner), new_winner);
             }
         }
@@ -1059,6 +1072,39 @@ mod tests {
         let changes = t.replace_view(a, vec![(p("y"), file(1)), (p("z"), file(2)), (p("z"), file(3))]);
         assert_eq!(changes, vec![Change::Upsert(p("z"), file(3)), Change::Remove(p("x"))]);
         assert_eq!(t.count_of(a), 2);
+        t.check_invariants().unwrap();
+    }
+
+    /// A full update from a node that holds paths already is compared with its view in one
+    /// walk: unchanged records change nothing; the paths it no longer lists are found before,
+    /// inside and after the stretch it lists, past other nodes' paths, and reported in order.
+    #[test]
+    fn repeated_and_shrunk_full_updates_against_the_view() {
+        let mut t = Tree::new();
+        let (a, b) = (t.intern("a"), t.intern("b"));
+        let view = |names: &[&str], t: i64| -> Vec<(DfsPath, Meta)> { names.iter().map(|n| (p(n), file(t))).collect() };
+        let all = ["a0", "d/x", "d/x.txt", "d/x/deep", "d/y", "m/1", "z9"];
+        t.replace_view(b, view(&["d/w", "d/x/deep", "d/xa", "n"], 1));
+        assert_eq!(t.replace_view(a, view(&all, 1)).len(), all.len());
+        assert_eq!(t.replace_view(a, view(&all, 1)), vec![], "the same view again changes nothing");
+        let changes = t.replace_view(a, vec![(p("d/x.txt"), file(1)), (p("d/y"), file(2))]);
+        assert_eq!(
+            changes,
+            vec![
+                Change::Upsert(p("d/y"), file(2)),
+                Change::Remove(p("a0")),
+                Change::Remove(p("d/x")),
+                Change::Remove(p("d/x/deep")),
+                Change::Remove(p("m/1")),
+                Change::Remove(p("z9")),
+            ]
+        );
+        assert_eq!(t.count_of(a), 2);
+        assert_eq!(t.lookup(&p("d/x/deep")).unwrap().owner, Owner::Node("b".into()), "b still holds it");
+        t.check_invariants().unwrap();
+        assert_eq!(t.replace_view(a, vec![]).len(), 2);
+        assert_eq!(t.count_of(a), 0);
+        assert_eq!(t.count_of(b), 4);
         t.check_invariants().unwrap();
     }
 

@@ -34,6 +34,11 @@ impl Key {
         Key { dir, name: SmolStr::new(name) }
     }
 
+    /// The parent directory ("" for the root).
+    pub(super) fn dir(&self) -> &str {
+        self.dir.as_str()
+    }
+
     /// The whole path (a copy: allocates when longer than 23 bytes).
     pub(super) fn to_path(&self) -> DfsPath {
         DfsPath::from_parts(&self.dir, &self.name)
