@@ -553,8 +553,9 @@ impl Tree {
         // Paths are independent, so the order of the upserts does not change the result, only
         // the map's layout. In path order, every B-tree leaf would be split when full and then
         // only appended to, leaving leaves half full; even positions first and odd ones second
-        // lets the second pass fill them up (measured with whole-path keys, 1M paths: 142 heap bytes per path instead of 221,
-        // see benches/heap.rs). The changes are still reported in path order.
+        // lets the second pass fill them up (measured with whole-path keys, 1M paths: 142 heap
+        // bytes per path instead of 221, see benches/heap.rs). The changes are still reported in
+        // path order.
         let mut changed = vec![false; items.len()];
         let mut dirs = DirBatch::default();
         // A node that holds nothing yet (a new peer, a restart) changes every path it lists.
