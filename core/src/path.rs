@@ -119,6 +119,19 @@ impl DfsPath {
         s.match_indices('/').rev().map(move |(i, _)| &s[..i])
     }
 
+    /// `dir` joined with `name`, a valid segment (not checked again): how the tree rebuilds a
+    /// path it keeps as its directory and its name.
+    pub(crate) fn from_parts(dir: &DfsPath, name: &str) -> DfsPath {
+        if dir.is_root() {
+            return DfsPath(SmolStr::new(name));
+        }
+        let mut s = smol_str::SmolStrBuilder::new();
+        s.push_str(dir.as_str());
+        s.push('/');
+        s.push_str(name);
+        DfsPath(s.finish())
+    }
+
     /// Appends one segment, which must itself be a valid segment.
     pub fn join(&self, name: &str) -> Result<DfsPath, PathError> {
         check_segment(name)?;

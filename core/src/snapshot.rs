@@ -76,7 +76,7 @@ impl Snapshot {
     }
 
     /// Every path starting with `prefix` (a plain string prefix of the relative path), sorted.
-    pub fn find<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a DfsPath> + 'a {
+    pub fn find<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = DfsPath> + 'a {
         self.tree.find(prefix)
     }
 
@@ -125,7 +125,7 @@ impl Snapshot {
     }
 
     /// This node's own files, in path order.
-    pub fn local_files(&self) -> impl Iterator<Item = (&DfsPath, Meta)> + '_ {
+    pub fn local_files(&self) -> impl Iterator<Item = (DfsPath, Meta)> + '_ {
         self.tree.view(self.me)
     }
 

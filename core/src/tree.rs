@@ -1,16 +1,29 @@
 //! The merged tree: for every path, every node that holds it, ranked by the conflict rule.
 //!
 //! One persistent map holds all holders of a path together, winner first, instead of one map per
-//! peer plus a merged map: a file is then stored once (the path string is shared, the record is
-//! 32 bytes), and when the winner drops a path the next holder is right there. A peer's view is
-//! the set of paths it holds here ([`Tree::view`]).
+//! peer plus a merged map: a file is then stored once, and when the winner drops a path the next
+//! holder is right there. A peer's view is the set of paths it holds here ([`Tree::view`]).
+//!
+//! An entry is 64 bytes with nothing on the heap of its own in the common case, because a node
+//! may hold 100 million of them: the key is the path's parent directory, one allocation shared
+//! by its siblings, and its last segment inline when up to 23 bytes (`tree/key.rs`); the holders are
+//! one inline 32-byte record, or a boxed slice for the rare conflict (`Holders`). Whole paths
+//! as keys cost a heap copy per path longer than 23 bytes, ~150 resident bytes per path in all;
+//! this layout ~100 at 10M paths (`bench/scale.sh`). The map stays ordered bytewise by the whole
+//! path, so `find` and listings walk it in order; they rebuild the paths they yield.
+//!
+//! A full update is compared with the sender's current view in one sorted walk beside it
+//! ([`Tree::replace_view_count`]), so the periodic one that changes nothing costs a sequential
+//! pass, not a search per path.
 //!
 //! Directories are derived. A second, much smaller map keeps, for every directory that has
 //! something below it, how many entries lie below and how many of the files below each node
-//! wins; that gives a directory's owner without walking its subtree.
+//! wins; that gives a directory's owner without walking its subtree. It also keeps the shared
+//! path that the keys of the directory's entries point to.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -21,14 +34,23 @@ use smol_str::SmolStr;
 use crate::path::DfsPath;
 use crate::wire::FileMode;
 
+mod key;
+
+use key::{Key, Parts, Probe};
+
 /// A node, as an index into the tree's name table. Ids are local to one process: compare names,
 /// not ids, across nodes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct NodeId(u32);
+pub struct NodeId(NonZeroU32);
 
 impl NodeId {
+    /// Never zero, so that [`Holders`] can tell its two cases apart without a tag of its own.
+    fn from_index(i: usize) -> NodeId {
+        NodeId(NonZeroU32::new(i as u32 + 1).expect("fewer than 2^32 - 1 nodes"))
+    }
+
     fn index(self) -> usize {
-        self.0 as usize
+        self.0.get() as usize - 1
     }
 }
 
@@ -62,6 +84,9 @@ pub struct Holdings {
 
 /// One holder's record, flat: 32 bytes where a `NodeId` next to a `Meta` takes 40 (the mode's
 /// padding is shared with the id), so that the tree's entries stay small.
+///
+/// Tried and left: packing the times into 32-bit offsets would save 8 more bytes per record but
+/// needs an escape for records that do not fit, and every reader would pay for decoding.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Holder {
     node: NodeId,
@@ -85,15 +110,51 @@ impl Holder {
     }
 }
 
-/// Holders of one path, best first. Almost always exactly one, which stays inline.
-type Holders = SmallVec<[Holder; 1]>;
+/// Holders of one path, best first. Almost always exactly one, which stays inline; a conflict
+/// (several holders) takes one allocation. 32 bytes: the record's `NodeId` is never zero, which
+/// is the tag of the second case (a `SmallVec` took 40).
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum Holders {
+    One(Holder),
+    /// Two or more.
+    Many(Box<[Holder]>),
+}
 
-// An entry of the map: the path and its holders. Checked here so that it does not grow unnoticed.
-const _: () = assert!(std::mem::size_of::<(DfsPath, Holders)>() == 64);
+impl Holders {
+    fn from_slice(holders: &[Holder]) -> Holders {
+        match holders {
+            [one] => Holders::One(*one),
+            _ => Holders::Many(holders.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Holder] {
+        match self {
+            Holders::One(h) => std::slice::from_ref(h),
+            Holders::Many(hs) => hs,
+        }
+    }
+
+    fn winner(&self) -> Holder {
+        self.as_slice()[0]
+    }
+
+    fn of(&self, node: NodeId) -> Option<&Holder> {
+        self.as_slice().iter().find(|h| h.node == node)
+    }
+}
+
+// An entry of the map: the path (its shared directory and its name) and its holders. Checked
+// here so that they do not grow unnoticed.
+const _: () = assert!(std::mem::size_of::<Holders>() == 32);
+const _: () = assert!(std::mem::size_of::<Key>() == 32);
+const _: () = assert!(std::mem::size_of::<(Key, Holders)>() == 64);
 
 /// What lies below one directory.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct DirSummary {
+    /// The directory's path, shared by the keys of the entries directly in it.
+    path: Arc<DfsPath>,
     /// Entries (files and announced directories) strictly below.
     below: u32,
     /// For files strictly below: how many each node wins. Sorted by id, counts > 0.
@@ -159,27 +220,44 @@ impl DirDelta {
 }
 
 /// Directory-summary changes of consecutive paths with the same parent, applied in one go: a
-/// large sorted update then walks each directory's ancestors once, not once per file.
+/// large sorted update then walks each directory's ancestors once, not once per file. It also
+/// hands out the parent's shared path for new keys, looked up once per directory.
 #[derive(Default)]
 struct DirBatch {
-    /// The parent directory of the paths noted so far ("" for the root).
+    /// The parent directory of the paths entered so far ("" for the root).
     dir: String,
+    /// Its shared path, once asked for.
+    shared: Option<Arc<DfsPath>>,
     delta: DirDelta,
 }
 
 impl DirBatch {
-    fn note(&mut self, tree: &mut Tree, path: &DfsPath, old: Option<Holder>, new: Option<Holder>) {
-        let parent = path.parent_str().unwrap_or("");
+    /// Moves to `path`'s parent, flushing the previous directory's changes when it differs.
+    fn enter(&mut self, tree: &mut Tree, path: &DfsPath) {
+        self.enter_dir(tree, path.parent_str().unwrap_or(""));
+    }
+
+    /// Moves to directory `parent` ("" for the root).
+    fn enter_dir(&mut self, tree: &mut Tree, parent: &str) {
         if parent != self.dir {
             self.flush(tree);
             self.dir.push_str(parent);
         }
+    }
+
+    /// The shared path of the current directory, for a new key in it.
+    fn shared(&mut self, tree: &Tree, path: &DfsPath) -> Arc<DfsPath> {
+        self.shared.get_or_insert_with(|| tree.dir_of(path)).clone()
+    }
+
+    fn note(&mut self, old: Option<Holder>, new: Option<Holder>) {
         self.delta.add(old, new);
     }
 
     fn flush(&mut self, tree: &mut Tree) {
-        tree.apply_dir_delta(&self.dir, &self.delta);
+        tree.apply_dir_delta(&self.dir, self.shared.as_ref(), &self.delta);
         self.dir.clear();
+        self.shared = None;
         self.delta = DirDelta::default();
     }
 }
@@ -240,12 +318,27 @@ pub enum Change {
 /// The merged tree. Cloning is O(1); clones are independent afterwards.
 #[derive(Clone, Default)]
 pub struct Tree {
-    entries: OrdMap<DfsPath, Holders>,
+    entries: OrdMap<Key, Holders>,
     dirs: OrdMap<DfsPath, DirSummary>,
     /// Node names by id. Shared with snapshots; ids are never reused.
     names: Arc<Vec<SmolStr>>,
     /// How many paths each node holds, by id.
     counts: Vec<usize>,
+    /// The root, the shared parent of top-level entries.
+    root: Arc<DfsPath>,
+}
+
+/// Ranks two holders: the greater `(info_updated, node name)` wins.
+fn rank(names: &[SmolStr], a: &Holder, b: &Holder) -> Ordering {
+    a.info_updated.cmp(&b.info_updated).then_with(|| names[a.node.index()].cmp(&names[b.node.index()]))
+}
+
+/// `holders` with `new` in its place (replacing `new.node`'s record, if any) by rank.
+fn with_holder(names: &[SmolStr], holders: &[Holder], new: Holder) -> SmallVec<[Holder; 4]> {
+    let mut out: SmallVec<[Holder; 4]> = holders.iter().copied().filter(|h| h.node != new.node).collect();
+    let at = out.iter().position(|h| rank(names, &new, h) == Ordering::Greater).unwrap_or(out.len());
+    out.insert(at, new);
+    out
 }
 
 impl Tree {
@@ -261,13 +354,13 @@ impl Tree {
         let names = Arc::make_mut(&mut self.names);
         names.push(SmolStr::new(name));
         self.counts.push(0);
-        NodeId((names.len() - 1) as u32)
+        NodeId::from_index(names.len() - 1)
     }
 
     /// The id of a known node name.
     pub fn id_of(&self, name: &str) -> Option<NodeId> {
         // Node counts are in the hundreds at most; a scan beats keeping a second index.
-        self.names.iter().position(|n| n == name).map(|i| NodeId(i as u32))
+        self.names.iter().position(|n| n == name).map(NodeId::from_index)
     }
 
     pub fn name(&self, id: NodeId) -> &SmolStr {
@@ -291,19 +384,39 @@ impl Tree {
 
     /// Ranks two holders: the greater `(info_updated, node name)` wins.
     fn rank(&self, a: &Holder, b: &Holder) -> Ordering {
-        a.info_updated.cmp(&b.info_updated).then_with(|| self.name(a.node).cmp(self.name(b.node)))
+        rank(&self.names, a, b)
+    }
+
+    /// The holders of `path`.
+    fn holders(&self, path: &str) -> Option<&Holders> {
+        self.entries.get(&Probe::new(path) as &dyn Parts)
+    }
+
+    /// The shared path of `path`'s parent, for a new key: the one the entries beside it use, if
+    /// any.
+    fn dir_of(&self, path: &DfsPath) -> Arc<DfsPath> {
+        match path.parent_str() {
+            None | Some("") => self.root.clone(),
+            Some(dir) => match self.dirs.get(dir) {
+                Some(summary) => summary.path.clone(),
+                None => Arc::new(path.parent().expect("not the root")),
+            },
+        }
     }
 
     /// What `node` holds at `path`, if it holds it.
     pub fn held(&self, node: NodeId, path: &DfsPath) -> Option<Meta> {
-        self.entries.get(path.as_str())?.iter().find(|h| h.node == node).map(Holder::meta)
+        self.holders(path.as_str())?.of(node).map(Holder::meta)
     }
 
     /// Records that `node` holds `path` with `meta`. Returns whether its view changed.
     pub fn upsert(&mut self, node: NodeId, path: DfsPath, meta: Meta) -> bool {
-        match self.set_holder(node, &path, meta) {
+        let mut dirs = DirBatch::default();
+        dirs.enter(self, &path);
+        match self.set_holder(node, &path, meta, &mut dirs) {
             Some((old_winner, new_winner)) => {
-                self.winner_changed(&path, old_winner, Some(new_winner));
+                dirs.note(old_winner, Some(new_winner));
+                dirs.flush(self);
                 true
             }
             None => false,
@@ -311,57 +424,74 @@ impl Tree {
     }
 
     /// [`Tree::upsert`] without the directory summaries: returns the old and new winners when
-    /// `node`'s view changed, for the caller to pass on to the summaries.
-    fn set_holder(&mut self, node: NodeId, path: &DfsPath, meta: Meta) -> Option<(Option<Holder>, Holder)> {
+    /// `node`'s view changed, for the caller to pass on to the summaries. `dirs` has entered
+    /// `path`'s parent.
+    fn set_holder(
+        &mut self,
+        node: NodeId,
+        path: &DfsPath,
+        meta: Meta,
+        dirs: &mut DirBatch,
+    ) -> Option<(Option<Holder>, Holder)> {
         debug_assert!(!path.is_root());
         let new = Holder::new(node, meta);
-        let Some(current) = self.entries.get(path.as_str()) else {
-            self.entries.insert(path.clone(), SmallVec::from_buf([new]));
+        let Some(current) = self.entries.get(&Probe::new(path.as_str()) as &dyn Parts) else {
+            let key = Key::new(dirs.shared(self, path), path.name());
+            self.entries.insert(key, Holders::One(new));
             self.counts[node.index()] += 1;
             return Some((None, new));
         };
+        let current = current.as_slice();
         if current.contains(&new) {
             return None;
         }
-        let mut holders = current.clone();
-        let old_winner = holders[0];
-        match holders.iter().position(|h| h.node == node) {
-            Some(i) => {
-                holders.remove(i);
-            }
-            None => self.counts[node.index()] += 1,
+        let old_winner = current[0];
+        if current.iter().all(|h| h.node != node) {
+            self.counts[node.index()] += 1;
         }
-        let at = holders.iter().position(|h| self.rank(&new, h) == Ordering::Greater).unwrap_or(holders.len());
-        holders.insert(at, new);
+        let holders = with_holder(&self.names, current, new);
         let new_winner = holders[0];
-        self.entries.insert(path.clone(), holders);
+        // Looked up again to change it only now: `get_mut` copies the nodes on its way that a
+        // snapshot shares, which an unchanged record (most of a repeated full update) must not.
+        *self.entries.get_mut(&Probe::new(path.as_str()) as &dyn Parts).expect("found above") =
+            Holders::from_slice(&holders);
         Some((Some(old_winner), new_winner))
     }
 
     /// [`Tree::set_holder`] for a `node` known not to hold `path`: inserts first, so that a
     /// path nobody holds yet (most of a new peer's first full update) takes one walk of the map
     /// instead of a lookup and an insert.
-    fn add_holder(&mut self, node: NodeId, path: &DfsPath, meta: Meta) -> (Option<Holder>, Holder) {
+    fn add_holder(
+        &mut self,
+        node: NodeId,
+        path: &DfsPath,
+        meta: Meta,
+        dirs: &mut DirBatch,
+    ) -> (Option<Holder>, Holder) {
         debug_assert!(!path.is_root());
         let new = Holder::new(node, meta);
         self.counts[node.index()] += 1;
-        let Some(mut holders) = self.entries.insert(path.clone(), SmallVec::from_buf([new])) else {
+        let key = Key::new(dirs.shared(self, path), path.name());
+        let Some(holders) = self.entries.insert(key.clone(), Holders::One(new)) else {
             return (None, new);
         };
+        let holders = holders.as_slice();
         debug_assert!(holders.iter().all(|h| h.node != node), "{path:?} is already held by {node:?}");
         let old_winner = holders[0];
-        let at = holders.iter().position(|h| self.rank(&new, h) == Ordering::Greater).unwrap_or(holders.len());
-        holders.insert(at, new);
+        let holders = with_holder(&self.names, holders, new);
         let new_winner = holders[0];
-        self.entries.insert(path.clone(), holders);
+        self.entries.insert(key, Holders::from_slice(&holders));
         (Some(old_winner), new_winner)
     }
 
     /// Records that `node` no longer holds `path`. Returns whether its view changed.
     pub fn remove(&mut self, node: NodeId, path: &DfsPath) -> bool {
-        match self.unset_holder(node, path) {
+        match self.unset_holder(node, &Probe::new(path.as_str()) as &dyn Parts) {
             Some((old_winner, new_winner)) => {
-                self.winner_changed(path, Some(old_winner), new_winner);
+                let mut dirs = DirBatch::default();
+                dirs.enter(self, path);
+                dirs.note(Some(old_winner), new_winner);
+                dirs.flush(self);
                 true
             }
             None => false,
@@ -370,20 +500,23 @@ impl Tree {
 
     /// [`Tree::remove`] without the directory summaries: returns the old and new winners when
     /// `node`'s view changed.
-    fn unset_holder(&mut self, node: NodeId, path: &DfsPath) -> Option<(Holder, Option<Holder>)> {
-        let current = self.entries.get(path.as_str())?;
-        let i = current.iter().position(|h| h.node == node)?;
+    /// `at` is a [`Probe`] or a key of the map (compared faster with its siblings).
+    fn unset_holder<Q>(&mut self, node: NodeId, at: &Q) -> Option<(Holder, Option<Holder>)>
+    where
+        Q: Ord + ?Sized,
+        Key: std::borrow::Borrow<Q>,
+    {
+        let current = self.entries.get(at)?.as_slice();
+        current.iter().find(|h| h.node == node)?;
         let old_winner = current[0];
+        let rest: SmallVec<[Holder; 4]> = current.iter().copied().filter(|h| h.node != node).collect();
         self.counts[node.index()] -= 1;
-        let new_winner = if current.len() == 1 {
-            self.entries.remove(path.as_str());
+        let new_winner = if rest.is_empty() {
+            self.entries.remove(at);
             None
         } else {
-            let mut holders = current.clone();
-            holders.remove(i);
-            let w = holders[0];
-            self.entries.insert(path.clone(), holders);
-            Some(w)
+            *self.entries.get_mut(at).expect("found above") = Holders::from_slice(&rest);
+            Some(rest[0])
         };
         Some((old_winner, new_winner))
     }
@@ -420,22 +553,29 @@ impl Tree {
         // Paths are independent, so the order of the upserts does not change the result, only
         // the map's layout. In path order, every B-tree leaf would be split when full and then
         // only appended to, leaving leaves half full; even positions first and odd ones second
-        // lets the second pass fill them up (1M paths: 142 heap bytes per path instead of 221,
-        // see benches/heap.rs). The changes are still reported in path order.
+        // lets the second pass fill them up (measured with whole-path keys, 1M paths: 142 heap
+        // bytes per path instead of 221, see benches/heap.rs). The changes are still reported in
+        // path order.
         let mut changed = vec![false; items.len()];
         let mut dirs = DirBatch::default();
         // A node that holds nothing yet (a new peer, a restart) changes every path it lists.
         let holds_none = self.count_of(node) == 0;
+        let (differs, stale) =
+            if holds_none { (vec![true; items.len()], Vec::new()) } else { self.diff_view(node, &items) };
         for first in [0, 1] {
             for (i, (path, meta)) in items.iter().enumerate().skip(first).step_by(2) {
+                if !differs[i] {
+                    continue;
+                }
+                dirs.enter(self, path);
                 let winners = if holds_none {
-                    Some(self.add_holder(node, path, *meta))
+                    Some(self.add_holder(node, path, *meta, &mut dirs))
                 } else {
-                    self.set_holder(node, path, *meta)
+                    self.set_holder(node, path, *meta, &mut dirs)
                 };
                 if let Some((old_winner, new_winner)) = winners {
                     changed[i] = true;
-                    dirs.note(self, path, old_winner, Some(new_winner));
+                    dirs.note(old_winner, Some(new_winner));
                 }
             }
         }
@@ -450,19 +590,15 @@ impl Tree {
                     .map(|((path, meta), _)| Change::Upsert(path.clone(), *meta)),
             );
         }
-        if self.count_of(node) > items.len() {
-            let stale: Vec<DfsPath> = self
-                .view(node)
-                .filter(|(p, _)| items.binary_search_by(|(q, _)| q.cmp(p)).is_err())
-                .map(|(p, _)| p.clone())
-                .collect();
-            for path in stale {
-                if let Some((old_winner, new_winner)) = self.unset_holder(node, &path) {
-                    dirs.note(self, &path, Some(old_winner), new_winner);
+        if !stale.is_empty() {
+            for key in stale {
+                if let Some((old_winner, new_winner)) = self.unset_holder(node, &key) {
+                    dirs.enter_dir(self, key.dir());
+                    dirs.note(Some(old_winner), new_winner);
                 }
                 count += 1;
                 if let Some(changes) = report.as_deref_mut() {
-                    changes.push(Change::Remove(path));
+                    changes.push(Change::Remove(key.to_path()));
                 }
             }
             dirs.flush(self);
@@ -470,16 +606,83 @@ impl Tree {
         count
     }
 
+    /// Which of `items` (sorted, no duplicates) differ from what `node` holds, and which paths
+    /// `node` holds that `items` does not list, in path order. One walk over the entries from
+    /// the first item to the last, beside the items, instead of a search of the map per item:
+    /// a full update that changes nothing (the periodic one) then costs a sequential pass. What
+    /// `node` holds outside that stretch is found by a walk of the whole map, only when its
+    /// count says there is some.
+    fn diff_view(&self, node: NodeId, items: &[(DfsPath, Meta)]) -> (Vec<bool>, Vec<Key>) {
+        let mut differs = vec![true; items.len()];
+        let mut stale = Vec::new();
+        let mut seen = 0;
+        if let (Some((first, _)), Some((last, _))) = (items.first(), items.last()) {
+            let start = Probe::new(first.as_str());
+            let mut entries = self
+                .entries
+                .range::<_, dyn Parts>((Bound::Included(&start as &dyn Parts), Bound::Unbounded))
+                .peekable();
+            for (i, (path, meta)) in items.iter().enumerate() {
+                let probe = Probe::new(path.as_str());
+                while let Some((key, holders)) = entries.peek() {
+                    let order = (*key as &dyn Parts).cmp(&probe as &dyn Parts);
+                    if order == Ordering::Greater {
+                        break;
+                    }
+                    if let Some(h) = holders.of(node) {
+                        seen += 1;
+                        match order {
+                            Ordering::Equal => differs[i] = h.meta() != *meta,
+                            _ => stale.push((*key).clone()),
+                        }
+                    }
+                    entries.next();
+                    if order == Ordering::Equal {
+                        break;
+                    }
+                }
+            }
+            if seen < self.count_of(node) {
+                let (lo, hi) = (Probe::new(first.as_str()), Probe::new(last.as_str()));
+                let outside = |k: &Key| {
+                    let k = k as &dyn Parts;
+                    k < &lo as &dyn Parts || k > &hi as &dyn Parts
+                };
+                let mut before: Vec<Key> = Vec::new();
+                for (key, holders) in &self.entries {
+                    if holders.of(node).is_some() && outside(key) {
+                        before.push(key.clone());
+                    }
+                }
+                // In path order: those before the first item, the walk's, those after the last.
+                let split = before.partition_point(|k| (k as &dyn Parts) < (&lo as &dyn Parts));
+                let after = before.split_off(split);
+                before.append(&mut stale);
+                before.extend(after);
+                stale = before;
+            }
+        } else {
+            stale = self.keys_of(node);
+        }
+        (differs, stale)
+    }
+
+    /// The keys of everything `node` holds, in path order. O(size of the tree).
+    fn keys_of(&self, node: NodeId) -> Vec<Key> {
+        self.entries.iter().filter(|(_, hs)| hs.of(node).is_some()).map(|(k, _)| k.clone()).collect()
+    }
+
     /// Drops everything `node` holds; paths others hold too switch to their next holder.
     pub fn drop_node(&mut self, node: NodeId) -> usize {
         if self.count_of(node) == 0 {
             return 0;
         }
-        let held: Vec<DfsPath> = self.view(node).map(|(p, _)| p.clone()).collect();
+        let held = self.keys_of(node);
         let mut dirs = DirBatch::default();
-        for path in &held {
-            if let Some((old_winner, new_winner)) = self.unset_holder(node, path) {
-                dirs.note(self, path, Some(old_winner), new_winner);
+        for key in &held {
+            if let Some((old_winner, new_winner)) = self.unset_holder(node, key) {
+                dirs.enter_dir(self, key.dir());
+                dirs.note(Some(old_winner), new_winner);
             }
         }
         dirs.flush(self);
@@ -491,7 +694,7 @@ impl Tree {
     pub fn holdings(&self) -> BTreeMap<SmolStr, Holdings> {
         let mut by_id = vec![Holdings::default(); self.names.len()];
         for holders in self.entries.values() {
-            for h in holders.iter() {
+            for h in holders.as_slice() {
                 let held = &mut by_id[h.node.index()];
                 held.paths += 1;
                 if !h.mode.is_dir() {
@@ -504,19 +707,24 @@ impl Tree {
     }
 
     /// Everything `node` holds, in path order. O(size of the tree).
-    pub fn view(&self, node: NodeId) -> impl Iterator<Item = (&DfsPath, Meta)> + '_ {
-        self.entries.iter().filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta())))
+    pub fn view(&self, node: NodeId) -> impl Iterator<Item = (DfsPath, Meta)> + '_ {
+        self.entries.iter().filter_map(move |(k, hs)| hs.of(node).map(|h| (k.to_path(), h.meta())))
     }
 
     /// What `node` holds at `dir` and below it, in path order. O(size of that subtree).
-    pub fn view_below<'a>(&'a self, node: NodeId, dir: &'a DfsPath) -> impl Iterator<Item = (&'a DfsPath, Meta)> + 'a {
+    pub fn view_below<'a>(&'a self, node: NodeId, dir: &'a DfsPath) -> impl Iterator<Item = (DfsPath, Meta)> + 'a {
         let prefix = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };
-        let at = self.entries.get(dir.as_str()).filter(|_| !dir.is_root()).map(|hs| (dir, hs));
+        let at = self
+            .holders(dir.as_str())
+            .filter(|_| !dir.is_root())
+            .and_then(|hs| hs.of(node))
+            .map(|h| (dir.clone(), h.meta()));
         let below = self
             .entries
-            .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .take_while(move |(k, _)| k.as_str().starts_with(prefix.as_str()));
-        at.into_iter().chain(below).filter_map(move |(p, hs)| hs.iter().find(|h| h.node == node).map(|h| (p, h.meta())))
+            .range::<_, dyn Parts>((Bound::Included(&Probe::new(&prefix) as &dyn Parts), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix.as_str()))
+            .filter_map(move |(k, hs)| hs.of(node).map(|h| (k.to_path(), h.meta())));
+        at.into_iter().chain(below)
     }
 
     /// Replaces what `node` holds at `dir` and below with `items` (a rescan of one subtree):
@@ -530,7 +738,7 @@ impl Tree {
         let stale: Vec<DfsPath> = self
             .view_below(node, dir)
             .filter(|(p, _)| items.binary_search_by(|(q, _)| q.cmp(p)).is_err())
-            .map(|(p, _)| p.clone())
+            .map(|(p, _)| p)
             .collect();
         let mut changes = Vec::new();
         for path in stale {
@@ -545,26 +753,24 @@ impl Tree {
         changes
     }
 
-    /// Keeps the directory summaries in step with a change of a path's winner.
-    fn winner_changed(&mut self, path: &DfsPath, old: Option<Holder>, new: Option<Holder>) {
-        let mut delta = DirDelta::default();
-        delta.add(old, new);
-        self.apply_dir_delta(path.parent_str().unwrap_or(""), &delta);
-    }
-
     /// Applies `delta` to the summaries of `dir` (a path's parent; "" for the root) and of
-    /// every directory above it.
-    fn apply_dir_delta(&mut self, dir: &str, delta: &DirDelta) {
+    /// every directory above it. A summary made for `dir` keeps `shared` (its entries' shared
+    /// path), when given.
+    fn apply_dir_delta(&mut self, dir: &str, shared: Option<&Arc<DfsPath>>, delta: &DirDelta) {
         if dir.is_empty() || delta.is_empty() {
             return;
         }
         let chain = std::iter::once(dir).chain(dir.match_indices('/').rev().map(|(i, _)| &dir[..i]));
-        for dir in chain {
+        for (level, dir) in chain.enumerate() {
             let summary = match self.dirs.get_mut(dir) {
                 Some(s) => s,
                 None => {
-                    let p = DfsPath::parse(dir).expect("an ancestor of a valid path is valid");
-                    self.dirs.entry(p).or_default()
+                    let path = match shared.filter(|_| level == 0) {
+                        Some(p) => p.clone(),
+                        None => Arc::new(DfsPath::parse(dir).expect("an ancestor of a valid path is valid")),
+                    };
+                    let summary = DirSummary { path, below: 0, file_owners: SmallVec::new() };
+                    self.dirs.entry(DfsPath::clone(&summary.path)).or_insert(summary)
                 }
             };
             summary.below = (summary.below as i64 + delta.below) as u32;
@@ -585,7 +791,7 @@ impl Tree {
         if path.is_root() {
             return Some(Entry { path: DfsPath::root(), kind: Kind::Dir, owner: Owner::Multiple, meta: None });
         }
-        let winner = self.entries.get(path.as_str()).map(|hs| hs[0]);
+        let winner = self.holders(path.as_str()).map(Holders::winner);
         if let Some(summary) = self.dirs.get(path.as_str()) {
             let owner = match summary.file_owners.as_slice() {
                 [(only, _)] => Owner::Node(self.name(*only).clone()),
@@ -610,7 +816,7 @@ impl Tree {
     pub fn is_dir(&self, path: &DfsPath) -> bool {
         path.is_root()
             || self.dirs.contains_key(path.as_str())
-            || self.entries.get(path.as_str()).is_some_and(|hs| hs[0].is_dir())
+            || self.holders(path.as_str()).is_some_and(|hs| hs.winner().is_dir())
     }
 
     /// The children of a directory: directories first, then files, each bytewise by name.
@@ -620,23 +826,26 @@ impl Tree {
             return None;
         }
         let prefix = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };
-        let mut names: Vec<&str> = Vec::new();
+        let mut names: Vec<SmolStr> = Vec::new();
         let mut cursor = prefix.clone();
         // Visit each child once: after a child directory, skip its whole subtree by jumping to
         // the first key past `name/` (`0` is the byte after `/`).
-        while let Some((key, _)) =
-            self.entries.range::<_, str>((Bound::Included(cursor.as_str()), Bound::Unbounded)).next()
+        while let Some((key, _)) = self
+            .entries
+            .range::<_, dyn Parts>((Bound::Included(&Probe::new(&cursor) as &dyn Parts), Bound::Unbounded))
+            .next()
         {
+            let key = key.to_path();
             let Some(rest) = key.as_str().strip_prefix(prefix.as_str()) else { break };
             match rest.find('/') {
                 Some(i) => {
-                    names.push(&rest[..i]);
+                    names.push(SmolStr::new(&rest[..i]));
                     cursor.truncate(prefix.len());
                     cursor.push_str(&rest[..i]);
                     cursor.push('0');
                 }
                 None => {
-                    names.push(rest);
+                    names.push(SmolStr::new(rest));
                     cursor.clear();
                     cursor.push_str(key.as_str());
                     cursor.push('\0');
@@ -646,23 +855,24 @@ impl Tree {
         names.sort_unstable();
         names.dedup();
         let mut out: Vec<Entry> =
-            names.into_iter().filter_map(|n| dir.join(n).ok()).filter_map(|p| self.lookup(&p)).collect();
+            names.into_iter().filter_map(|n| dir.join(&n).ok()).filter_map(|p| self.lookup(&p)).collect();
         out.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.path.name().cmp(b.path.name())));
         Some(out)
     }
 
     /// Every path (files and directories) that starts with `prefix`, bytewise sorted.
-    pub fn find<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a DfsPath> + 'a {
+    pub fn find<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = DfsPath> + 'a {
         let files = self
             .entries
-            .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
-            .map(|(k, _)| k)
-            .take_while(move |k| k.as_str().starts_with(prefix));
+            .range::<_, dyn Parts>((Bound::Included(&Probe::new(prefix) as &dyn Parts), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.to_path());
         let dirs = self
             .dirs
             .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
             .map(|(k, _)| k)
-            .take_while(move |k| k.as_str().starts_with(prefix));
+            .take_while(move |k| k.as_str().starts_with(prefix))
+            .cloned();
         MergeSorted { a: files.peekable(), b: dirs.peekable() }
     }
 
@@ -670,17 +880,30 @@ impl Tree {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut fresh = Tree { names: self.names.clone(), counts: vec![0; self.names.len()], ..Tree::default() };
-        for (path, holders) in &self.entries {
-            if holders.is_empty() {
-                return Err(format!("{path:?} has no holders"));
+        let mut last: Option<DfsPath> = None;
+        for (key, holders) in &self.entries {
+            let path = key.to_path();
+            if last.as_ref().is_some_and(|l| *l >= path) {
+                return Err(format!("{path:?} is not after {last:?}"));
             }
-            for pair in holders.windows(2) {
+            if let Holders::Many(hs) = holders {
+                if hs.len() < 2 {
+                    return Err(format!("{path:?}: {} holders kept as several", hs.len()));
+                }
+            }
+            for pair in holders.as_slice().windows(2) {
                 if self.rank(&pair[0], &pair[1]) != Ordering::Greater {
                     return Err(format!("{path:?}: holders out of order"));
                 }
             }
-            for h in holders {
+            for h in holders.as_slice() {
                 fresh.upsert(h.node, path.clone(), h.meta());
+            }
+            last = Some(path);
+        }
+        for (path, summary) in &self.dirs {
+            if *summary.path != *path {
+                return Err(format!("the summary of {path:?} names {:?}", summary.path));
             }
         }
         if fresh.counts != self.counts {
@@ -699,14 +922,14 @@ struct MergeSorted<A: Iterator, B: Iterator> {
     b: std::iter::Peekable<B>,
 }
 
-impl<'a, A, B> Iterator for MergeSorted<A, B>
+impl<A, B> Iterator for MergeSorted<A, B>
 where
-    A: Iterator<Item = &'a DfsPath>,
-    B: Iterator<Item = &'a DfsPath>,
+    A: Iterator<Item = DfsPath>,
+    B: Iterator<Item = DfsPath>,
 {
-    type Item = &'a DfsPath;
+    type Item = DfsPath;
 
-    fn next(&mut self) -> Option<&'a DfsPath> {
+    fn next(&mut self) -> Option<DfsPath> {
         match (self.a.peek(), self.b.peek()) {
             (Some(x), Some(y)) => match x.cmp(y) {
                 Ordering::Less => self.a.next(),
@@ -827,9 +1050,9 @@ mod tests {
         for f in ["a.txt", "a/b", "a/c/d", "b"] {
             t.upsert(a, p(f), file(1));
         }
-        let all: Vec<_> = t.find("").map(|p| p.as_str()).collect();
+        let all: Vec<_> = t.find("").map(|p| p.as_str().to_string()).collect();
         assert_eq!(all, vec!["a", "a.txt", "a/b", "a/c", "a/c/d", "b"]);
-        let some: Vec<_> = t.find("a/").map(|p| p.as_str()).collect();
+        let some: Vec<_> = t.find("a/").map(|p| p.as_str().to_string()).collect();
         assert_eq!(some, vec!["a/b", "a/c", "a/c/d"]);
     }
 
@@ -868,6 +1091,39 @@ mod tests {
         t.check_invariants().unwrap();
     }
 
+    /// A full update from a node that holds paths already is compared with its view in one
+    /// walk: unchanged records change nothing; the paths it no longer lists are found before,
+    /// inside and after the stretch it lists, past other nodes' paths, and reported in order.
+    #[test]
+    fn repeated_and_shrunk_full_updates_against_the_view() {
+        let mut t = Tree::new();
+        let (a, b) = (t.intern("a"), t.intern("b"));
+        let view = |names: &[&str], t: i64| -> Vec<(DfsPath, Meta)> { names.iter().map(|n| (p(n), file(t))).collect() };
+        let all = ["a0", "d/x", "d/x.txt", "d/x/deep", "d/y", "m/1", "z9"];
+        t.replace_view(b, view(&["d/w", "d/x/deep", "d/xa", "n"], 1));
+        assert_eq!(t.replace_view(a, view(&all, 1)).len(), all.len());
+        assert_eq!(t.replace_view(a, view(&all, 1)), vec![], "the same view again changes nothing");
+        let changes = t.replace_view(a, vec![(p("d/x.txt"), file(1)), (p("d/y"), file(2))]);
+        assert_eq!(
+            changes,
+            vec![
+                Change::Upsert(p("d/y"), file(2)),
+                Change::Remove(p("a0")),
+                Change::Remove(p("d/x")),
+                Change::Remove(p("d/x/deep")),
+                Change::Remove(p("m/1")),
+                Change::Remove(p("z9")),
+            ]
+        );
+        assert_eq!(t.count_of(a), 2);
+        assert_eq!(t.lookup(&p("d/x/deep")).unwrap().owner, Owner::Node("b".into()), "b still holds it");
+        t.check_invariants().unwrap();
+        assert_eq!(t.replace_view(a, vec![]).len(), 2);
+        assert_eq!(t.count_of(a), 0);
+        assert_eq!(t.count_of(b), 4);
+        t.check_invariants().unwrap();
+    }
+
     /// The bulk paths (two-pass insertion, inserting before looking for a node that holds
     /// nothing yet, batched directory summaries) give what single upserts give.
     #[test]
@@ -893,7 +1149,7 @@ mod tests {
             }
             bulk.check_invariants().unwrap();
         }
-        let listing = |t: &Tree| -> Vec<Entry> { t.find("").filter_map(|p| t.lookup(p)).collect() };
+        let listing = |t: &Tree| -> Vec<Entry> { t.find("").filter_map(|p| t.lookup(&p)).collect() };
         assert_eq!(listing(&bulk), listing(&single));
         assert_eq!(bulk.lookup(&p("d0/s0/f000")).unwrap().owner, Owner::Node("b".into()));
         assert_eq!(bulk.lookup(&p("d1/s0/f070")).unwrap().owner, Owner::Node("c".into()));

@@ -758,7 +758,7 @@ enum BodyState {
 /// Iterator over the chunks of a full update body. Concatenated, they are one JSON document in
 /// the original's field order: `{"Files":[...],"UpdateTime":..,"Full":true,"SenderNodeName":..}`.
 pub struct FullUpdateBody<'a> {
-    files: Box<dyn Iterator<Item = (&'a DfsPath, Meta)> + 'a>,
+    files: Box<dyn Iterator<Item = (DfsPath, Meta)> + 'a>,
     header: UpdateHeader,
     chunk: usize,
     state: BodyState,
@@ -769,7 +769,7 @@ pub struct FullUpdateBody<'a> {
 impl<'a> FullUpdateBody<'a> {
     /// The body of a full update from `sender`, whose own files `files` yields in path order.
     pub fn new(
-        files: Box<dyn Iterator<Item = (&'a DfsPath, Meta)> + 'a>,
+        files: Box<dyn Iterator<Item = (DfsPath, Meta)> + 'a>,
         sender: &str,
         header: UpdateHeader,
         chunk: usize,
@@ -795,7 +795,7 @@ impl Iterator for FullUpdateBody<'_> {
                         if !first {
                             buf.push(b',');
                         }
-                        write_record(&mut buf, path, meta, &self.owner);
+                        write_record(&mut buf, &path, meta, &self.owner);
                         self.state = BodyState::Files { first: false };
                         if buf.len() >= self.chunk {
                             return Some(buf);

@@ -44,7 +44,7 @@ fn tree_with_nodes(order: &[usize]) -> (Tree, BTreeMap<usize, NodeId>) {
 
 fn tree_canon(tree: &Tree) -> Vec<CanonEntry> {
     tree.find("")
-        .map(|p| canon_entry(&tree.lookup(p).unwrap_or_else(|| panic!("find yields {p:?}, lookup misses it"))))
+        .map(|p| canon_entry(&tree.lookup(&p).unwrap_or_else(|| panic!("find yields {p:?}, lookup misses it"))))
         .collect()
 }
 
@@ -59,6 +59,7 @@ fn check_against_model(tree: &Tree, ids: &BTreeMap<usize, NodeId>, model: &Model
     // `is_dir` says what `lookup` says; a listing's own order is the default `ListingOrder`,
     // and every order keeps the same entries, directories first.
     for p in tree.find("") {
+        let p = &p;
         prop_assert_eq!(tree.is_dir(p), tree.lookup(p).unwrap().is_dir(), "{:?}", p);
         if let Some(list) = tree.list(p) {
             let mut sorted = list.clone();
@@ -106,8 +107,8 @@ fn check_against_model(tree: &Tree, ids: &BTreeMap<usize, NodeId>, model: &Model
     let mut prefixes: Vec<String> = vec!["".into(), "a".into(), "a/".into(), "a.".into(), "b".into(), "b-1/".into()];
     prefixes.extend(canon.iter().flat_map(|e| [e.0.clone(), format!("{}/", e.0)]));
     for prefix in &prefixes {
-        let found: Vec<&str> = tree.find(prefix).map(|p| p.as_str()).collect();
-        let want: Vec<&str> = canon.iter().map(|e| e.0.as_str()).filter(|s| s.starts_with(prefix.as_str())).collect();
+        let found: Vec<String> = tree.find(prefix).map(|p| p.as_str().to_string()).collect();
+        let want: Vec<String> = canon.iter().map(|e| e.0.clone()).filter(|s| s.starts_with(prefix.as_str())).collect();
         prop_assert_eq!(found, want, "find({:?})", prefix);
     }
     Ok(())
@@ -256,6 +257,7 @@ proptest! {
         }
         // Paths the victim did not hold are untouched.
         for p in before.find("") {
+            let p = &p;
             let held_by_victim = victim_view.contains_key(p.as_str());
             let was = before.lookup(p).and_then(|e| e.meta);
             if !held_by_victim {

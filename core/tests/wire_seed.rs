@@ -229,7 +229,7 @@ fn captured_update_applied_to_a_node_builds_the_original_tree() {
         "{actions:?}"
     );
     let snap = node.snapshot(t0());
-    let found: Vec<&str> = snap.find("").map(|p| p.as_str()).collect();
+    let found: Vec<String> = snap.find("").map(|p| p.as_str().to_string()).collect();
     assert_eq!(found.len(), 11);
     let kind = |s: &str| snap.lookup(&p(s)).map(|e| e.kind);
     assert_eq!(kind("emptydir"), Some(Kind::Dir));

@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     restarted.seq = Some(1);
     node.handle(now(), Event::UpdateReceived(restarted));
     let snap = node.snapshot(now());
-    let paths: Vec<DfsPath> = snap.find("").cloned().collect();
+    let paths: Vec<DfsPath> = snap.find("").collect();
     assert!(paths.windows(2).all(|w| w[0] < w[1]), "find is sorted and has no duplicates");
     for p in paths.iter().take(64) {
         let entry = snap.lookup(p).expect("every path find lists can be looked up");

@@ -59,7 +59,7 @@ pub fn actual(snapshot: &dftp_core::Snapshot) -> View {
     snapshot
         .find("")
         .map(|p| {
-            let owner = snapshot.lookup(p).map_or_else(|| "?".to_string(), |e| e.owner.as_str().to_string());
+            let owner = snapshot.lookup(&p).map_or_else(|| "?".to_string(), |e| e.owner.as_str().to_string());
             (p.as_str().to_string(), owner)
         })
         .collect()
@@ -69,6 +69,7 @@ pub fn actual(snapshot: &dftp_core::Snapshot) -> View {
 pub fn shows(snapshot: &dftp_core::Snapshot, view: &View) -> bool {
     let mut expected = view.iter();
     for p in snapshot.find("") {
+        let p = &p;
         let Some((path, owner)) = expected.next() else { return false };
         let shown = snapshot.lookup(p);
         if p.as_str() != path || shown.as_ref().map_or("?", |e| e.owner.as_str()) != owner {

@@ -138,8 +138,8 @@ pub fn canon_entry(e: &Entry) -> CanonEntry {
 pub fn snapshot_canon(s: &Snapshot) -> Vec<CanonEntry> {
     s.find("")
         .map(|path| {
-            let e = s.lookup(path).unwrap_or_else(|| panic!("find yields {path:?} but lookup misses it"));
-            assert_eq!(&e.path, path);
+            let e = s.lookup(&path).unwrap_or_else(|| panic!("find yields {path:?} but lookup misses it"));
+            assert_eq!(e.path, path);
             canon_entry(&e)
         })
         .collect()

@@ -52,6 +52,7 @@ fn format_paths(
 ) {
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     for path in snapshot.find(prefix) {
+        let path = &path;
         if only.is_some_and(|keep| !keep(path)) || !search.keeps(snapshot, path) {
             continue;
         }

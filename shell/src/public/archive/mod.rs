@@ -203,6 +203,7 @@ async fn write_archive<W: AsyncWrite + Unpin>(req: Request, top: &str, out: &mut
     let top_mtime = snapshot.lookup(&req.dir).and_then(|e| e.meta).map_or(0, |m| m.modified);
     out.write_all(&dir_header(&mut zip, &format!("{top}/"), top_mtime)).await.map_err(client_gone)?;
     for path in snapshot.find(&prefix) {
+        let path = &path;
         if req.only.as_ref().is_some_and(|keep| !keep(path)) {
             continue;
         }
