@@ -362,7 +362,6 @@ fn read_raw_request(r: &mut BufReader<std::net::TcpStream>) -> Option<(String, u
             chunked = true;
         }
     }
-    drop(read_line);
     let mut body = Vec::new();
     if chunked {
         loop {
