@@ -131,7 +131,7 @@ impl Driver {
         let (tx, rx) = mpsc::channel(1024);
         let (snap_tx, snap_rx) = watch::channel(node.snapshot(clock.now()));
         let wake = clock.now();
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_traffic(client.traffic().clone()));
         let driver = Driver {
             node,
             clock,

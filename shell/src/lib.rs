@@ -24,6 +24,7 @@ pub mod sendfile;
 pub mod server;
 pub mod settings;
 pub mod tls;
+pub mod traffic;
 pub mod upstream;
 pub mod watcher;
 
@@ -186,6 +187,7 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     let node = Node::new(cfg, clock.now());
     let timeouts = peers::Timeouts::for_intervals(cli.ping_interval, cli.peer_timeout);
     let client = PeerClient::with_tls(env.net.clone(), peer_tls).with_timeouts(timeouts).with_guard(guard.clone());
+    let multicast = multicast.map(|s| client.traffic().count_datagrams(s));
     let (driver, handle) = Driver::new(node, clock, client.clone(), multicast.clone(), env.blocking);
     let driver_task = tokio::spawn(driver.run(shutdown.clone()));
     let scanned = local.len();

@@ -25,6 +25,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::body::{Body, BoxError};
 use crate::server::Handler;
+use crate::traffic::Traffic;
 
 /// The `Content-Type` of `GET /metrics`.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -63,7 +64,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Direction::Sent => "sent",
             Direction::Received => "received",
@@ -145,6 +146,7 @@ pub struct Metrics {
     watcher_events: Counter,
     rescans: Family<ScopeLabel, Counter>,
     ftp_sessions: Gauge,
+    traffic: Traffic,
     /// One scrape at a time: each sets the snapshot's gauges, then reads them all.
     scrape: Mutex<()>,
 }
@@ -163,6 +165,13 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_traffic(Traffic::default())
+    }
+
+    /// The metrics of a node whose cluster traffic `traffic` counts (its [`PeerClient`]'s).
+    ///
+    /// [`PeerClient`]: crate::peers::PeerClient
+    pub fn with_traffic(traffic: Traffic) -> Metrics {
         let mut registry = Registry::with_prefix("dftp");
         let m = Metrics {
             requests: Family::default(),
@@ -180,6 +189,7 @@ impl Metrics {
             ftp_sessions: Gauge::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
+            traffic,
         };
         let r = &mut registry;
         r.register(
@@ -239,7 +249,13 @@ impl Metrics {
         );
         r.register("rescans", "Rescans of the local tree, by scope (paths, all)", m.rescans.clone());
         r.register("ftp_sessions_open", "FTP control connections open now", m.ftp_sessions.clone());
+        m.traffic.register(r);
         Metrics { registry, ..m }
+    }
+
+    /// The cluster traffic counters (read by the simulator).
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Counts an answered HTTP request.

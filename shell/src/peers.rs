@@ -23,6 +23,7 @@ use crate::body::{full_body, Body};
 use crate::cluster_secret::Guard;
 use crate::net::{BoxConn, Net};
 use crate::tls::PeerTls;
+use crate::traffic::{CountingClient, FullUpdate, Traffic};
 use crate::upstream::{Fetched, Pool, Upload};
 
 /// Largest cluster table we read from a peer.
@@ -130,7 +131,8 @@ impl Default for Timeouts {
 
 #[derive(Clone)]
 pub struct PeerClient {
-    client: Client<Connector, Body>,
+    /// Every management request goes through it, and is counted there (`traffic`).
+    client: CountingClient<Connector>,
     /// Files are fetched with our own client (see `upstream`).
     files: Arc<Pool>,
     timeouts: Timeouts,
@@ -177,7 +179,13 @@ impl PeerClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .build(Connector { net: net.clone(), tls: tls.clone() });
+        let client = CountingClient::new(client, Traffic::default());
         PeerClient { client, files: Pool::with_tls(net, tls), timeouts: Timeouts::default(), guard: None }
+    }
+
+    /// The counters of the management requests this client sent and their answers.
+    pub fn traffic(&self) -> &Traffic {
+        self.client.traffic()
     }
 
     pub fn with_timeouts(self, timeouts: Timeouts) -> PeerClient {
@@ -270,6 +278,7 @@ impl PeerClient {
         let req = Request::post(Self::url(to, "/update/")?)
             // Exactly this: the original refuses anything else, parameters included.
             .header(header::CONTENT_TYPE, "application/json");
+        let req = if full { req.extension(FullUpdate) } else { req };
         let (req, nonce) = self.stamp(req, "/update/", digest)?;
         let req = req.body(body).map_err(|e| e.to_string())?;
         let limit = if full { FULL_UPDATE_TIMEOUT } else { self.timeouts.incremental };

@@ -13,7 +13,9 @@ use clap::Parser;
 use dftp::blocking::Blocking;
 use dftp::config::Cli;
 use dftp::driver::Handle;
+use dftp::metrics::Direction;
 use dftp::settings::Settings;
+use dftp::traffic::{Kind, Tally, Traffic};
 use dftp::Env;
 use dftp_core::Snapshot;
 use rand::rngs::SmallRng;
@@ -89,6 +91,8 @@ pub struct Slot {
     pub running: bool,
     /// [`NodeOpts::group`].
     pub group: u8,
+    /// The cluster traffic counters of each of its runs (a restart starts new ones).
+    traffic: Arc<Mutex<Vec<Traffic>>>,
 }
 
 /// The paths a view lists that no running node holds, and what they were computed from: the
@@ -129,6 +133,15 @@ impl Slot {
             *cache = Some(Rc::new(Shown { view, hash }));
         }
         cache.clone()
+    }
+
+    /// Its cluster traffic of `kind` in `direction` so far, over all its runs.
+    pub fn traffic(&self, kind: Kind, direction: Direction) -> Tally {
+        let mut sum = Tally::default();
+        for t in self.traffic.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            sum += t.tally(kind, direction);
+        }
+        sum
     }
 
     fn forget_snapshots(&self) {
@@ -311,17 +324,20 @@ impl Cluster {
     pub fn add_named(&mut self, name: &str, opts: NodeOpts, fs: MemFs) -> usize {
         let args = Rc::new(RefCell::new(self.args_for(name, &opts)));
         let snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>> = Arc::default();
-        let (a, f, s) = (args.clone(), fs.clone(), snap.clone());
+        let traffic: Arc<Mutex<Vec<Traffic>>> = Arc::default();
+        let (a, f, s, t) = (args.clone(), fs.clone(), snap.clone(), traffic.clone());
         self.sim.host(name, move || {
             let args = a.borrow().clone();
             let fs = f.clone();
             let snap = s.clone();
+            let traffic = t.clone();
             async move {
                 let cli = Cli::try_parse_from(&args).map_err(|e| e.to_string())?;
                 let settings = Settings::from_cli(cli)?;
                 let start_unix_ms = turmoil::since_epoch().map_or(0, |d| d.as_millis() as u64);
                 let on_ready = Box::new(move |h: &Handle| {
                     *snap.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.snapshots());
+                    traffic.lock().unwrap_or_else(|e| e.into_inner()).push(h.metrics().traffic().clone());
                 });
                 let env = Env {
                     net: Arc::new(TurmoilNet),
@@ -347,6 +363,7 @@ impl Cluster {
             unheld: RefCell::new(None),
             running: true,
             group: opts.group,
+            traffic,
         });
         self.note(format!("start {name} {:?}", opts));
         self.nodes.len() - 1

@@ -14,6 +14,7 @@ pub mod memfs;
 pub mod net;
 pub mod oracle;
 pub mod runner;
+pub mod scale;
 pub mod scenarios;
 pub mod writes;
 

@@ -1,14 +1,17 @@
 //! `GET /metrics` on the management interface: Prometheus' text format, read by a strict parser
 //! here and by the Python client's parser (`prometheus_client`, when installed), whose counters
 //! move with what the test does: requests served locally and proxied, their bytes, a local change
-//! sent to the peers as an incremental update, a refused update, an FTP session and its `RETR`s.
+//! sent to the peers as an incremental update, a refused update, an FTP session and its `RETR`s;
+//! and the cluster traffic counters against the bytes a peer really got and sent.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use dftp_e2e::ftp::{read_all, Control};
-use dftp_e2e::{encode_path, http, wait_until, walk, write_file, Fixture, Node, WAIT};
+use dftp_e2e::{encode_path, http, wait_until, walk, write_file, Fixture, Node, NodeOpts, WAIT};
 
 /// Samples by series (`name{labels}` as written), from a strict reading of the text format:
 /// every sample belongs to a family declared by a `# TYPE` line before it, names and label sets
@@ -259,6 +262,8 @@ fn metrics_parse_and_move_with_what_the_node_does() {
             ("dftp_watcher_events", "counter"),
             ("dftp_rescans", "counter"),
             ("dftp_ftp_sessions_open", "gauge"),
+            ("dftp_cluster_messages", "counter"),
+            ("dftp_cluster_bytes", "counter"),
         ] {
             assert_eq!(families.get(name).map(String::as_str), Some(kind), "{name} in {families:?}");
         }
@@ -267,4 +272,177 @@ fn metrics_parse_and_move_with_what_the_node_does() {
     // Anything but GET and HEAD is refused with a reason.
     let post = http("POST", &alpha.mgmt_url("/metrics"), &[], Some(b"x"));
     assert_eq!(post.status, 405, "{}", post.text());
+}
+
+/// One request a [`RecordingPeer`] got: its path, whether it was a full update, and the bytes
+/// of the request and of the answer exactly as they went over the socket.
+#[derive(Clone, Debug)]
+struct Exchange {
+    path: String,
+    full: bool,
+    request: usize,
+    answer: usize,
+}
+
+/// A peer on a raw socket that answers greetings with its cluster table and takes updates,
+/// keeping each connection open as a real node does, and records every byte each way.
+struct RecordingPeer {
+    addr: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<Exchange>>>,
+}
+
+impl RecordingPeer {
+    fn start() -> RecordingPeer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let log = shared.clone();
+                std::thread::spawn(move || {
+                    let mut out = conn.try_clone().unwrap();
+                    let mut reader = BufReader::new(conn);
+                    while let Some((path, raw, body)) = read_raw_request(&mut reader) {
+                        let answer_body = match path.as_str() {
+                            "/cluster/" => {
+                                let me = serde_json::json!({"Name": "recorder", "PublicAddr": addr.to_string(),
+                                    "MgmtAddr": addr.to_string(), "LastAlive": 0, "LastUpdatePushed": 0,
+                                    "LastUpdateReceived": 0, "LastFullUpdateReceived": 0});
+                                serde_json::json!({"Name": "dftp", "Me": me, "Peers": {}}).to_string()
+                            }
+                            _ => "ok".to_string(),
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\r\n{answer_body}",
+                            answer_body.len()
+                        );
+                        let full = String::from_utf8_lossy(&body).contains("\"Full\":true");
+                        log.lock().unwrap().push(Exchange { path, full, request: raw, answer: answer.len() });
+                        if out.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RecordingPeer { addr, log }
+    }
+
+    fn exchanges(&self) -> Vec<Exchange> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request: its path, how many bytes it took on the wire (head, body and chunk
+/// framing), and its body.
+fn read_raw_request(r: &mut BufReader<std::net::TcpStream>) -> Option<(String, usize, Vec<u8>)> {
+    let mut raw = 0;
+    let mut line = String::new();
+    let mut read_line = |line: &mut String, raw: &mut usize| -> Option<()> {
+        line.clear();
+        let n = r.read_line(line).ok()?;
+        *raw += n;
+        (n > 0).then_some(())
+    };
+    read_line(&mut line, &mut raw)?;
+    let path = line.split(' ').nth(1)?.to_string();
+    let (mut length, mut chunked) = (0usize, false);
+    loop {
+        read_line(&mut line, &mut raw)?;
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+        if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            raw += r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            raw += n + 2;
+            body.extend_from_slice(&chunk[..n]);
+            if n == 0 {
+                break;
+            }
+        }
+    } else {
+        body.resize(length, 0);
+        r.read_exact(&mut body).ok()?;
+        raw += length;
+    }
+    Some((path, raw, body))
+}
+
+/// `dftp_cluster_*` count, by kind and direction, exactly the requests a peer got and the
+/// answers it gave, byte for byte: a greeting, the full update that follows a join, and an
+/// incremental update for a local change.
+#[test]
+fn cluster_traffic_counts_what_a_peer_really_got_and_sent() {
+    let peer = RecordingPeer::start();
+    let root = tempfile::tempdir().unwrap();
+    write_file(root.path(), "d/first.txt", b"one\n");
+    // Greets once (at the join): the next ping is an hour away, so every counter settles.
+    let mut opts = NodeOpts::new("counted", root.path()).join(&peer.addr.to_string());
+    opts.ping_interval = "1h".into();
+    let node = Node::start(opts.arg("--peer-timeout=3h"));
+
+    let series = |metric: &str, kind: &str, direction: &str| {
+        format!("dftp_cluster_{metric}_total{{kind=\"{kind}\",direction=\"{direction}\"}}")
+    };
+    // What the node counted for `kind` equals what the peer saw, once the node has the answers.
+    let matches = |samples: &BTreeMap<String, f64>, kind: &str, exchanges: &[&Exchange]| {
+        let sent: usize = exchanges.iter().map(|e| e.request).sum();
+        let answered: usize = exchanges.iter().map(|e| e.answer).sum();
+        let n = exchanges.len() as f64;
+        value(samples, &series("messages", kind, "sent")) == n
+            && value(samples, &series("messages", kind, "received")) == n
+            && value(samples, &series("bytes", kind, "sent")) == sent as f64
+            && value(samples, &series("bytes", kind, "received")) == answered as f64
+    };
+    let settled = |kinds: &[(&str, &str, Option<bool>)]| {
+        wait_until("the node's counters to match what the peer got", WAIT, || {
+            let log = peer.exchanges();
+            let (text, samples) = scrape(&node);
+            let all = kinds.iter().all(|(kind, path, full)| {
+                let of_kind: Vec<&Exchange> =
+                    log.iter().filter(|e| e.path == *path && full.is_none_or(|f| e.full == f)).collect();
+                !of_kind.is_empty() && matches(&samples, kind, &of_kind)
+            });
+            all.then_some((text, samples, log))
+        })
+    };
+    let (text, samples, log) = settled(&[("cluster", "/cluster/", None)]);
+    assert_eq!(log.iter().filter(|e| e.path == "/cluster/").count(), 1, "{log:?}");
+    assert_eq!(value(&samples, &series("messages", "update_full", "sent")), 0.0, "{text}");
+
+    // The peer greets the node asking for a full update, as a joining original does.
+    let addr = peer.addr.to_string();
+    let fields = [("name", "recorder"), ("public-addr", &addr), ("mgmt-addr", &addr), ("request-full-update", "true")];
+    assert_eq!(dftp_e2e::post_form(&node.mgmt_url("/cluster/"), &fields).status, 200);
+    let (text, samples, log) = settled(&[("cluster", "/cluster/", None), ("update_full", "/update/", Some(true))]);
+    assert!(log.iter().any(|e| e.full && e.request > 200), "the full update names a file: {log:?}");
+    for kind in ["update_incremental", "join", "digest", "swim", "other", "announce"] {
+        assert_eq!(value(&samples, &series("messages", kind, "sent")), 0.0, "{kind}: {text}");
+    }
+
+    // A local change goes out as an incremental update, counted as one.
+    write_file(root.path(), "d/second.txt", b"two\n");
+    let (text, samples, log) = settled(&[
+        ("cluster", "/cluster/", None),
+        ("update_full", "/update/", Some(true)),
+        ("update_incremental", "/update/", Some(false)),
+    ]);
+    assert!(log.iter().any(|e| e.path == "/update/" && !e.full), "{log:?}");
+    assert_eq!(value(&samples, &series("messages", "other", "sent")), 0.0, "{text}");
 }
