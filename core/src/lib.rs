@@ -50,6 +50,7 @@
 //! greeting does not move a live peer to new addresses.
 
 pub mod access;
+pub mod anti_entropy;
 pub mod cluster_auth;
 pub mod dav;
 pub mod ftp_path;
