@@ -231,7 +231,8 @@ fn steady_state_traffic_per_node_per_hour() {
             let cfgs = (0..n).map(|i| with_mode(config(&format!("n{i}"), i as u8 + 1, 1), mode));
             let mut net = Net::new(cfgs);
             for i in 0..n {
-                let files = (0..FILES).map(|k| (p(&format!("n{i}/d{}/f{k}.txt", k % 10)), Some(file_meta(1)))).collect();
+                let files =
+                    (0..FILES).map(|k| (p(&format!("n{i}/d{}/f{k}.txt", k % 10)), Some(file_meta(1)))).collect();
                 net.change(i, files);
             }
             for i in 1..n {

@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
 use dftp_core::anti_entropy::{DigestMsg, MAX_DIGEST_BODY};
+use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
 use dftp_core::pace::Pace;
 use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, UpdateSenders, WireError};
 use http::{header, Method, Request, Response, StatusCode};
@@ -132,7 +132,10 @@ async fn route(
         "/update/" | "/update" => update(handle, limits, req, check).await,
         "/digest/" | "/digest" => digest(handle, req, check).await,
         "/metrics" => metrics_page(&handle, &req),
-        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/, /update/, /digest/ and /metrics"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: the management API has /join/, /cluster/, /update/, /digest/ and /metrics",
+        ),
     }
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use dftp_core::cluster_auth::{BodyDigest, HEADER};
 use dftp_core::anti_entropy::{DigestAnswer, DigestMsg, MAX_DIGEST_ANSWER};
+use dftp_core::cluster_auth::{BodyDigest, HEADER};
 use dftp_core::{ClusterInfo, Greeting, PeerAddr};
 use futures_util::future::BoxFuture;
 use http::{header, Method, Request, Uri};
