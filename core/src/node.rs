@@ -993,7 +993,9 @@ impl Node {
         let (count, digest) = (mine.count, mine.summary());
         for p in self.peers.values() {
             let idle = !p.outbox.is_busy() && p.outbox.queued() == 0 && !p.owes_full;
-            if !(p.is_alive() && p.sent_full && idle && self.ae.speaks(&p.name)) || !self.ae.start(&p.name) {
+            let due = p.is_alive() && p.sent_full && idle && self.ae.speaks(&p.name);
+            // `start` marks the digest under way, so it comes last.
+            if !due || !self.ae.start(&p.name) {
                 continue;
             }
             let digest =

@@ -70,6 +70,10 @@ impl Carried {
     }
 }
 
+/// Legs sent and their bytes, `(messages, bytes)`, by sender and kind
+/// ([`Carried::kind_and_bytes`]).
+pub type Traffic = BTreeMap<(usize, &'static str), (u64, u64)>;
+
 /// One leg of something on its way from one node to another.
 #[derive(Clone, Debug)]
 pub struct Flight {
@@ -155,7 +159,7 @@ pub struct Net {
     /// The node whose actions [`Net::run`] is collecting, and what it collected.
     capture: Option<(usize, Vec<Action>)>,
     /// When on ([`Net::count_traffic`]): legs sent and their bytes, by sender and kind.
-    traffic: Option<BTreeMap<(usize, &'static str), (u64, u64)>>,
+    traffic: Option<Traffic>,
 }
 
 impl Net {
@@ -332,7 +336,7 @@ impl Net {
     }
 
     /// Legs sent and their bytes, by sender and kind, since [`Net::count_traffic`].
-    pub fn traffic(&self) -> BTreeMap<(usize, &'static str), (u64, u64)> {
+    pub fn traffic(&self) -> Traffic {
         self.traffic.clone().unwrap_or_default()
     }
 
