@@ -14,6 +14,8 @@
 //! | `Greet { to, greeting }` | `POST /cluster/` to `to` | [`Event::GreetingAnswered`] with the peer's table, or [`Event::RequestFailed`] with [`Request::Greet`] |
 //! | `SendUpdate { to, addr, update }` | `POST /update/` of `update` to `addr` | [`Event::UpdateDelivered`] (`full: false`), or [`Event::RequestFailed`] with [`Request::Update`]; the next update to `to` comes only then ([`outbox`]) |
 //! | `SendFullUpdate { to, addr, snapshot, header }` | `POST /update/` streamed from [`Snapshot::full_update_body`] | the same, with `full: true` |
+//! | `SendDigest { to, addr, digest }` | `POST /digest/` of `digest` to `addr` (only to a peer whose table's `Me` has our `Digest` scheme: [`anti_entropy`]) | [`Event::DigestAnswered`] with the answer, or [`Event::RequestFailed`] with [`Request::Digest`]; one at a time per peer |
+//! | `DigestReply(answer)` | the reply to the `POST /digest/` whose event caused it | — |
 //! | `Announce(packet)` | one multicast datagram | nothing: discovery is best effort |
 //! | `Refuse(reason)` | the reply to the request whose event caused it is a refusal (`4xx` with the reason) | — |
 //! | `Notice(notice)` | a log line | — |
@@ -25,7 +27,8 @@
 //! | --- | --- |
 //! | `LocalScan`, `LocalChanges`, `LocalSubtrees` | the scanner and the watcher of `--dfsroot`; and a write of this node's, at once, with what the watcher will see of it (a change already applied changes nothing and sends nothing) |
 //! | `GreetingReceived` | `POST /cluster/` on the management interface (also the pings) |
-//! | `UpdateReceived` | `POST /update/`, parsed ([`UpdateParser`]) |
+//! | `UpdateReceived` | `POST /update/`, parsed ([`UpdateParser`]); a repair of anti-entropy too (its `Buckets` set) |
+//! | `DigestReceived` | `POST /digest/`, parsed ([`anti_entropy::DigestMsg::from_json`]) |
 //! | `AnnouncementReceived` | a multicast datagram, parsed ([`Announcement::from_json`]) |
 //! | `JoinRequested` | `--join` at start, `POST /join/` |
 //!
@@ -50,6 +53,7 @@
 //! greeting does not move a live peer to new addresses.
 
 pub mod access;
+pub mod anti_entropy;
 pub mod cluster_auth;
 pub mod dav;
 pub mod ftp_path;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use smol_str::SmolStr;
 
+use crate::anti_entropy::{self, AntiEntropy, DigestAnswer, DigestMsg};
 use crate::membership::{Liveness, Peer, Peers, StreamPos};
 use crate::outbox::Outgoing;
 use crate::path::{DfsPath, Mount};
@@ -51,6 +52,10 @@ pub struct Config {
     /// the peer's name, and the node would fetch the peer's files from the sender
     /// ([`Notice::AddressConflict`]).
     pub authenticated: bool,
+    /// How often each peer that speaks digests gets one ([`crate::anti_entropy`]).
+    pub digest_interval: Span,
+    /// Digests with the peers that speak them, or full updates to all (`--anti-entropy`).
+    pub anti_entropy: anti_entropy::Mode,
 }
 
 impl Config {
@@ -69,6 +74,8 @@ impl Config {
             forget_after: Span::from_secs(24 * 3600),
             mount: Mount::default(),
             authenticated: false,
+            digest_interval: Span::from_secs(60),
+            anti_entropy: anti_entropy::Mode::Digest,
         }
     }
 }
@@ -100,6 +107,10 @@ pub enum Event {
     JoinRequested(Vec<PeerAddr>),
     /// `--join`: greet these addresses until they answer, however long that takes.
     JoinConfigured(Vec<PeerAddr>),
+    /// `POST /digest/` arrived and parsed: answered with [`Action::DigestReply`] (or refused).
+    DigestReceived(DigestMsg),
+    /// A digest we sent at stream position `sent` was answered.
+    DigestAnswered { to: SmolStr, sent: StreamPos, answer: DigestAnswer },
     /// A request we were asked to send failed.
     RequestFailed { request: Request, reason: String },
     /// A wake-up asked for by [`Action::WakeAt`] (or any time: timers are checked on every event).
@@ -111,6 +122,7 @@ pub enum Event {
 pub enum Request {
     Greet(PeerAddr),
     Update { to: SmolStr, full: bool },
+    Digest(SmolStr),
 }
 
 /// Something the shell must do, or may log.
@@ -125,6 +137,10 @@ pub enum Action {
     /// `POST /update/` with a full update streamed from `snapshot`
     /// ([`Snapshot::full_update_body`]).
     SendFullUpdate { to: SmolStr, addr: PeerAddr, snapshot: Box<Snapshot>, header: UpdateHeader },
+    /// `POST /digest/` with this body; answer with `DigestAnswered` or `RequestFailed`.
+    SendDigest { to: SmolStr, addr: PeerAddr, digest: DigestMsg },
+    /// The reply to the `POST /digest/` that caused this event.
+    DigestReply(DigestAnswer),
     /// Send this multicast packet.
     Announce(Announcement),
     /// The reply to the request that caused this event is a refusal, for this reason.
@@ -145,6 +161,8 @@ impl std::fmt::Debug for Action {
                 write!(f, "SendUpdate({to}, {} files, seq {:?})", update.files.len(), update.seq)
             }
             Action::SendFullUpdate { to, header, .. } => write!(f, "SendFullUpdate({to}, seq {})", header.seq),
+            Action::SendDigest { to, digest, .. } => write!(f, "SendDigest({to}, seq {})", digest.seq),
+            Action::DigestReply(a) => write!(f, "DigestReply({a:?})"),
             Action::Announce(_) => write!(f, "Announce"),
             Action::Refuse(r) => write!(f, "Refuse({r})"),
             Action::Notice(n) => write!(f, "{n:?}"),
@@ -270,6 +288,9 @@ pub struct Node {
     next_ping: Time,
     next_full: Time,
     next_announce: Option<Time>,
+    next_digest: Time,
+    /// Digests of the views, and who speaks them.
+    ae: AntiEntropy,
 }
 
 impl Node {
@@ -289,6 +310,8 @@ impl Node {
             next_ping: now + cfg.ping_interval,
             next_full: now + cfg.full_update_interval,
             next_announce,
+            next_digest: now + cfg.digest_interval,
+            ae: AntiEntropy::default(),
             cfg,
         }
     }
@@ -376,7 +399,10 @@ impl Node {
                     }
                     self.send_next(now, &to, &mut out);
                 }
+                Request::Digest(to) => self.ae.done(&to),
             },
+            Event::DigestReceived(msg) => self.on_digest(msg, &mut out),
+            Event::DigestAnswered { to, sent, answer } => self.on_digest_answer(now, to, sent, answer, &mut out),
             Event::Timer => {}
         }
         self.run_timers(now, &mut out);
@@ -439,6 +465,7 @@ impl Node {
             last_full_update_received: 0,
             epoch: Some(self.cfg.epoch),
             seq: Some(self.seq),
+            digest: (self.cfg.anti_entropy == anti_entropy::Mode::Digest).then(|| anti_entropy::DIGEST_SCHEME.into()),
         };
         let peers = self.peers.values().filter(|p| p.is_alive()).map(|p| (p.name.clone(), p.info())).collect();
         ClusterInfo { name: self.cfg.cluster.clone(), me, peers }
@@ -451,6 +478,15 @@ impl Node {
     fn local_changed(&mut self, now: Time, changes: Vec<Change>, before: &Tree, out: &mut Vec<Action>) {
         if changes.is_empty() {
             return;
+        }
+        let paths: std::collections::BTreeSet<&DfsPath> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert(p, _) | Change::Remove(p) => p,
+            })
+            .collect();
+        for p in paths {
+            self.ae.digests.changed(self.me, p, before.held(self.me, p), self.tree.held(self.me, p));
         }
         out.push(Action::Notice(Notice::LocalChanged { changes: changes.len() }));
         self.seq += 1;
@@ -476,6 +512,7 @@ impl Node {
             sender_node_name: self.cfg.name.clone(),
             epoch: Some(self.cfg.epoch),
             seq: Some(self.seq),
+            buckets: None,
         });
         let mut names = Vec::new();
         for p in self.peers.values_mut().filter(|p| p.is_alive() && !p.owes_full) {
@@ -727,6 +764,7 @@ impl Node {
         let believed = self.saw_peer(now, &name, public.or_host(host), mgmt.or_host(host), out).is_some();
         if let Some(p) = self.peers.get_mut(&name).filter(|_| believed) {
             p.answered = true;
+            self.ae.heard(&name, reply.me.digest.as_deref());
         }
         let pos = pos.filter(|_| believed);
         if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
@@ -802,6 +840,9 @@ impl Node {
     // ---- updates ------------------------------------------------------------------------------
 
     fn on_update(&mut self, now: Time, u: Update, out: &mut Vec<Action>) {
+        if u.buckets.is_some() {
+            return self.on_repair(now, u, out);
+        }
         let from = u.sender_node_name.clone();
         let ignore = |reason: &str| Action::Notice(Notice::UpdateIgnored { from: from.clone(), reason: reason.into() });
         let Some(peer) = self.peers.get_mut(&from) else {
@@ -909,13 +950,25 @@ impl Node {
                 if !f.deletion {
                     items.push((path, meta));
                 }
-            } else if f.deletion {
-                changed += usize::from(self.tree.remove(id, &path));
             } else {
-                changed += usize::from(self.tree.upsert(id, path, meta));
+                let old = self.tree.held(id, &path);
+                if f.deletion {
+                    changed += usize::from(self.tree.remove(id, &path));
+                } else {
+                    changed += usize::from(self.tree.upsert(id, path.clone(), meta));
+                }
+                self.ae.digests.changed(id, &path, old, self.tree.held(id, &path));
             }
         }
         if u.full {
+            // The view becomes exactly these records, the last of each path winning, as the
+            // tree takes them: the digest is theirs.
+            if !items.windows(2).all(|w| w[0].0 < w[1].0) {
+                items.reverse();
+                items.sort_by(|a, b| a.0.cmp(&b.0));
+                items.dedup_by(|later, earlier| later.0 == earlier.0);
+            }
+            self.ae.digests.set(id, items.iter().map(|(p, m)| (p, *m)));
             changed = self.tree.replace_view_count(id, items);
         }
         out.push(Action::Notice(Notice::UpdateApplied {
@@ -930,10 +983,150 @@ impl Node {
         }
     }
 
+    // ---- anti-entropy ([`crate::anti_entropy`]) ----------------------------------------------
+
+    /// Sends each live peer that speaks digests the digest of our view, when it has had all our
+    /// updates so far (nothing queued or under way to it, no full update owed: otherwise the
+    /// positions cannot match yet) and no digest to it is under way.
+    fn send_digests(&mut self, out: &mut Vec<Action>) {
+        let mine = self.ae.digests.get(self.me);
+        let (count, digest) = (mine.count, mine.summary());
+        for p in self.peers.values() {
+            let idle = !p.outbox.is_busy() && p.outbox.queued() == 0 && !p.owes_full;
+            let due = p.is_alive() && p.sent_full && idle && self.ae.speaks(&p.name);
+            // `start` marks the digest under way, so it comes last.
+            if !due || !self.ae.start(&p.name) {
+                continue;
+            }
+            let digest =
+                DigestMsg { sender: self.cfg.name.clone(), epoch: self.cfg.epoch, seq: self.seq, count, digest };
+            out.push(Action::SendDigest { to: p.name.clone(), addr: p.mgmt_addr.clone(), digest });
+        }
+    }
+
+    /// A peer's digest of its view: compared with the digest of what we hold of it. Changes
+    /// nothing here, and shows no life (anyone can send one in a peer's name without the
+    /// cluster secret).
+    fn on_digest(&mut self, msg: DigestMsg, out: &mut Vec<Action>) {
+        let Some(p) = self.peers.get(&msg.sender).filter(|p| p.is_alive()) else {
+            out.push(Action::Refuse(format!("{:?} is not a live peer of this node", msg.sender)));
+            return;
+        };
+        let held = self.ae.digests.get(p.id);
+        out.push(Action::DigestReply(anti_entropy::answer(&msg, p.stream, p.wants_full, &held)));
+    }
+
+    /// The answer to our digest sent at `sent`: when the peer's view of us differs, the
+    /// buckets that differ go out in a repair, behind whatever is queued for it.
+    fn on_digest_answer(
+        &mut self,
+        now: Time,
+        to: SmolStr,
+        sent: StreamPos,
+        answer: DigestAnswer,
+        out: &mut Vec<Action>,
+    ) {
+        self.ae.done(&to);
+        let DigestAnswer::Differs { sums, .. } = answer else { return };
+        // Our view moved since (a later update carries that), or the peer will get all of it.
+        let current = StreamPos { epoch: self.cfg.epoch, seq: self.seq };
+        let Some(p) = self.peers.get(&to).filter(|p| p.is_alive() && !p.owes_full && current == sent) else { return };
+        let buckets = self.ae.digests.get(self.me).differing(&sums);
+        let Some(repair) = anti_entropy::Repair::new(&buckets) else { return };
+        let files = self
+            .tree
+            .view(self.me)
+            .filter(|(path, _)| repair.covers(path))
+            .map(|(path, meta)| file_info(path, meta, &self.cfg.name, false))
+            .collect();
+        let update = Arc::new(Update {
+            files,
+            update_time: now.unix_secs(),
+            full: false,
+            sender_node_name: self.cfg.name.clone(),
+            epoch: Some(self.cfg.epoch),
+            seq: Some(self.seq),
+            buckets: Some(repair.buckets()),
+        });
+        let name = p.name.clone();
+        if let Some(p) = self.peers.get_mut(&name) {
+            p.outbox.push_incremental(update);
+        }
+        self.send_next(now, &name, out);
+    }
+
+    /// A repair from a peer: its view in the buckets named replaces ours of it there. Taken
+    /// only at the position we applied from it, the one its digest was compared at.
+    fn on_repair(&mut self, now: Time, u: Update, out: &mut Vec<Action>) {
+        let from = u.sender_node_name.clone();
+        let ignore = |reason: &str| Action::Notice(Notice::UpdateIgnored { from: from.clone(), reason: reason.into() });
+        let Some(repair) = u.buckets.as_deref().and_then(anti_entropy::Repair::new) else {
+            out.push(ignore("a repair names no bucket, or one out of range"));
+            return;
+        };
+        let pos = u.epoch.zip(u.seq).map(|(epoch, seq)| StreamPos { epoch, seq });
+        let Some(peer) = self.peers.get_mut(&from).filter(|p| p.is_alive()) else {
+            out.push(ignore("a repair from a node that is not a live peer"));
+            return;
+        };
+        if u.full || peer.wants_full || pos.is_none() || peer.stream != pos {
+            out.push(ignore("a repair of a view at another position than the one applied"));
+            return;
+        }
+        peer.last_alive = now;
+        peer.last_update_received = Some(now);
+        let id = peer.id;
+        let total = u.files.len();
+        let mut rejected = 0;
+        let mut wanted: BTreeMap<DfsPath, Meta> = BTreeMap::new();
+        for f in u.files {
+            if f.owner_node != from || f.deletion {
+                rejected += 1;
+                continue;
+            }
+            let Ok(path) = DfsPath::parse_owned(f.full_name) else {
+                rejected += 1;
+                continue;
+            };
+            if !repair.covers(&path) {
+                rejected += 1;
+                continue;
+            }
+            let mode = if f.dir { FileMode(f.file_mode.0 | FileMode::DIR) } else { f.file_mode };
+            let meta =
+                Meta { mode, size: f.size_in_bytes, modified: f.last_modified, info_updated: f.last_info_updated };
+            wanted.insert(path, meta);
+        }
+        let stale: Vec<DfsPath> = self
+            .tree
+            .view(id)
+            .filter(|(path, _)| repair.covers(path) && !wanted.contains_key(*path))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let mut changed = 0;
+        for path in stale {
+            let old = self.tree.held(id, &path);
+            changed += usize::from(self.tree.remove(id, &path));
+            self.ae.digests.changed(id, &path, old, None);
+        }
+        for (path, meta) in wanted {
+            let old = self.tree.held(id, &path);
+            changed += usize::from(self.tree.upsert(id, path.clone(), meta));
+            self.ae.digests.changed(id, &path, old, Some(meta));
+        }
+        out.push(Action::Notice(Notice::UpdateApplied { from, full: false, files: total, changed, rejected }));
+    }
+
+    /// The digest of `node`'s view as kept here, and as recomputed from the tree: for tests.
+    pub fn view_digests(&self, node: &str) -> Option<(anti_entropy::Digest, anti_entropy::Digest)> {
+        let id = self.tree.id_of(node)?;
+        Some((self.ae.digests.get(id), anti_entropy::Digests::recompute(&self.tree, id)))
+    }
+
     // ---- timers -------------------------------------------------------------------------------
 
     fn next_wake(&self) -> Time {
-        let mut t = self.next_ping.min(self.next_full);
+        let mut t = self.next_ping.min(self.next_full).min(self.next_digest);
         if let Some(a) = self.next_announce {
             t = t.min(a);
         }
@@ -962,9 +1155,22 @@ impl Node {
         }
         if now >= self.next_full {
             self.next_full = now + self.cfg.full_update_interval;
-            let names: Vec<SmolStr> = self.peers.values().filter(|p| p.is_alive()).map(|p| p.name.clone()).collect();
+            // Peers that speak digests are served by them instead ([`crate::anti_entropy`]).
+            let digests = self.cfg.anti_entropy == anti_entropy::Mode::Digest;
+            let names: Vec<SmolStr> = self
+                .peers
+                .values()
+                .filter(|p| p.is_alive() && !(digests && self.ae.speaks(&p.name)))
+                .map(|p| p.name.clone())
+                .collect();
             for name in names {
                 self.push_full(now, &name, out);
+            }
+        }
+        if now >= self.next_digest {
+            self.next_digest = now + self.cfg.digest_interval;
+            if self.cfg.anti_entropy == anti_entropy::Mode::Digest {
+                self.send_digests(out);
             }
         }
     }
@@ -994,6 +1200,7 @@ impl Node {
             p.full_requested_at = None;
             let id = p.id;
             let files_removed = self.tree.drop_node(id);
+            self.ae.digests.reset(id);
             out.push(Action::Notice(Notice::PeerLost { name, files_removed }));
         }
         for name in forgotten {
@@ -1066,6 +1273,7 @@ mod tests {
             sender_node_name: sender.into(),
             epoch: Some(7),
             seq: Some(0),
+            buckets: None,
         }
     }
 
@@ -1080,6 +1288,7 @@ mod tests {
             last_full_update_received: 0,
             epoch: None,
             seq: None,
+            digest: None,
         };
         ClusterInfo { name: "dftp".into(), me, peers: BTreeMap::new() }
     }

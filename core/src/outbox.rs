@@ -96,6 +96,7 @@ mod tests {
             sender_node_name: "a".into(),
             epoch: Some(1),
             seq: Some(seq),
+            buckets: None,
         })
     }
 

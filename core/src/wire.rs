@@ -136,6 +136,11 @@ pub struct Update {
     /// counter it is current with; each incremental one the next number.
     #[serde(rename = "Seq", default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// Our addition: this update is a repair of anti-entropy ([`crate::anti_entropy`]): its
+    /// records are all of the sender's paths in these buckets, and replace the receiver's view
+    /// of the sender there only. Sent only to nodes that speak digests, with `Full` false.
+    #[serde(rename = "Buckets", default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<u8>>,
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
@@ -421,6 +426,10 @@ pub struct NodeInfo {
     /// every change the node made, and this answer alone does not keep the node alive there.
     #[serde(rename = "Seq", default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// Our addition, in `Me` only: the node answers `POST /digest/` with digests of this scheme
+    /// ([`crate::anti_entropy::DIGEST_SCHEME`]); a node without it gets full updates.
+    #[serde(rename = "Digest", default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SmolStr>,
 }
 
 /// The body of `GET /cluster/` and of the reply to a greeting.

@@ -45,6 +45,7 @@ fn table(name: &str, host: &str, epoch: u64, seq: u64) -> ClusterInfo {
         last_full_update_received: 0,
         epoch: Some(epoch),
         seq: Some(seq),
+        digest: None,
     };
     ClusterInfo { name: "dftp".into(), me, peers: Default::default() }
 }
@@ -66,6 +67,7 @@ fn update(sender: &str, path: &str, full: bool, epoch: u64, seq: u64) -> Update 
         sender_node_name: sender.into(),
         epoch: Some(epoch),
         seq: Some(seq),
+        buckets: None,
     }
 }
 

@@ -65,7 +65,7 @@ fn deletion(path: &str, owner: &str) -> FileInfo {
 }
 
 fn update(from: &str, full: bool, seq: u64, files: Vec<FileInfo>) -> Update {
-    Update { files, update_time: 0, full, sender_node_name: from.into(), epoch: Some(1), seq: Some(seq) }
+    Update { files, update_time: 0, full, sender_node_name: from.into(), epoch: Some(1), seq: Some(seq), buckets: None }
 }
 
 /// Who owns `path` in the first node's tree.

@@ -66,6 +66,7 @@ fn update_strategy() -> impl Strategy<Value = Update> {
             sender_node_name,
             epoch,
             seq,
+            buckets: None,
         })
 }
 

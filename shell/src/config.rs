@@ -89,6 +89,20 @@ pub struct Cli {
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub full_update_interval: Duration,
 
+    /// How peers are kept in sync between updates: `digest` sends each peer that speaks digests
+    /// a small digest of this node's files every --digest-interval, and only the parts that
+    /// differ when they do (peers that do not, such as the original's nodes, still get a full
+    /// update every --full-update-interval); `full` sends every peer a full update every
+    /// --full-update-interval, as the original does.
+    #[arg(long, default_value = "digest", value_parser = parse_anti_entropy)]
+    pub anti_entropy: dftp_core::anti_entropy::Mode,
+
+    /// How often each peer that speaks digests gets one (--anti-entropy digest). A digest is a
+    /// few hundred bytes, so a minute bounds how long a silently lost change goes unnoticed at
+    /// a sixth of the cost of the pings.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub digest_interval: Duration,
+
     /// How often to rescan the whole local tree when changes cannot be watched (e.g. the
     /// inotify watch limit was reached).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
@@ -259,6 +273,10 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, `1d`, sums of them as Go and systemd write them (`1h30m`,
 /// `2m30s`, `1d12h`), or a bare number of seconds.
+fn parse_anti_entropy(s: &str) -> Result<dftp_core::anti_entropy::Mode, String> {
+    s.parse()
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let shape = || format!("{s:?} is not a duration like 500ms, 10s, 5m, 1h or 1h30m");

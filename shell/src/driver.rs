@@ -45,6 +45,8 @@ impl Clock {
 /// The outcome of an event that a request waits for.
 pub struct Answer {
     pub refused: Option<String>,
+    /// The answer to a `POST /digest/` ([`Action::DigestReply`]).
+    pub digest: Option<dftp_core::anti_entropy::DigestAnswer>,
     pub snapshot: Snapshot,
 }
 
@@ -174,6 +176,7 @@ impl Driver {
         let snapshot = self.node.snapshot(now);
         self.snapshot.send_replace(snapshot.clone());
         let mut refused = None;
+        let mut digest_reply = None;
         for action in actions {
             match action {
                 Action::Greet { to, greeting } => {
@@ -237,6 +240,24 @@ impl Driver {
                         report_delivery(&tx, to, true, result).await;
                     });
                 }
+                Action::SendDigest { to, addr, digest } => {
+                    let (client, tx, metrics) = (self.client.clone(), self.tx.clone(), self.metrics.clone());
+                    tokio::spawn(async move {
+                        let event = match client.send_digest(&addr, &digest).await {
+                            Ok(answer) => {
+                                metrics.digest(Direction::Sent, Some(&answer));
+                                Event::DigestAnswered { to, sent: digest.pos(), answer }
+                            }
+                            Err(reason) => {
+                                metrics.digest(Direction::Sent, None);
+                                tracing::debug!("{reason}");
+                                Event::RequestFailed { request: Request::Digest(to), reason }
+                            }
+                        };
+                        let _ = tx.send(Input::Event(event)).await;
+                    });
+                }
+                Action::DigestReply(answer) => digest_reply = Some(answer),
                 Action::Announce(a) => {
                     if let Some(socket) = self.multicast.clone() {
                         let packet = match self.client.guard() {
@@ -256,7 +277,7 @@ impl Driver {
             }
         }
         if let Some(reply) = reply {
-            let _ = reply.send(Answer { refused, snapshot });
+            let _ = reply.send(Answer { refused, digest: digest_reply, snapshot });
         }
     }
 }

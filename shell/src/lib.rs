@@ -175,6 +175,8 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     cfg.ping_interval = ms(cli.ping_interval);
     cfg.peer_timeout = ms(cli.peer_timeout);
     cfg.full_update_interval = ms(cli.full_update_interval);
+    cfg.digest_interval = ms(cli.digest_interval);
+    cfg.anti_entropy = cli.anti_entropy;
     cfg.announce_interval = multicast.as_ref().map(|_| ms(cli.announce_interval));
     cfg.mount = mount.clone();
     cfg.authenticated = cluster_keys.is_some();

@@ -121,6 +121,12 @@ struct DirectionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DigestLabels {
+    direction: &'static str,
+    answer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScopeLabel {
     scope: &'static str,
 }
@@ -143,6 +149,7 @@ pub struct Metrics {
     update_records: Family<UpdateLabels, Counter>,
     update_bytes: Family<UpdateLabels, Counter>,
     update_failures: Family<DirectionLabel, Counter>,
+    digests: Family<DigestLabels, Counter>,
     watcher_events: Counter,
     rescans: Family<ScopeLabel, Counter>,
     ftp_sessions: Gauge,
@@ -184,6 +191,7 @@ impl Metrics {
             update_records: Family::default(),
             update_bytes: Family::default(),
             update_failures: Family::default(),
+            digests: Family::default(),
             watcher_events: Counter::default(),
             rescans: Family::default(),
             ftp_sessions: Gauge::default(),
@@ -243,6 +251,11 @@ impl Metrics {
             m.update_failures.clone(),
         );
         r.register(
+            "digests",
+            "Digests of anti-entropy sent to or answered for peers, by direction and answer (in-sync, behind, differs, failed)",
+            m.digests.clone(),
+        );
+        r.register(
             "watcher_events",
             "Change notifications from the local file-system watcher",
             m.watcher_events.clone(),
@@ -292,6 +305,18 @@ impl Metrics {
         self.updates.get_or_create(&labels).inc();
         self.update_records.get_or_create(&labels).inc_by(records as u64);
         self.update_bytes.get_or_create(&labels).inc_by(bytes);
+    }
+
+    /// Counts a digest sent (and how the peer answered) or answered (and how).
+    pub fn digest(&self, direction: Direction, answer: Option<&dftp_core::anti_entropy::DigestAnswer>) {
+        use dftp_core::anti_entropy::DigestAnswer;
+        let answer = match answer {
+            Some(DigestAnswer::InSync) => "in-sync",
+            Some(DigestAnswer::Behind) => "behind",
+            Some(DigestAnswer::Differs { .. }) => "differs",
+            None => "failed",
+        };
+        self.digests.get_or_create(&DigestLabels { direction: direction.label(), answer }).inc();
     }
 
     /// Counts an update that failed.

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dftp_core::anti_entropy::{DigestMsg, MAX_DIGEST_BODY};
 use dftp_core::cluster_auth::{BodyDigest, BodyHasher, Refusal, Stamp};
 use dftp_core::pace::Pace;
 use dftp_core::{parse_join_form, Event, Greeting, Update, UpdateParser, UpdateSenders, WireError};
@@ -23,7 +24,7 @@ use smol_str::SmolStr;
 use crate::blocking::{Blocking, Consumer};
 use crate::body::{next_paced, Body, BoxError, TooSlow};
 use crate::cluster_secret::{unauthorized, Guard, Refused};
-use crate::driver::Handle;
+use crate::driver::{Answer, Handle};
 use crate::metrics::{self, Direction, Interface};
 use crate::respond::{method_not_allowed, text, with_type};
 use crate::server::Handler;
@@ -129,8 +130,12 @@ async fn route(
         "/join/" | "/join" => join(handle, req, check).await,
         "/cluster/" | "/cluster" => cluster(handle, req, peer, check).await,
         "/update/" | "/update" => update(handle, limits, req, check).await,
+        "/digest/" | "/digest" => digest(handle, req, check).await,
         "/metrics" => metrics_page(&handle, &req),
-        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/, /update/ and /metrics"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: the management API has /join/, /cluster/, /update/, /digest/ and /metrics",
+        ),
     }
 }
 
@@ -248,6 +253,38 @@ async fn cluster(handle: Handle, req: Request<Incoming>, peer: SocketAddr, check
             Some(reason) => text(StatusCode::BAD_REQUEST, reason),
             None => cluster_json(&answer.snapshot),
         },
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}
+
+/// `POST /digest/` ([`dftp_core::anti_entropy`]): a peer's digest of its view, answered with
+/// how the view held here compares. Bounded (413), tagged like every management request (401),
+/// JSON (400 with the reason otherwise), from a live peer only (403); it changes nothing here.
+async fn digest(handle: Handle, req: Request<Incoming>, check: Option<Check>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST", "Use POST /digest/ with a JSON digest");
+    }
+    if !is_json(&req) {
+        return text(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
+    }
+    let body = match read_body(req, MAX_DIGEST_BODY).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = verify(&check, BodyDigest::of(&body)) {
+        return unauthorized(&r);
+    }
+    let msg = match DigestMsg::from_json(&body) {
+        Ok(m) => m,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match handle.ask(Event::DigestReceived(msg)).await {
+        Some(Answer { refused: Some(reason), .. }) => text(StatusCode::FORBIDDEN, reason),
+        Some(Answer { digest: Some(answer), .. }) => {
+            handle.metrics().digest(Direction::Received, Some(&answer));
+            with_type(StatusCode::OK, "application/json", answer.to_json())
+        }
+        Some(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "the node gave no answer to the digest"),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }

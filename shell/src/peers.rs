@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use dftp_core::anti_entropy::{DigestAnswer, DigestMsg, MAX_DIGEST_ANSWER};
 use dftp_core::cluster_auth::{BodyDigest, HEADER};
 use dftp_core::{ClusterInfo, Greeting, PeerAddr};
 use futures_util::future::BoxFuture;
@@ -254,6 +255,31 @@ impl PeerClient {
                 return Err(format!("greeting {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
             }
             ClusterInfo::from_json(&body).map_err(|e| format!("greeting {to}: {e}"))
+        })
+        .await
+    }
+
+    /// `POST /digest/` ([`dftp_core::anti_entropy`]): sends a peer that speaks digests ours,
+    /// and returns its answer. As small as a greeting, so with its timeout.
+    pub async fn send_digest(&self, to: &PeerAddr, digest: &DigestMsg) -> Result<DigestAnswer, String> {
+        let json = digest.to_json();
+        let req = Request::post(Self::url(to, "/digest/")?).header(header::CONTENT_TYPE, "application/json");
+        let (req, nonce) = self.stamp(req, "/digest/", Some(BodyDigest::of(&json)))?;
+        let req = req.body(full_body(json)).map_err(|e| e.to_string())?;
+        timed(self.timeouts.greet, format!("digest to {to}"), async {
+            let resp = self.client.request(req).await.map_err(|e| format!("digest to {to}: {}", with_causes(&e)))?;
+            let (parts, body) = resp.into_parts();
+            let status = parts.status;
+            let body = Limited::new(body, MAX_DIGEST_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| format!("digest to {to}: reading the answer: {e}"))?
+                .to_bytes();
+            self.check_answer(nonce, &parts, &body).map_err(|e| format!("digest to {to}: {e}"))?;
+            if !status.is_success() {
+                return Err(format!("digest to {to}: {status}: {}", String::from_utf8_lossy(&body).trim()));
+            }
+            DigestAnswer::from_json(&body).map_err(|e| format!("digest to {to}: {e}"))
         })
         .await
     }

@@ -144,6 +144,11 @@ impl Slot {
         sum
     }
 
+    /// Its latest snapshot (`None` until it serves).
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        self.snap.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|rx| rx.borrow().clone())
+    }
+
     fn forget_snapshots(&self) {
         *self.snap.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.view.borrow_mut() = None;

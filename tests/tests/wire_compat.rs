@@ -89,7 +89,9 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
 
     let root = awkward_tempdir("us");
     write_file(root.path(), "ours.txt", b"ours\n");
-    let us = Node::start(NodeOpts::new("us", root.path()).arg("--peer-timeout").arg("1h"));
+    // Digests every 200 ms: were one ever sent to the original's node, it would show below.
+    let opts = NodeOpts::new("us", root.path()).arg("--peer-timeout").arg("1h").arg("--digest-interval=200ms");
+    let us = Node::start(opts);
 
     // 1. nodeA's captured greeting, with its addresses moved to the fake server.
     let encoded = nodea.addr.to_string().replace(':', "%3A");
@@ -107,11 +109,11 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     let reply = r.json();
     assert_eq!(reply["Me"]["Name"], "us");
     assert_eq!(reply["Peers"]["nodeA"]["MgmtAddr"], nodea.addr.to_string());
-    // The same shape as the original's table; `Me` also has our `Epoch` and `Seq`, which Go's
-    // decoder ignores.
+    // The same shape as the original's table; `Me` also has our `Epoch`, `Seq` and `Digest`,
+    // which Go's decoder ignores.
     assert_eq!(keys(&reply), keys(&captured_table));
     let mut ours = keys(&reply["Me"]);
-    assert!(ours.remove("Epoch") && ours.remove("Seq"), "{}", reply["Me"]);
+    assert!(ours.remove("Epoch") && ours.remove("Seq") && ours.remove("Digest"), "{}", reply["Me"]);
     assert_eq!(ours, keys(&captured_table["Me"]));
     assert_eq!(keys(&reply["Peers"]["nodeA"]), keys(&captured_table["Peers"]["nodeB"]));
 
@@ -231,6 +233,9 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     let r = post_form(&us.mgmt_url("/cluster/"), &[("name", "x"), ("public-addr", "nocolon"), ("mgmt-addr", "h:1")]);
     assert_eq!(r.status, 400);
     assert!(!r.text().contains("PANIC") && !r.text().contains("goroutine"));
+    // The original's node does not speak digests (its table has no `Digest`): it never got one.
+    let targets: Vec<String> = nodea.requests().iter().map(|r| r.target.clone()).collect();
+    assert!(!targets.iter().any(|t| t.starts_with("/digest")), "{targets:?}");
 }
 
 /// The original's error cases, replayed: the same statuses, except where the original was

@@ -127,6 +127,7 @@ pub fn full_update(items: &[(DfsPath, Meta)]) -> Update {
         sender_node_name: SENDER.into(),
         epoch: Some(1),
         seq: Some(0),
+        buckets: None,
     }
 }
 

@@ -18,9 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use dftp_core::anti_entropy::{DigestAnswer, DigestMsg};
 use dftp_core::{
     Action, Announcement, Change, ClusterInfo, Config, DfsPath, Event, Greeting, Meta, Node, Notice, PeerAddr, Request,
-    Snapshot, Span, Time, Update,
+    Snapshot, Span, StreamPos, Time, Update,
 };
 use smol_str::SmolStr;
 
@@ -46,7 +47,32 @@ pub enum Carried {
     Answer { addr: PeerAddr, asked_full: bool, table: Result<ClusterInfo, String> },
     /// The reply to an update: taken, or why it was refused.
     Receipt { name: SmolStr, full: bool, outcome: Result<(), String> },
+    /// `POST /digest/` to the peer its sender calls `name`.
+    Digest { name: SmolStr, digest: DigestMsg },
+    /// The reply to a digest: the receiver's answer, or why it refused.
+    DigestReply { name: SmolStr, sent: StreamPos, answer: Result<DigestAnswer, String> },
 }
+
+impl Carried {
+    /// What kind of message it is, and its size on the wire (as the shell would send it).
+    pub fn kind_and_bytes(&self) -> (&'static str, usize) {
+        match self {
+            Carried::Greeting { greeting, .. } => ("greeting", greeting.to_form().len()),
+            Carried::Update { update, .. } if update.full => ("full update", update.to_json().len()),
+            Carried::Update { update, .. } if update.buckets.is_some() => ("repair", update.to_json().len()),
+            Carried::Update { update, .. } => ("incremental update", update.to_json().len()),
+            Carried::Announcement(a) => ("announcement", a.to_json().len()),
+            Carried::Answer { table, .. } => ("greeting answer", table.as_ref().map_or(0, |t| t.to_json().len())),
+            Carried::Receipt { .. } => ("update answer", 2),
+            Carried::Digest { digest, .. } => ("digest", digest.to_json().len()),
+            Carried::DigestReply { answer, .. } => ("digest answer", answer.as_ref().map_or(0, |a| a.to_json().len())),
+        }
+    }
+}
+
+/// Legs sent and their bytes, `(messages, bytes)`, by sender and kind
+/// ([`Carried::kind_and_bytes`]).
+pub type Traffic = BTreeMap<(usize, &'static str), (u64, u64)>;
 
 /// One leg of something on its way from one node to another.
 #[derive(Clone, Debug)]
@@ -70,15 +96,15 @@ impl Flight {
     }
 
     pub fn is_reply(&self) -> bool {
-        matches!(self.carried, Carried::Answer { .. } | Carried::Receipt { .. })
+        matches!(self.carried, Carried::Answer { .. } | Carried::Receipt { .. } | Carried::DigestReply { .. })
     }
 
     /// The node waiting for the outcome of the request this leg belongs to (none for an
     /// announcement).
     pub fn requester(&self) -> Option<usize> {
         match self.carried {
-            Carried::Greeting { .. } | Carried::Update { .. } => Some(self.from),
-            Carried::Answer { .. } | Carried::Receipt { .. } => self.to,
+            Carried::Greeting { .. } | Carried::Update { .. } | Carried::Digest { .. } => Some(self.from),
+            Carried::Answer { .. } | Carried::Receipt { .. } | Carried::DigestReply { .. } => self.to,
             Carried::Announcement(_) => None,
         }
     }
@@ -95,6 +121,7 @@ impl Flight {
             Carried::Greeting { addr, .. } | Carried::Answer { addr, .. } => Request::Greet(addr.clone()),
             Carried::Update { name, update } => Request::Update { to: name.clone(), full: update.full },
             Carried::Receipt { name, full, .. } => Request::Update { to: name.clone(), full: *full },
+            Carried::Digest { name, .. } | Carried::DigestReply { name, .. } => Request::Digest(name.clone()),
             Carried::Announcement(_) => return None,
         };
         Some((self.requester()?, Event::RequestFailed { request, reason: reason.into() }))
@@ -131,6 +158,8 @@ pub struct Net {
     last_epoch: u64,
     /// The node whose actions [`Net::run`] is collecting, and what it collected.
     capture: Option<(usize, Vec<Action>)>,
+    /// When on ([`Net::count_traffic`]): legs sent and their bytes, by sender and kind.
+    traffic: Option<Traffic>,
 }
 
 impl Net {
@@ -155,6 +184,7 @@ impl Net {
             awaiting_full: BTreeMap::new(),
             last_epoch,
             capture: None,
+            traffic: None,
         }
     }
 
@@ -278,17 +308,37 @@ impl Net {
                 }
                 self.notices.push((i, n.clone()));
             }
-            Action::Refuse(_) | Action::WakeAt(_) => {}
+            Action::SendDigest { to, addr, digest } => {
+                let carried = Carried::Digest { name: to.clone(), digest: digest.clone() };
+                self.send(i, self.by_addr(addr), carried, None);
+            }
+            Action::Refuse(_) | Action::DigestReply(_) | Action::WakeAt(_) => {}
         }
     }
 
     fn send(&mut self, from: usize, to: Option<usize>, carried: Carried, answers: Option<FlightId>) {
+        if let Some(traffic) = &mut self.traffic {
+            let (kind, bytes) = carried.kind_and_bytes();
+            let t = traffic.entry((from, kind)).or_default();
+            t.0 += 1;
+            t.1 += bytes as u64;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.flights.push(Flight { id, from, to, carried, answers });
     }
 
     // ---- the network -------------------------------------------------------------------------
+
+    /// Counts every leg sent from now on ([`Net::traffic`]), starting from zero.
+    pub fn count_traffic(&mut self) {
+        self.traffic = Some(BTreeMap::new());
+    }
+
+    /// Legs sent and their bytes, by sender and kind, since [`Net::count_traffic`].
+    pub fn traffic(&self) -> Traffic {
+        self.traffic.clone().unwrap_or_default()
+    }
 
     /// Every leg in flight, in the order sent.
     pub fn in_flight(&self) -> &[Flight] {
@@ -373,6 +423,24 @@ impl Net {
                 self.send(to, Some(f.from), Carried::Receipt { name, full, outcome }, Some(f.id));
                 actions
             }
+            Carried::Digest { name, digest } => {
+                let sent = digest.pos();
+                let actions = self.feed(to, Event::DigestReceived(digest));
+                let answer = actions
+                    .iter()
+                    .find_map(|a| match a {
+                        Action::DigestReply(answer) => Some(Ok(answer.clone())),
+                        Action::Refuse(reason) => Some(Err(reason.clone())),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| Err("no answer".into()));
+                self.send(to, Some(f.from), Carried::DigestReply { name, sent, answer }, Some(f.id));
+                actions
+            }
+            Carried::DigestReply { name, sent, answer } => match answer {
+                Ok(answer) => self.feed(to, Event::DigestAnswered { to: name, sent, answer }),
+                Err(reason) => self.feed(to, Event::RequestFailed { request: Request::Digest(name), reason }),
+            },
             Carried::Announcement(announcement) => {
                 let from_host = Some(SmolStr::from(self.cfg(f.from).mgmt_addr.host()));
                 self.feed(to, Event::AnnouncementReceived { announcement, from_host })

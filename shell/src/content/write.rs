@@ -727,7 +727,15 @@ mod tests {
             owner_node: "b".into(),
             deletion: false,
         };
-        Update { files: vec![file], update_time: 1, full, sender_node_name: "b".into(), epoch: Some(7), seq: Some(seq) }
+        Update {
+            files: vec![file],
+            update_time: 1,
+            full,
+            sender_node_name: "b".into(),
+            epoch: Some(7),
+            seq: Some(seq),
+            buckets: None,
+        }
     }
 
     /// A node that passed a write on answers once it has the owner's update: it waits for it.
