@@ -119,6 +119,7 @@ impl Peer {
             last_full_update_received: secs(self.last_full_update_received),
             epoch: None,
             seq: None,
+            swim: None,
         }
     }
 }

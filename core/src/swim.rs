@@ -154,6 +154,15 @@ pub fn sender_of(packet: &[u8]) -> Option<SwimId> {
     SwimCodec.decode_header(packet).ok().map(|h| h.src)
 }
 
+/// How a node watches whether its peers are alive (`--membership`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// SWIM between our nodes; the original's nodes are greeted as before.
+    Swim,
+    /// Every peer greeted every ping interval, as the original does.
+    Ping,
+}
+
 /// How SWIM runs: what the node's flags give ([`crate::Config::swim`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SwimConfig {

@@ -421,6 +421,11 @@ pub struct NodeInfo {
     /// every change the node made, and this answer alone does not keep the node alive there.
     #[serde(rename = "Seq", default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// Our addition, in `Me` only, from nodes that watch their peers with SWIM
+    /// ([`crate::swim`]): the renewal of its SWIM identity (with its name, management address
+    /// and `Epoch`, the whole identity). A node greeted with it makes the node a SWIM member.
+    #[serde(rename = "Swim", default, skip_serializing_if = "Option::is_none")]
+    pub swim: Option<u32>,
 }
 
 /// The body of `GET /cluster/` and of the reply to a greeting.

@@ -45,6 +45,7 @@ fn table(name: &str, host: &str, epoch: u64, seq: u64) -> ClusterInfo {
         last_full_update_received: 0,
         epoch: Some(epoch),
         seq: Some(seq),
+        swim: None,
     };
     ClusterInfo { name: "dftp".into(), me, peers: Default::default() }
 }

@@ -256,6 +256,7 @@ fn greeting_bytes(n: usize) -> (usize, usize) {
         last_full_update_received: 1_764_000_000,
         epoch: None,
         seq: None,
+        swim: None,
     };
     let table = ClusterInfo {
         name: "dftp".into(),

@@ -46,6 +46,8 @@ pub enum Carried {
     Answer { addr: PeerAddr, asked_full: bool, table: Result<ClusterInfo, String> },
     /// The reply to an update: taken, or why it was refused.
     Receipt { name: SmolStr, full: bool, outcome: Result<(), String> },
+    /// A SWIM packet (`POST /swim/`): nobody waits for its answer.
+    Swim(Vec<u8>),
 }
 
 /// One leg of something on its way from one node to another.
@@ -79,14 +81,14 @@ impl Flight {
         match self.carried {
             Carried::Greeting { .. } | Carried::Update { .. } => Some(self.from),
             Carried::Answer { .. } | Carried::Receipt { .. } => self.to,
-            Carried::Announcement(_) => None,
+            Carried::Announcement(_) | Carried::Swim(_) => None,
         }
     }
 
     /// Whether node `i` sent it or waits for it: its requests and announcements, and the
     /// replies to its requests.
     pub fn started_by(&self, i: usize) -> bool {
-        self.requester() == Some(i) || self.from == i && matches!(self.carried, Carried::Announcement(_))
+        self.requester() == Some(i) || self.from == i && matches!(self.carried, Carried::Announcement(_) | Carried::Swim(_))
     }
 
     /// The event that tells the requester this leg was lost, and to whom it goes.
@@ -95,7 +97,7 @@ impl Flight {
             Carried::Greeting { addr, .. } | Carried::Answer { addr, .. } => Request::Greet(addr.clone()),
             Carried::Update { name, update } => Request::Update { to: name.clone(), full: update.full },
             Carried::Receipt { name, full, .. } => Request::Update { to: name.clone(), full: *full },
-            Carried::Announcement(_) => return None,
+            Carried::Announcement(_) | Carried::Swim(_) => return None,
         };
         Some((self.requester()?, Event::RequestFailed { request, reason: reason.into() }))
     }
@@ -131,6 +133,8 @@ pub struct Net {
     last_epoch: u64,
     /// The node whose actions [`Net::run`] is collecting, and what it collected.
     capture: Option<(usize, Vec<Action>)>,
+    /// Every leg ever sent, in order: (from, to, the leg), for tests that count messages.
+    sent: Vec<Flight>,
 }
 
 impl Net {
@@ -155,6 +159,7 @@ impl Net {
             awaiting_full: BTreeMap::new(),
             last_epoch,
             capture: None,
+            sent: Vec::new(),
         }
     }
 
@@ -278,6 +283,9 @@ impl Net {
                 }
                 self.notices.push((i, n.clone()));
             }
+            Action::SwimSend { to, packet } => {
+                self.send(i, self.by_addr(to), Carried::Swim(packet.clone()), None);
+            }
             Action::Refuse(_) | Action::WakeAt(_) => {}
         }
     }
@@ -285,7 +293,14 @@ impl Net {
     fn send(&mut self, from: usize, to: Option<usize>, carried: Carried, answers: Option<FlightId>) {
         let id = self.next_id;
         self.next_id += 1;
-        self.flights.push(Flight { id, from, to, carried, answers });
+        let flight = Flight { id, from, to, carried, answers };
+        self.sent.push(flight.clone());
+        self.flights.push(flight);
+    }
+
+    /// Every leg sent so far, in order (the log of [`Net::send`]).
+    pub fn sent(&self) -> &[Flight] {
+        &self.sent
     }
 
     // ---- the network -------------------------------------------------------------------------
@@ -376,6 +391,10 @@ impl Net {
             Carried::Announcement(announcement) => {
                 let from_host = Some(SmolStr::from(self.cfg(f.from).mgmt_addr.host()));
                 self.feed(to, Event::AnnouncementReceived { announcement, from_host })
+            }
+            Carried::Swim(packet) => {
+                let from_host = Some(SmolStr::from(self.cfg(f.from).mgmt_addr.host()));
+                self.feed(to, Event::SwimReceived { packet, from_host })
             }
             Carried::Answer { addr, asked_full, table } => match table {
                 Ok(reply) => {
