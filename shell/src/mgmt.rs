@@ -23,9 +23,9 @@ use smol_str::SmolStr;
 use crate::blocking::{Blocking, Consumer};
 use crate::body::{next_paced, Body, BoxError, TooSlow};
 use crate::cluster_secret::{unauthorized, Guard, Refused};
-use crate::driver::Handle;
+use crate::driver::{Answer, Handle};
 use crate::metrics::{self, Direction, Interface};
-use crate::respond::{method_not_allowed, text, with_type};
+use crate::respond::{method_not_allowed, no_content, text, with_type};
 use crate::server::Handler;
 
 /// Forms are tiny; anything larger is not from a dftp node.
@@ -129,8 +129,12 @@ async fn route(
         "/join/" | "/join" => join(handle, req, check).await,
         "/cluster/" | "/cluster" => cluster(handle, req, peer, check).await,
         "/update/" | "/update" => update(handle, limits, req, check).await,
+        "/swim/" | "/swim" => swim(handle, req, peer, check).await,
         "/metrics" => metrics_page(&handle, &req),
-        _ => text(StatusCode::NOT_FOUND, "not found: the management API has /join/, /cluster/, /update/ and /metrics"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: the management API has /join/, /cluster/, /update/, /swim/ and /metrics",
+        ),
     }
 }
 
@@ -248,6 +252,28 @@ async fn cluster(handle: Handle, req: Request<Incoming>, peer: SocketAddr, check
             Some(reason) => text(StatusCode::BAD_REQUEST, reason),
             None => cluster_json(&answer.snapshot),
         },
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}
+
+/// `POST /swim/`: one SWIM packet of a peer ([`dftp_core::swim`]), at most
+/// [`dftp_core::swim::MAX_PACKET`] bytes, verified like every management request; `204`, or
+/// `400` with the reason (not a packet, not from a peer, a node without SWIM).
+async fn swim(handle: Handle, req: Request<Incoming>, peer: SocketAddr, check: Option<Check>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST", "Use POST /swim/ with a SWIM packet");
+    }
+    let packet = match read_body(req, dftp_core::swim::MAX_PACKET).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = verify(&check, BodyDigest::of(&packet)) {
+        return unauthorized(&r);
+    }
+    let event = Event::SwimReceived { packet: packet.to_vec(), from_host: Some(host_of(peer)) };
+    match handle.ask(event).await {
+        Some(Answer { refused: Some(reason), .. }) => text(StatusCode::BAD_REQUEST, reason),
+        Some(_) => no_content(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }

@@ -43,7 +43,9 @@ pub struct Params {
     pub min_latency: Duration,
     pub max_latency: Duration,
     /// How often the checks look at every node.
-    pub observe_every: Duration,
+    pub observe_every: Duration,    /// `--membership`: `ping` unless a scenario asks for `swim` (`sim/tests/swim.rs`): the
+    /// checks' [`Params::stale_bound`] is written for the peer timeout.
+    pub membership: &'static str,
 }
 
 impl Default for Params {
@@ -58,6 +60,7 @@ impl Default for Params {
             min_latency: Duration::ZERO,
             max_latency: Duration::from_millis(20),
             observe_every: Duration::from_millis(100),
+            membership: "ping",
         }
     }
 }
@@ -290,6 +293,7 @@ impl Cluster {
             format!("--peer-timeout={}", secs(p.peer_timeout)),
             format!("--full-update-interval={}", secs(p.full_update)),
             format!("--announce-interval={}", secs(p.announce)),
+            format!("--membership={}", p.membership),
             format!("--dfsmount={}", opts.mount),
             "--dfsroot=/sim".to_string(),
         ];
@@ -312,6 +316,8 @@ impl Cluster {
         let args = Rc::new(RefCell::new(self.args_for(name, &opts)));
         let snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>> = Arc::default();
         let (a, f, s) = (args.clone(), fs.clone(), snap.clone());
+        let mut swim_seed = FNV_START ^ self.seed;
+        mix_bytes(&mut swim_seed, name.as_bytes());
         self.sim.host(name, move || {
             let args = a.borrow().clone();
             let fs = f.clone();
@@ -329,6 +335,8 @@ impl Cluster {
                     start_unix_ms,
                     blocking: Blocking::Inline,
                     on_ready: Some(on_ready),
+                    // From the run's seed, the node and its start: a replay makes the same choices.
+                    swim_seed: Some(swim_seed ^ start_unix_ms),
                 };
                 // Never stopped gracefully: hosts crash.
                 let (stop, stopped) = watch::channel(false);
