@@ -753,7 +753,9 @@ impl Node {
         if let Some(p) = self.peers.get_mut(&name).filter(|_| believed) {
             p.answered = true;
         }
-        if let (true, Some(swim), Some(epoch), Some(renewal)) = (believed, &mut self.swim, reply.me.epoch, reply.me.swim) {
+        if let (true, Some(swim), Some(epoch), Some(renewal)) =
+            (believed, &mut self.swim, reply.me.epoch, reply.me.swim)
+        {
             // Its own word, at the address we greeted: it speaks SWIM, as this run.
             swim.meet(now, SwimId { name: name.clone(), addr: reply.me.mgmt_addr.as_str().into(), epoch, renewal });
         }

@@ -185,7 +185,7 @@ impl SwimConfig {
 
     /// The suspicion time with `members` in the cluster.
     pub fn suspicion(&self, members: usize) -> Span {
-        let n = (members.max(1)) as f64;
+        let n = members.max(1) as f64;
         let periods = f64::from(self.suspicion_mult) * n.log10().max(1.0);
         Span((self.probe_period.as_millis() as f64 * periods) as u64)
     }

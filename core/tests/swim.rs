@@ -275,7 +275,9 @@ const HTTP_HEADS: usize = 200;
 #[ignore = "measurements for the note; prints a table"]
 fn measure() {
     println!("\n## SWIM (foca) against full-mesh greetings, per node per minute, no loss");
-    println!("| N | SWIM messages | SWIM bytes (body) | SWIM bytes (with HTTP) | greetings | greeting bytes (with HTTP) |");
+    println!(
+        "| N | SWIM messages | SWIM bytes (body) | SWIM bytes (with HTTP) | greetings | greeting bytes (with HTTP) |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for n in [20, 50, 100, 200] {
         let mut c = Cluster::new(n, 0, 10);
@@ -283,11 +285,8 @@ fn measure() {
         c.run(Span::from_secs(60));
         let before = c.sent.clone();
         c.run(Span::from_secs(300));
-        let (msgs, bytes) = c
-            .sent
-            .iter()
-            .zip(&before)
-            .fold((0, 0), |(m, b), (now, then)| (m + now.0 - then.0, b + now.1 - then.1));
+        let (msgs, bytes) =
+            c.sent.iter().zip(&before).fold((0, 0), |(m, b), (now, then)| (m + now.0 - then.0, b + now.1 - then.1));
         let per = |x: u64| x as f64 / n as f64 / 5.0;
         let (g, t) = greeting_bytes(n);
         // One greeting per peer per 10 s ping interval; each is a request and an answer.
@@ -323,7 +322,8 @@ fn measure() {
         firsts.push(first.as_millis());
         alls.push(all.as_millis());
     }
-    let stats = |v: &[u64]| (v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0, *v.iter().max().unwrap() as f64 / 1000.0);
+    let stats =
+        |v: &[u64]| (v.iter().sum::<u64>() as f64 / v.len() as f64 / 1000.0, *v.iter().max().unwrap() as f64 / 1000.0);
     let (fm, fx) = stats(&firsts);
     let (am, ax) = stats(&alls);
     println!("crashes: {}; first member to declare it down: mean {fm:.1} s, max {fx:.1} s", firsts.len());

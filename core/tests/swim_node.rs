@@ -38,7 +38,8 @@ fn run(net: &mut Net, secs: u64) -> (Vec<(usize, usize)>, usize) {
     let before = net.sent().len();
     net.advance(secs);
     let sent = &net.sent()[before..];
-    let greetings = sent.iter().filter(|f| f.is_greeting()).map(|f| (f.from, f.to.expect("a node of the net"))).collect();
+    let greetings =
+        sent.iter().filter(|f| f.is_greeting()).map(|f| (f.from, f.to.expect("a node of the net"))).collect();
     let packets = sent.iter().filter(|f| matches!(f.carried, Carried::Swim(_))).count();
     (greetings, packets)
 }

@@ -29,7 +29,8 @@ fuzz_target!(|data: &[u8]| {
     cfg.announce_interval = None;
     cfg.membership = Membership::Swim;
     let mut node = Node::new(cfg, now());
-    let actions = node.handle(now(), Event::SwimReceived { packet: data.to_vec(), from_host: Some("127.0.0.1".into()) });
+    let actions =
+        node.handle(now(), Event::SwimReceived { packet: data.to_vec(), from_host: Some("127.0.0.1".into()) });
     // It knows no peer: every packet is refused, and nothing is sent.
     assert!(actions.iter().any(|a| matches!(a, Action::Refuse(_))), "{sender:?}");
     assert!(!actions.iter().any(|a| matches!(a, Action::SwimSend { .. } | Action::Greet { .. })));

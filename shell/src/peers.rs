@@ -258,7 +258,8 @@ impl PeerClient {
         let (req, nonce) = self.stamp(req, "/swim/", Some(BodyDigest::of(&packet)))?;
         let req = req.body(full_body(packet)).map_err(|e| e.to_string())?;
         timed(self.timeouts.greet, format!("SWIM packet to {to}"), async {
-            let resp = self.client.request(req).await.map_err(|e| format!("SWIM packet to {to}: {}", with_causes(&e)))?;
+            let resp =
+                self.client.request(req).await.map_err(|e| format!("SWIM packet to {to}: {}", with_causes(&e)))?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             self.check_answer(nonce, &parts, &body).map_err(|e| format!("SWIM packet to {to}: {e}"))?;

@@ -43,7 +43,8 @@ pub struct Params {
     pub min_latency: Duration,
     pub max_latency: Duration,
     /// How often the checks look at every node.
-    pub observe_every: Duration,    /// `--membership`: `ping` unless a scenario asks for `swim` (`sim/tests/swim.rs`): the
+    pub observe_every: Duration,
+    /// `--membership`: `ping` unless a scenario asks for `swim` (`sim/tests/swim.rs`): the
     /// checks' [`Params::stale_bound`] is written for the peer timeout.
     pub membership: &'static str,
 }

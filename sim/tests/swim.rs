@@ -46,10 +46,7 @@ fn crash_and_return(seed: u64, mixed: bool) -> Outcome {
     }
     let warmup = c.rand_secs(3.0, 6.0);
     c.run_with_changes(warmup, secs(0.4));
-    let took = {
-        let o = finish(&mut c);
-        o.converged
-    };
+    let took = finish(&mut c).converged;
     c.note(format!("formed after {took:?}"));
     let victim = 1 + c.pick(4);
     c.crash(victim);

@@ -24,7 +24,9 @@ fn swim_nodes_drop_a_killed_peer_and_take_it_back() {
     write_file(rb.path(), "from-b.txt", b"b\n");
     let a = node("a", ra.path(), None);
     let b = node("b", rb.path(), Some(&a));
-    wait_until("a and b to know each other", PATIENCE, || (a.peers().contains("b") && b.peers().contains("a")).then_some(()));
+    wait_until("a and b to know each other", PATIENCE, || {
+        (a.peers().contains("b") && b.peers().contains("a")).then_some(())
+    });
     let table = get(&a.mgmt_url("/cluster/")).json();
     assert!(table["Me"]["Swim"].is_u64(), "a says it speaks SWIM: {table}");
     wait_until("b's file at a", PATIENCE, || a.find().contains("from-b.txt").then_some(()));
@@ -46,7 +48,9 @@ fn garbage_to_swim_is_refused_and_the_node_stays_up() {
     let (ra, rb) = (awkward_tempdir("swim-ga"), awkward_tempdir("swim-gb"));
     let mut a = node("a", ra.path(), None);
     let b = node("b", rb.path(), Some(&a));
-    wait_until("a and b to know each other", PATIENCE, || (a.peers().contains("b") && b.peers().contains("a")).then_some(()));
+    wait_until("a and b to know each other", PATIENCE, || {
+        (a.peers().contains("b") && b.peers().contains("a")).then_some(())
+    });
     let url = a.mgmt_url("/swim/");
     let octets = [("Content-Type", "application/octet-stream")];
 

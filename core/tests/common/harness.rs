@@ -88,7 +88,8 @@ impl Flight {
     /// Whether node `i` sent it or waits for it: its requests and announcements, and the
     /// replies to its requests.
     pub fn started_by(&self, i: usize) -> bool {
-        self.requester() == Some(i) || self.from == i && matches!(self.carried, Carried::Announcement(_) | Carried::Swim(_))
+        self.requester() == Some(i)
+            || self.from == i && matches!(self.carried, Carried::Announcement(_) | Carried::Swim(_))
     }
 
     /// The event that tells the requester this leg was lost, and to whom it goes.
