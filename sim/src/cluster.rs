@@ -294,13 +294,18 @@ impl Cluster {
             format!("--peer-timeout={}", secs(p.peer_timeout)),
             format!("--full-update-interval={}", secs(p.full_update)),
             format!("--announce-interval={}", secs(p.announce)),
-            format!("--membership={}", p.membership),
             format!("--dfsmount={}", opts.mount),
             "--dfsroot=/sim".to_string(),
         ];
         for j in &opts.join {
             args.push(format!("--join={}:{MGMT_PORT}", self.nodes[*j].name));
         }
+        args.push(format!("--membership={}", p.membership));
+        // A node's own flags (`--flag=value`) override the cluster's: a scenario mixing both
+        // `--membership` kinds, or a peer timeout only SWIM can beat.
+        let flag = |a: &str| a.split('=').next().unwrap_or(a).to_string();
+        let own: Vec<String> = opts.extra.iter().map(|a| flag(a)).collect();
+        args.retain(|a| !own.contains(&flag(a)));
         args.extend(opts.extra.iter().cloned());
         args
     }
