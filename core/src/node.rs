@@ -1049,10 +1049,19 @@ impl Node {
         }
         let names: Vec<SmolStr> = self.peers.keys().cloned().collect();
         for name in names {
-            // A watched peer is greeted only to ask for the full update its view here needs.
-            let patience = self.cfg.peer_timeout;
-            if watched.contains(&name) && !self.peers.get(&name).is_some_and(|p| p.should_request_full(now, patience)) {
-                continue;
+            // A watched peer is greeted only to ask for the full update its view here needs; and
+            // one that missed an update of ours (`owes_full`), which a greeting's answer would
+            // have brought a full update, gets it now.
+            if watched.contains(&name) {
+                let patience = self.cfg.peer_timeout;
+                let Some(p) = self.peers.get(&name) else { continue };
+                let (ask, owed) = (p.should_request_full(now, patience), p.owes_full);
+                if owed {
+                    self.push_full(now, &name, out);
+                }
+                if !ask {
+                    continue;
+                }
             }
             self.greet_peer(now, &name, out);
         }

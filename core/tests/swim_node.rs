@@ -110,6 +110,24 @@ fn a_peer_swim_declares_down_loses_its_files_and_comes_back() {
     assert!(all_alive(&net));
 }
 
+/// Greetings are what brought a peer that missed an update of ours a full one: SWIM peers are
+/// not greeted, so it comes at the next ping interval instead.
+#[test]
+fn a_swim_peer_that_missed_an_update_gets_a_full_one_at_the_next_ping() {
+    let mut net = cluster(2, 0);
+    let path = DfsPath::parse("lost.txt").unwrap();
+    let meta = Meta { mode: dftp_core::FileMode::file(0o644), size: 3, modified: 1, info_updated: 1 };
+    // n0's incremental update to n1 fails on its way.
+    net.handle(0, Event::LocalChanges(vec![dftp_core::Change::Upsert(path.clone(), meta)]));
+    let lost = net.find(|f| f.is_update() && f.from == 0).expect("an update to n1");
+    net.fail(lost);
+    net.settle();
+    assert!(net.snapshot(1).lookup(&path).is_none());
+    let (greetings, _) = run(&mut net, 12);
+    assert_eq!(greetings, []);
+    assert!(net.snapshot(1).lookup(&path).is_some(), "n1 has n0's change from a full update");
+}
+
 #[test]
 fn a_swim_packet_from_a_stranger_or_garbage_is_refused() {
     let mut net = cluster(2, 0);
