@@ -93,10 +93,10 @@ impl Default for Digest {
 
 impl Digest {
     /// The digest of these records (a path listed once).
-    pub fn of<'a>(records: impl IntoIterator<Item = (&'a DfsPath, Meta)>) -> Digest {
+    pub fn of<P: std::borrow::Borrow<DfsPath>>(records: impl IntoIterator<Item = (P, Meta)>) -> Digest {
         let mut d = Digest::default();
         for (p, m) in records {
-            d.add(p, m);
+            d.add(p.borrow(), m);
         }
         d
     }

@@ -72,6 +72,7 @@ pub mod route;
 pub mod search;
 pub mod seeds;
 pub mod snapshot;
+pub mod swim;
 pub mod time;
 pub mod tree;
 pub mod wire;

@@ -120,6 +120,7 @@ impl Peer {
             epoch: None,
             seq: None,
             digest: None,
+            swim: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::outbox::Outgoing;
 use crate::path::{DfsPath, Mount};
 use crate::seeds::{Origin, Refused, Seeds, LEARNED_FORGET_AFTER};
 use crate::snapshot::{Member, Snapshot};
+use crate::swim::{Membership, Swim, SwimConfig, SwimId, SwimOut};
 use crate::time::{Span, Time};
 use crate::tree::{Change, Meta, NodeId, Tree};
 use crate::wire::{file_info, UpdateHeader};
@@ -56,6 +57,12 @@ pub struct Config {
     pub digest_interval: Span,
     /// Digests with the peers that speak them, or full updates to all (`--anti-entropy`).
     pub anti_entropy: anti_entropy::Mode,
+    /// How liveness is watched between our nodes (`--membership`): SWIM ([`crate::swim`]), or
+    /// greetings of every peer every ping interval, as the original does. Peers that do not
+    /// speak SWIM are greeted either way.
+    pub membership: Membership,
+    /// SWIM's probe period, suspicion and RNG seed.
+    pub swim: SwimConfig,
 }
 
 impl Config {
@@ -76,6 +83,10 @@ impl Config {
             authenticated: false,
             digest_interval: Span::from_secs(60),
             anti_entropy: anti_entropy::Mode::Digest,
+            // Today's behaviour, unless asked: a node whose SWIM packets go nowhere would
+            // declare every peer down. The daemon's flag defaults to SWIM.
+            membership: Membership::Ping,
+            swim: SwimConfig::new(epoch),
         }
     }
 }
@@ -115,6 +126,9 @@ pub enum Event {
     RequestFailed { request: Request, reason: String },
     /// A wake-up asked for by [`Action::WakeAt`] (or any time: timers are checked on every event).
     Timer,
+    /// `POST /swim/` arrived with this packet, over a connection from `from_host`
+    /// ([`crate::swim`]). Refused unless its sender is one of our peers.
+    SwimReceived { packet: Vec<u8>, from_host: Option<SmolStr> },
 }
 
 /// A request the shell sends for the node, named when it fails.
@@ -149,6 +163,8 @@ pub enum Action {
     Notice(Notice),
     /// Call `handle(_, Event::Timer)` at this time. Replaces any earlier wake-up.
     WakeAt(Time),
+    /// `POST /swim/` with this packet; nothing comes back (a lost packet is SWIM's business).
+    SwimSend { to: PeerAddr, packet: Vec<u8> },
 }
 
 impl std::fmt::Debug for Action {
@@ -167,6 +183,7 @@ impl std::fmt::Debug for Action {
             Action::Refuse(r) => write!(f, "Refuse({r})"),
             Action::Notice(n) => write!(f, "{n:?}"),
             Action::WakeAt(t) => write!(f, "WakeAt({t:?})"),
+            Action::SwimSend { to, packet } => write!(f, "SwimSend({to}, {} bytes)", packet.len()),
         }
     }
 }
@@ -291,6 +308,8 @@ pub struct Node {
     next_digest: Time,
     /// Digests of the views, and who speaks them.
     ae: AntiEntropy,
+    /// SWIM between our nodes (`Membership::Swim`): the peers it watches are not greeted.
+    swim: Option<Swim>,
 }
 
 impl Node {
@@ -298,7 +317,10 @@ impl Node {
         let mut tree = Tree::new();
         let me = tree.intern(&cfg.name);
         let next_announce = cfg.announce_interval.map(|_| now);
+        let swim = (cfg.membership == Membership::Swim)
+            .then(|| Swim::new(SwimId::new(&cfg.name, &cfg.mgmt_addr, cfg.epoch, 0), cfg.swim.clone()));
         Node {
+            swim,
             me,
             tree,
             peers: Peers::new(),
@@ -404,8 +426,10 @@ impl Node {
             Event::DigestReceived(msg) => self.on_digest(msg, &mut out),
             Event::DigestAnswered { to, sent, answer } => self.on_digest_answer(now, to, sent, answer, &mut out),
             Event::Timer => {}
+            Event::SwimReceived { packet, from_host } => self.on_swim(now, &packet, from_host, &mut out),
         }
         self.run_timers(now, &mut out);
+        self.run_swim(now, &mut out);
         out.push(Action::WakeAt(self.next_wake()));
         out
     }
@@ -466,6 +490,7 @@ impl Node {
             epoch: Some(self.cfg.epoch),
             seq: Some(self.seq),
             digest: (self.cfg.anti_entropy == anti_entropy::Mode::Digest).then(|| anti_entropy::DIGEST_SCHEME.into()),
+            swim: self.swim.as_ref().map(|s| s.identity().renewal),
         };
         let peers = self.peers.values().filter(|p| p.is_alive()).map(|p| (p.name.clone(), p.info())).collect();
         ClusterInfo { name: self.cfg.cluster.clone(), me, peers }
@@ -766,6 +791,12 @@ impl Node {
             p.answered = true;
             self.ae.heard(&name, reply.me.digest.as_deref());
         }
+        if let (true, Some(swim), Some(epoch), Some(renewal)) =
+            (believed, &mut self.swim, reply.me.epoch, reply.me.swim)
+        {
+            // Its own word, at the address we greeted: it speaks SWIM, as this run.
+            swim.meet(now, SwimId { name: name.clone(), addr: reply.me.mgmt_addr.as_str().into(), epoch, renewal });
+        }
         let pos = pos.filter(|_| believed);
         if let (Some(t), Some(pos), Some(p)) = (alive_since, pos, self.peers.get_mut(&name)) {
             if p.is_behind(pos) {
@@ -1037,7 +1068,7 @@ impl Node {
             .tree
             .view(self.me)
             .filter(|(path, _)| repair.covers(path))
-            .map(|(path, meta)| file_info(path, meta, &self.cfg.name, false))
+            .map(|(path, meta)| file_info(&path, meta, &self.cfg.name, false))
             .collect();
         let update = Arc::new(Update {
             files,
@@ -1100,8 +1131,8 @@ impl Node {
         let stale: Vec<DfsPath> = self
             .tree
             .view(id)
-            .filter(|(path, _)| repair.covers(path) && !wanted.contains_key(*path))
-            .map(|(path, _)| path.clone())
+            .filter(|(path, _)| repair.covers(path) && !wanted.contains_key(path))
+            .map(|(path, _)| path)
             .collect();
         let mut changed = 0;
         for path in stale {
@@ -1131,6 +1162,9 @@ impl Node {
             t = t.min(a);
         }
         if let Some(at) = self.seeds.next_wake() {
+            t = t.min(at);
+        }
+        if let Some(at) = self.swim.as_ref().and_then(Swim::next_wake) {
             t = t.min(at);
         }
         t
@@ -1178,6 +1212,19 @@ impl Node {
     fn ping_all(&mut self, now: Time, out: &mut Vec<Action>) {
         let mut lost = Vec::new();
         let mut forgotten = Vec::new();
+        // Live peers SWIM watches are neither timed out nor greeted here: SWIM declares them
+        // down. One it stops watching (its run was declared down while it kept answering our
+        // greetings) is greeted as before, and times out a peer timeout from now at the soonest.
+        let swim = self.swim.as_ref();
+        let watched: Vec<SmolStr> = self
+            .peers
+            .values_mut()
+            .filter(|p| p.is_alive() && swim.is_some_and(|s| s.watches(&p.name)))
+            .map(|p| {
+                p.last_alive = now;
+                p.name.clone()
+            })
+            .collect();
         for p in self.peers.values() {
             match p.liveness {
                 Liveness::Alive if now.since(p.last_alive) > self.cfg.peer_timeout => lost.push(p.name.clone()),
@@ -1192,16 +1239,7 @@ impl Node {
             }
         }
         for name in lost {
-            let Some(p) = self.peers.get_mut(&name) else { continue };
-            p.liveness = Liveness::Lost { since: now };
-            p.stream = None;
-            p.outbox.clear();
-            p.wants_full = true;
-            p.full_requested_at = None;
-            let id = p.id;
-            let files_removed = self.tree.drop_node(id);
-            self.ae.digests.reset(id);
-            out.push(Action::Notice(Notice::PeerLost { name, files_removed }));
+            self.lose(now, &name, out);
         }
         for name in forgotten {
             self.peers.remove(&name);
@@ -1217,7 +1255,100 @@ impl Node {
         }
         let names: Vec<SmolStr> = self.peers.keys().cloned().collect();
         for name in names {
+            // A watched peer is greeted only to ask for the full update its view here needs; and
+            // one that missed an update of ours (`owes_full`), which a greeting's answer would
+            // have brought a full update, gets it now.
+            if watched.contains(&name) {
+                let patience = self.cfg.peer_timeout;
+                let Some(p) = self.peers.get(&name) else { continue };
+                let (ask, owed) = (p.should_request_full(now, patience), p.owes_full);
+                if owed {
+                    self.push_full(now, &name, out);
+                }
+                if !ask {
+                    continue;
+                }
+            }
             self.greet_peer(now, &name, out);
+        }
+    }
+
+    /// Removes a peer that stopped answering (or that SWIM declared down) with its files; it is
+    /// still greeted, and comes back when it answers.
+    fn lose(&mut self, now: Time, name: &SmolStr, out: &mut Vec<Action>) {
+        let Some(p) = self.peers.get_mut(name).filter(|p| p.is_alive()) else { return };
+        p.liveness = Liveness::Lost { since: now };
+        p.stream = None;
+        p.outbox.clear();
+        p.wants_full = true;
+        p.full_requested_at = None;
+        let id = p.id;
+        let files_removed = self.tree.drop_node(id);
+        self.ae.digests.reset(id);
+        out.push(Action::Notice(Notice::PeerLost { name: name.clone(), files_removed }));
+    }
+
+    // ---- SWIM ---------------------------------------------------------------------------------
+
+    /// A SWIM packet from the network: taken only from a peer of ours (a node that answered a
+    /// greeting, with every check that takes), and, without the cluster secret, only over a
+    /// connection from the host we know it at, when we know it by an IP address. A stranger's
+    /// packet is refused before foca reads more than its header.
+    fn on_swim(&mut self, now: Time, packet: &[u8], from_host: Option<SmolStr>, out: &mut Vec<Action>) {
+        let Some(swim) = self.swim.as_mut() else {
+            out.push(Action::Refuse("this node does not use SWIM (--membership ping)".into()));
+            return;
+        };
+        let Some(sender) = crate::swim::sender_of(packet) else {
+            out.push(Action::Refuse("not a SWIM packet of a dftp node".into()));
+            return;
+        };
+        let Some(peer) = self.peers.get(&sender.name).filter(|p| p.answered) else {
+            out.push(Action::Refuse(format!("{:?} is not a peer of this node", sender.name)));
+            return;
+        };
+        let known_ip = peer.mgmt_addr.host().trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
+        let from_ip = from_host.as_deref().and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+        if let (false, Some(known), Some(from)) = (self.cfg.authenticated, known_ip, from_ip) {
+            if known != from {
+                out.push(Action::Refuse(format!("{} is at {known}, not at {from}", sender.name)));
+                return;
+            }
+        }
+        if let Err(e) = swim.receive(now, packet) {
+            out.push(Action::Refuse(format!("SWIM packet refused: {e}")));
+        }
+    }
+
+    /// Runs SWIM's timers and carries out what it asks: packets go to the addresses we know
+    /// our peers at; a member down is a peer lost; a member up that is no peer yet is greeted
+    /// as a seed (it becomes a peer only by answering), one that was lost is greeted at once.
+    fn run_swim(&mut self, now: Time, out: &mut Vec<Action>) {
+        let Some(swim) = self.swim.as_mut() else { return };
+        swim.tick(now);
+        for o in swim.take() {
+            match o {
+                SwimOut::Send { to, packet } => {
+                    let addr = match self.peers.get(&to.name) {
+                        Some(p) => Some(p.mgmt_addr.clone()),
+                        None => to.mgmt_addr().filter(|a| !a.host().is_empty()),
+                    };
+                    if let Some(to) = addr {
+                        out.push(Action::SwimSend { to, packet });
+                    }
+                }
+                SwimOut::Down(id) => self.lose(now, &id.name, out),
+                SwimOut::Up(id) => match self.peers.get(&id.name) {
+                    Some(p) if !p.is_alive() => self.greet_peer(now, &id.name, out),
+                    Some(_) => {}
+                    None if self.peers.len() >= MAX_PEERS => {}
+                    None => {
+                        if let Some(addr) = id.mgmt_addr().filter(|a| !a.host().is_empty()) {
+                            self.add_seed(now, addr, Origin::Heard, out);
+                        }
+                    }
+                },
+            }
         }
     }
 
@@ -1289,6 +1420,7 @@ mod tests {
             epoch: None,
             seq: None,
             digest: None,
+            swim: None,
         };
         ClusterInfo { name: "dftp".into(), me, peers: BTreeMap::new() }
     }

@@ -430,6 +430,12 @@ pub struct NodeInfo {
     /// ([`crate::anti_entropy::DIGEST_SCHEME`]); a node without it gets full updates.
     #[serde(rename = "Digest", default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<SmolStr>,
+
+    /// Our addition, in `Me` only, from nodes that watch their peers with SWIM
+    /// ([`crate::swim`]): the renewal of its SWIM identity (with its name, management address
+    /// and `Epoch`, the whole identity). A node greeted with it makes the node a SWIM member.
+    #[serde(rename = "Swim", default, skip_serializing_if = "Option::is_none")]
+    pub swim: Option<u32>,
 }
 
 /// The body of `GET /cluster/` and of the reply to a greeting.

@@ -46,6 +46,7 @@ fn table(name: &str, host: &str, epoch: u64, seq: u64) -> ClusterInfo {
         epoch: Some(epoch),
         seq: Some(seq),
         digest: None,
+        swim: None,
     };
     ClusterInfo { name: "dftp".into(), me, peers: Default::default() }
 }

@@ -85,6 +85,18 @@ pub struct Cli {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub peer_timeout: Duration,
 
+    /// How our nodes watch whether their peers are alive: `swim` (each node probes one peer per
+    /// --swim-probe-interval, asks 3 others to probe it when it does not answer, and declares it
+    /// down after a suspicion of 4·log10(N) probe intervals: constant traffic per node) or
+    /// `ping` (every peer greeted every --ping-interval, as the original does). Peers that do
+    /// not speak SWIM, the original's nodes, are greeted every --ping-interval either way.
+    #[arg(long, default_value = "swim", value_parser = parse_membership)]
+    pub membership: dftp_core::swim::Membership,
+
+    /// With --membership swim: how often each node probes one peer (memberlist's LAN default).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub swim_probe_interval: Duration,
+
     /// How often every peer gets a full update of this node's files.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub full_update_interval: Duration,
@@ -309,6 +321,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--membership`.
+pub fn parse_membership(s: &str) -> Result<dftp_core::swim::Membership, String> {
+    match s {
+        "swim" => Ok(dftp_core::swim::Membership::Swim),
+        "ping" => Ok(dftp_core::swim::Membership::Ping),
+        _ => Err(format!("{s:?}: expected swim or ping")),
+    }
 }
 
 /// Parses a port range `FIRST-LAST` (or a single port).

@@ -271,6 +271,15 @@ impl Driver {
                         });
                     }
                 }
+                // Fire and forget: SWIM notices a lost packet by itself.
+                Action::SwimSend { to, packet } => {
+                    let client = self.client.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = client.swim(&to, packet).await {
+                            tracing::debug!("{e}");
+                        }
+                    });
+                }
                 Action::Refuse(reason) => refused = Some(reason),
                 Action::Notice(n) => log_notice(&n),
                 Action::WakeAt(t) => self.wake = t,

@@ -66,6 +66,9 @@ pub struct Env {
     /// Called once the node is serving, with a handle to its driver (the simulator reads each
     /// node's snapshots through it).
     pub on_ready: Option<OnReady>,
+    /// The seed of SWIM's choices ([`dftp_core::swim::SwimConfig::seed`]): `None` takes one
+    /// from the OS; the simulator gives one derived from its own, to replay a run exactly.
+    pub swim_seed: Option<u64>,
 }
 
 /// See [`Env::on_ready`].
@@ -74,8 +77,16 @@ pub type OnReady = Box<dyn FnOnce(&Handle) + Send>;
 impl Env {
     /// The environment of the daemon: blocking work on tokio's blocking threads, no hook.
     pub fn new(net: Arc<dyn Net>, fs: Arc<dyn LocalFs>, start_unix_ms: u64) -> Env {
-        Env { net, fs, start_unix_ms, blocking: Blocking::Threads, on_ready: None }
+        Env { net, fs, start_unix_ms, blocking: Blocking::Threads, on_ready: None, swim_seed: None }
     }
+}
+
+/// A random seed from the OS, for SWIM's choices of whom to probe.
+fn os_seed() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new().fill(&mut b).expect("the system's random source works");
+    u64::from_le_bytes(b)
 }
 
 /// Threads that serve the public interface: `--http-threads`, or one per core.
@@ -180,6 +191,9 @@ pub async fn run(settings: Settings, env: Env, shutdown: watch::Receiver<bool>) 
     cfg.announce_interval = multicast.as_ref().map(|_| ms(cli.announce_interval));
     cfg.mount = mount.clone();
     cfg.authenticated = cluster_keys.is_some();
+    cfg.membership = cli.membership;
+    cfg.swim.probe_period = ms(cli.swim_probe_interval);
+    cfg.swim.seed = env.swim_seed.unwrap_or_else(os_seed);
 
     let clock = Clock::new(env.start_unix_ms);
     let guard = cluster_keys.map(|keys| Arc::new(cluster_secret::Guard::new(keys, clock)));

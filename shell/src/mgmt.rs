@@ -26,7 +26,7 @@ use crate::body::{next_paced, Body, BoxError, TooSlow};
 use crate::cluster_secret::{unauthorized, Guard, Refused};
 use crate::driver::{Answer, Handle};
 use crate::metrics::{self, Direction, Interface};
-use crate::respond::{method_not_allowed, text, with_type};
+use crate::respond::{method_not_allowed, no_content, text, with_type};
 use crate::server::Handler;
 
 /// Forms are tiny; anything larger is not from a dftp node.
@@ -131,10 +131,11 @@ async fn route(
         "/cluster/" | "/cluster" => cluster(handle, req, peer, check).await,
         "/update/" | "/update" => update(handle, limits, req, check).await,
         "/digest/" | "/digest" => digest(handle, req, check).await,
+        "/swim/" | "/swim" => swim(handle, req, peer, check).await,
         "/metrics" => metrics_page(&handle, &req),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: the management API has /join/, /cluster/, /update/, /digest/ and /metrics",
+            "not found: the management API has /join/, /cluster/, /update/, /digest/, /swim/ and /metrics",
         ),
     }
 }
@@ -285,6 +286,28 @@ async fn digest(handle: Handle, req: Request<Incoming>, check: Option<Check>) ->
             with_type(StatusCode::OK, "application/json", answer.to_json())
         }
         Some(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "the node gave no answer to the digest"),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}
+
+/// `POST /swim/`: one SWIM packet of a peer ([`dftp_core::swim`]), at most
+/// [`dftp_core::swim::MAX_PACKET`] bytes, verified like every management request; `204`, or
+/// `400` with the reason (not a packet, not from a peer, a node without SWIM).
+async fn swim(handle: Handle, req: Request<Incoming>, peer: SocketAddr, check: Option<Check>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST", "Use POST /swim/ with a SWIM packet");
+    }
+    let packet = match read_body(req, dftp_core::swim::MAX_PACKET).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = verify(&check, BodyDigest::of(&packet)) {
+        return unauthorized(&r);
+    }
+    let event = Event::SwimReceived { packet: packet.to_vec(), from_host: Some(host_of(peer)) };
+    match handle.ask(event).await {
+        Some(Answer { refused: Some(reason), .. }) => text(StatusCode::BAD_REQUEST, reason),
+        Some(_) => no_content(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }

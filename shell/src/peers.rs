@@ -284,6 +284,28 @@ impl PeerClient {
         .await
     }
 
+    /// `POST /swim/`: one SWIM packet ([`dftp_core::swim`]), answered `204` with nothing to
+    /// read; a lost one is SWIM's business (it probes through others, then suspects). Within the
+    /// greeting timeout: a packet later than a probe period is as good as lost.
+    pub async fn swim(&self, to: &PeerAddr, packet: Vec<u8>) -> Result<(), String> {
+        let req = Request::post(Self::url(to, "/swim/")?).header(header::CONTENT_TYPE, "application/octet-stream");
+        let (req, nonce) = self.stamp(req, "/swim/", Some(BodyDigest::of(&packet)))?;
+        let req = req.body(full_body(packet)).map_err(|e| e.to_string())?;
+        timed(self.timeouts.greet, format!("SWIM packet to {to}"), async {
+            let resp =
+                self.client.request(req).await.map_err(|e| format!("SWIM packet to {to}: {}", with_causes(&e)))?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            self.check_answer(nonce, &parts, &body).map_err(|e| format!("SWIM packet to {to}: {e}"))?;
+            if !parts.status.is_success() {
+                let why = String::from_utf8_lossy(&body);
+                return Err(format!("SWIM packet to {to}: {}: {}", parts.status, why.trim()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// `POST /update/`. An incremental update gets [`Timeouts::incremental`]; a full one, which
     /// can be large, as long as its body keeps going out, then [`Timeouts::update`] for the
     /// answer.

@@ -46,6 +46,9 @@ pub struct Params {
     pub max_latency: Duration,
     /// How often the checks look at every node.
     pub observe_every: Duration,
+    /// `--membership`: `ping` unless a scenario asks for `swim` (`sim/tests/swim.rs`): the
+    /// checks' [`Params::stale_bound`] is written for the peer timeout.
+    pub membership: &'static str,
 }
 
 impl Default for Params {
@@ -60,6 +63,7 @@ impl Default for Params {
             min_latency: Duration::ZERO,
             max_latency: Duration::from_millis(20),
             observe_every: Duration::from_millis(100),
+            membership: "ping",
         }
     }
 }
@@ -314,6 +318,12 @@ impl Cluster {
         for j in &opts.join {
             args.push(format!("--join={}:{MGMT_PORT}", self.nodes[*j].name));
         }
+        args.push(format!("--membership={}", p.membership));
+        // A node's own flags (`--flag=value`) override the cluster's: a scenario mixing both
+        // `--membership` kinds, or a peer timeout only SWIM can beat.
+        let flag = |a: &str| a.split('=').next().unwrap_or(a).to_string();
+        let own: Vec<String> = opts.extra.iter().map(|a| flag(a)).collect();
+        args.retain(|a| !own.contains(&flag(a)));
         args.extend(opts.extra.iter().cloned());
         args
     }
@@ -331,6 +341,8 @@ impl Cluster {
         let snap: Arc<Mutex<Option<watch::Receiver<Snapshot>>>> = Arc::default();
         let traffic: Arc<Mutex<Vec<Traffic>>> = Arc::default();
         let (a, f, s, t) = (args.clone(), fs.clone(), snap.clone(), traffic.clone());
+        let mut swim_seed = FNV_START ^ self.seed;
+        mix_bytes(&mut swim_seed, name.as_bytes());
         self.sim.host(name, move || {
             let args = a.borrow().clone();
             let fs = f.clone();
@@ -350,6 +362,8 @@ impl Cluster {
                     start_unix_ms,
                     blocking: Blocking::Inline,
                     on_ready: Some(on_ready),
+                    // From the run's seed, the node and its start: a replay makes the same choices.
+                    swim_seed: Some(swim_seed ^ start_unix_ms),
                 };
                 // Never stopped gracefully: hosts crash.
                 let (stop, stopped) = watch::channel(false);

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
 use dftp_e2e::*;
 
@@ -109,11 +110,16 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     let reply = r.json();
     assert_eq!(reply["Me"]["Name"], "us");
     assert_eq!(reply["Peers"]["nodeA"]["MgmtAddr"], nodea.addr.to_string());
-    // The same shape as the original's table; `Me` also has our `Epoch`, `Seq` and `Digest`,
-    // which Go's decoder ignores.
+    // The same shape as the original's table; `Me` also has our `Epoch`, `Seq`, `Digest` and
+    // `Swim` (`--anti-entropy digest` and `--membership swim`, the defaults), which Go's decoder
+    // ignores.
     assert_eq!(keys(&reply), keys(&captured_table));
     let mut ours = keys(&reply["Me"]);
-    assert!(ours.remove("Epoch") && ours.remove("Seq") && ours.remove("Digest"), "{}", reply["Me"]);
+    assert!(
+        ours.remove("Epoch") && ours.remove("Seq") && ours.remove("Digest") && ours.remove("Swim"),
+        "{}",
+        reply["Me"]
+    );
     assert_eq!(ours, keys(&captured_table["Me"]));
     assert_eq!(keys(&reply["Peers"]["nodeA"]), keys(&captured_table["Peers"]["nodeB"]));
 
@@ -146,6 +152,13 @@ fn a_node_of_the_original_joins_and_its_files_are_served() {
     assert_eq!(field("name"), Some("us"));
     assert_eq!(field("public-addr"), Some(us.http.to_string().as_str()));
     assert_eq!(field("mgmt-addr"), Some(us.mgmt.to_string().as_str()));
+    // nodeA's table has no `Swim`: our node (SWIM by default) greets it every ping interval, as
+    // the original would, and never sends it a SWIM packet.
+    wait_until("greetings of nodeA at every ping interval", Duration::from_secs(60), || {
+        let greetings = nodea.requests().iter().filter(|r| r.method == "POST" && r.target == "/cluster/").count();
+        (greetings >= 3).then_some(())
+    });
+    assert!(!nodea.requests().iter().any(|r| r.target.starts_with("/swim")));
 
     // 3. nodeA's captured full update, byte for byte.
     let r = post_json(&us.mgmt_url("/update/"), &update);

@@ -51,6 +51,8 @@ pub enum Carried {
     Digest { name: SmolStr, digest: DigestMsg },
     /// The reply to a digest: the receiver's answer, or why it refused.
     DigestReply { name: SmolStr, sent: StreamPos, answer: Result<DigestAnswer, String> },
+    /// A SWIM packet (`POST /swim/`): nobody waits for its answer.
+    Swim(Vec<u8>),
 }
 
 impl Carried {
@@ -66,6 +68,7 @@ impl Carried {
             Carried::Receipt { .. } => ("update answer", 2),
             Carried::Digest { digest, .. } => ("digest", digest.to_json().len()),
             Carried::DigestReply { answer, .. } => ("digest answer", answer.as_ref().map_or(0, |a| a.to_json().len())),
+            Carried::Swim(packet) => ("swim", packet.len()),
         }
     }
 }
@@ -105,14 +108,15 @@ impl Flight {
         match self.carried {
             Carried::Greeting { .. } | Carried::Update { .. } | Carried::Digest { .. } => Some(self.from),
             Carried::Answer { .. } | Carried::Receipt { .. } | Carried::DigestReply { .. } => self.to,
-            Carried::Announcement(_) => None,
+            Carried::Announcement(_) | Carried::Swim(_) => None,
         }
     }
 
     /// Whether node `i` sent it or waits for it: its requests and announcements, and the
     /// replies to its requests.
     pub fn started_by(&self, i: usize) -> bool {
-        self.requester() == Some(i) || self.from == i && matches!(self.carried, Carried::Announcement(_))
+        self.requester() == Some(i)
+            || self.from == i && matches!(self.carried, Carried::Announcement(_) | Carried::Swim(_))
     }
 
     /// The event that tells the requester this leg was lost, and to whom it goes.
@@ -122,7 +126,7 @@ impl Flight {
             Carried::Update { name, update } => Request::Update { to: name.clone(), full: update.full },
             Carried::Receipt { name, full, .. } => Request::Update { to: name.clone(), full: *full },
             Carried::Digest { name, .. } | Carried::DigestReply { name, .. } => Request::Digest(name.clone()),
-            Carried::Announcement(_) => return None,
+            Carried::Announcement(_) | Carried::Swim(_) => return None,
         };
         Some((self.requester()?, Event::RequestFailed { request, reason: reason.into() }))
     }
@@ -160,6 +164,8 @@ pub struct Net {
     capture: Option<(usize, Vec<Action>)>,
     /// When on ([`Net::count_traffic`]): legs sent and their bytes, by sender and kind.
     traffic: Option<Traffic>,
+    /// Every leg ever sent, in order: (from, to, the leg), for tests that count messages.
+    sent: Vec<Flight>,
 }
 
 impl Net {
@@ -185,6 +191,7 @@ impl Net {
             last_epoch,
             capture: None,
             traffic: None,
+            sent: Vec::new(),
         }
     }
 
@@ -312,6 +319,9 @@ impl Net {
                 let carried = Carried::Digest { name: to.clone(), digest: digest.clone() };
                 self.send(i, self.by_addr(addr), carried, None);
             }
+            Action::SwimSend { to, packet } => {
+                self.send(i, self.by_addr(to), Carried::Swim(packet.clone()), None);
+            }
             Action::Refuse(_) | Action::DigestReply(_) | Action::WakeAt(_) => {}
         }
     }
@@ -325,7 +335,14 @@ impl Net {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.flights.push(Flight { id, from, to, carried, answers });
+        let flight = Flight { id, from, to, carried, answers };
+        self.sent.push(flight.clone());
+        self.flights.push(flight);
+    }
+
+    /// Every leg sent so far, in order (the log of [`Net::send`]).
+    pub fn sent(&self) -> &[Flight] {
+        &self.sent
     }
 
     // ---- the network -------------------------------------------------------------------------
@@ -444,6 +461,10 @@ impl Net {
             Carried::Announcement(announcement) => {
                 let from_host = Some(SmolStr::from(self.cfg(f.from).mgmt_addr.host()));
                 self.feed(to, Event::AnnouncementReceived { announcement, from_host })
+            }
+            Carried::Swim(packet) => {
+                let from_host = Some(SmolStr::from(self.cfg(f.from).mgmt_addr.host()));
+                self.feed(to, Event::SwimReceived { packet, from_host })
             }
             Carried::Answer { addr, asked_full, table } => match table {
                 Ok(reply) => {
