@@ -17,7 +17,8 @@ fn now() -> Time {
 fn node() -> Node {
     let addr = |port| PeerAddr::new_unchecked("127.0.0.1", port);
     let mut n = Node::new(Config::new("self", "dftp", addr(7040), addr(7041), 1), now());
-    let greeting = Greeting { name: "b".into(), public_addr: addr(8040), mgmt_addr: addr(8041), request_full_update: false };
+    let greeting =
+        Greeting { name: "b".into(), public_addr: addr(8040), mgmt_addr: addr(8041), request_full_update: false };
     n.handle(now(), Event::GreetingReceived { greeting, from_host: None });
     n
 }

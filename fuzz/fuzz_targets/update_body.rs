@@ -100,6 +100,6 @@ fuzz_target!(|data: &[u8]| {
     let sent = Update::from_json(&body).expect("our streamed full update is valid JSON");
     assert_eq!(sent.files.len(), snap.local_count());
     for (f, (p, m)) in sent.files.iter().zip(snap.local_files()) {
-        assert_eq!(f, &file_info(p, m, snap.me(), false));
+        assert_eq!(f, &file_info(&p, m, snap.me(), false));
     }
 });
