@@ -29,8 +29,9 @@ cargo build --release -q -p dftp-core --example tree_scale
 cp "$TARGET/release/examples/tree_scale" "$WORK/new"
 git worktree add -q --detach "$WORK/base" "$BASE"
 # BASE may predate the example: build the same one there (it uses only long-standing API).
-mkdir -p "$WORK/base/core/examples"
+mkdir -p "$WORK/base/core/examples" "$WORK/base/core/benches/common"
 cp core/examples/tree_scale.rs "$WORK/base/core/examples/"
+cp core/benches/common/counting_alloc.rs "$WORK/base/core/benches/common/"
 # The shared target directory keeps the dependencies built once; only the workspace's own crates
 # are rebuilt for the other source tree.
 (cd "$WORK/base" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p dftp-core --example tree_scale)

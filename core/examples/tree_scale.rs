@@ -23,53 +23,16 @@
 //! Nothing is asserted about times: the machine is shared. Output lines are `key: value` for
 //! `bench/scale.sh`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use dftp_core::{
     Action, Config, Event, FileInfo, FileMode, Greeting, Node, Notice, PeerAddr, Time, Update, UpdateParser,
 };
 use smol_str::SmolStr;
 
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::live;
 
 const PER_PEER: usize = 500_000;
 const MEASURED: usize = 1_000_000;
@@ -207,7 +170,7 @@ fn main() {
         };
         node.handle(now, Event::GreetingReceived { greeting, from_host: None });
     }
-    let (rss0, live0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let (rss0, live0) = (rss_bytes(), live());
 
     let mut paths = 0;
     let mut left = total - measured;
@@ -249,7 +212,7 @@ fn main() {
         if round == 0 {
             // The bodies are still allocated: count them out.
             let held = (full.capacity() + empty.capacity()) as i64;
-            memory = Some((rss_bytes() - held, LIVE.load(Ordering::Relaxed) as i64 - held));
+            memory = Some((rss_bytes() - held, live() as i64 - held));
         }
         let update = parse(&full);
         let (changed, secs) = timed(|| apply(&mut node, now, update));
