@@ -530,15 +530,7 @@ impl Node {
                 Change::Remove(p) => self.deletion_record(now, p, before.held(self.me, p)),
             })
             .collect();
-        let update = Arc::new(Update {
-            files,
-            update_time: now.unix_secs(),
-            full: false,
-            sender_node_name: self.cfg.name.clone(),
-            epoch: Some(self.cfg.epoch),
-            seq: Some(self.seq),
-            buckets: None,
-        });
+        let update = self.own_update(now, files, None);
         let mut names = Vec::new();
         for p in self.peers.values_mut().filter(|p| p.is_alive() && !p.owes_full) {
             p.outbox.push_incremental(update.clone());
@@ -547,6 +539,20 @@ impl Node {
         for name in names {
             self.send_next(now, &name, out);
         }
+    }
+
+    /// An update of this node's own files at its current position: the incremental updates of
+    /// local changes (`buckets: None`) and the repairs of a digest's differing buckets.
+    fn own_update(&self, now: Time, files: Vec<FileInfo>, buckets: Option<Vec<u8>>) -> Arc<Update> {
+        Arc::new(Update {
+            files,
+            update_time: now.unix_secs(),
+            full: false,
+            sender_node_name: self.cfg.name.clone(),
+            epoch: Some(self.cfg.epoch),
+            seq: Some(self.seq),
+            buckets,
+        })
     }
 
     /// The record that tells the peers this node no longer holds `path`, which it held as
@@ -1070,15 +1076,7 @@ impl Node {
             .filter(|(path, _)| repair.covers(path))
             .map(|(path, meta)| file_info(&path, meta, &self.cfg.name, false))
             .collect();
-        let update = Arc::new(Update {
-            files,
-            update_time: now.unix_secs(),
-            full: false,
-            sender_node_name: self.cfg.name.clone(),
-            epoch: Some(self.cfg.epoch),
-            seq: Some(self.seq),
-            buckets: Some(repair.buckets()),
-        });
+        let update = self.own_update(now, files, Some(repair.buckets()));
         let name = p.name.clone();
         if let Some(p) = self.peers.get_mut(&name) {
             p.outbox.push_incremental(update);
@@ -1307,8 +1305,8 @@ impl Node {
             out.push(Action::Refuse(format!("{:?} is not a peer of this node", sender.name)));
             return;
         };
-        let known_ip = peer.mgmt_addr.host().trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
-        let from_ip = from_host.as_deref().and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+        let known_ip = peer.mgmt_addr.host().trim_matches(['[', ']']).parse::<core::net::IpAddr>().ok();
+        let from_ip = from_host.as_deref().and_then(|h| h.trim_matches(['[', ']']).parse::<core::net::IpAddr>().ok());
         if let (false, Some(known), Some(from)) = (self.cfg.authenticated, known_ip, from_ip) {
             if known != from {
                 out.push(Action::Refuse(format!("{} is at {known}, not at {from}", sender.name)));

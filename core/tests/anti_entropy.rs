@@ -220,7 +220,7 @@ fn changes_go_by_incremental_updates_and_digests_then_agree() {
 /// updates, at a few sizes: the numbers of the report. Slow in a debug build, so on request:
 /// `cargo test -p dftp-core --test anti_entropy -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "measurements for the note; prints a table, slow in a debug build"]
 fn steady_state_traffic_per_node_per_hour() {
     const FILES: usize = 1000;
     println!("| N | files/node | mode | anti-entropy msgs/node/h | anti-entropy bytes/node/h | all msgs/node/h | all bytes/node/h |");
