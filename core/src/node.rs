@@ -18,6 +18,9 @@ use crate::tree::{Change, Meta, NodeId, Tree};
 use crate::wire::{file_info, UpdateHeader};
 use crate::wire::{Announcement, ClusterInfo, FileInfo, FileMode, Greeting, NodeInfo, PeerAddr, Update};
 
+mod tables;
+use tables::Tables;
+
 /// Above this many changes at once, peers get a full update instead of an incremental one: it
 /// is streamed, where an incremental body is built whole.
 pub const MAX_INCREMENTAL_FILES: usize = 10_000;
@@ -310,6 +313,8 @@ pub struct Node {
     ae: AntiEntropy,
     /// SWIM between our nodes (`Membership::Swim`): the peers it watches are not greeted.
     swim: Option<Swim>,
+    /// The snapshot's membership tables, kept while what they show is the same.
+    tables: tables::Kept,
 }
 
 impl Node {
@@ -321,6 +326,7 @@ impl Node {
             .then(|| Swim::new(SwimId::new(&cfg.name, &cfg.mgmt_addr, cfg.epoch, 0), cfg.swim.clone()));
         Node {
             swim,
+            tables: tables::Kept::default(),
             me,
             tree,
             peers: Peers::new(),
@@ -436,18 +442,27 @@ impl Node {
 
     /// A read-only view as of now, for readers.
     pub fn snapshot(&self, now: Time) -> Snapshot {
-        let alive = || self.peers.values().filter(|p| p.is_alive());
-        let public_addrs = alive().map(|p| (p.name.clone(), p.public_addr.clone())).collect();
-        let applied = alive().filter_map(|p| Some((p.name.clone(), p.stream?))).collect();
+        let renewal = self.swim.as_ref().map(|s| s.identity().renewal);
+        let t = self.tables.get(now.unix_secs(), self.seq, renewal, &self.peers, || {
+            let alive = || self.peers.values().filter(|p| p.is_alive());
+            let public_addrs = alive().map(|p| (p.name.clone(), p.public_addr.clone())).collect();
+            let applied = alive().filter_map(|p| Some((p.name.clone(), p.stream?))).collect();
+            Tables {
+                cluster: Arc::new(self.cluster_info(now)),
+                public_addrs: Arc::new(public_addrs),
+                applied: Arc::new(applied),
+                members: Arc::new(self.members(now)),
+            }
+        });
         Snapshot {
             tree: self.tree.clone(),
             me: self.me,
             me_name: self.cfg.name.clone(),
             mount: self.cfg.mount.clone(),
-            cluster: Arc::new(self.cluster_info(now)),
-            public_addrs: Arc::new(public_addrs),
-            applied: Arc::new(applied),
-            members: Arc::new(self.members(now)),
+            cluster: t.cluster,
+            public_addrs: t.public_addrs,
+            applied: t.applied,
+            members: t.members,
             joining: self.greeting.values().any(|asked_full| *asked_full),
         }
     }

@@ -42,7 +42,8 @@ pub struct Member {
     /// Whether it is this node (always alive).
     pub is_me: bool,
     pub liveness: Liveness,
-    /// When it last answered (this node: when the snapshot was taken).
+    /// When it last answered (this node: when the snapshot's tables were built, in the same
+    /// second as the snapshot).
     pub last_seen: Time,
     /// When its last update arrived here (`None` for this node itself).
     pub last_update_in: Option<Time>,
@@ -58,6 +59,12 @@ impl Snapshot {
             return UpdateSenders::Anyone;
         }
         UpdateSenders::Only(self.members.iter().filter(|m| !m.is_me).map(|m| m.name.clone()).collect())
+    }
+
+    /// Whether `other` shows the same tree because it is the same one (no change between the
+    /// two snapshots); false says nothing. O(1).
+    pub fn same_tree(&self, other: &Snapshot) -> bool {
+        self.tree.same_as(&other.tree)
     }
 
     /// The entry at `path`, with its owner.

@@ -21,7 +21,7 @@
 //! address.
 
 use std::collections::BTreeMap;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU8, NonZeroUsize};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut};
@@ -191,9 +191,12 @@ impl SwimConfig {
     }
 
     /// foca's configuration for a cluster of `members`: its LAN settings (memberlist's), with
-    /// our probe period and suspicion, the direct probe's wait at half the period, and no
-    /// gossip beyond what rides on the probes (foca's LAN setting gossips to 3 members every
-    /// 200 ms: 15 messages a second per node, each an HTTP request here).
+    /// our probe period and suspicion, the direct probe's wait at half the period, and gossip
+    /// to 3 members every fifth of a period (memberlist's 200 ms for its 1 s probe). foca
+    /// gossips only while it has news to pass on (each piece at most `max_transmissions`
+    /// times), so a cluster at rest sends nothing more than its probes; without it, news rode
+    /// on the probes alone and a crash reached the last member only after about 30 periods
+    /// at 50 members (a simulated loss of 20 % at once), against a dozen with it.
     fn foca_config(&self, members: usize) -> foca::Config {
         let n = NonZeroU32::new(u32::try_from(members).unwrap_or(u32::MAX).max(1)).unwrap_or(NonZeroU32::MIN);
         let period = Duration::from_millis(self.probe_period.as_millis().max(2));
@@ -203,9 +206,24 @@ impl SwimConfig {
         c.num_indirect_probes = NonZeroUsize::new(self.indirect_probes.max(1)).unwrap_or(NonZeroUsize::MIN);
         c.suspect_to_down_after = Duration::from_millis(self.suspicion(members).as_millis().max(1));
         c.max_packet_size = NonZeroUsize::new(MAX_PACKET).unwrap_or(NonZeroUsize::MIN);
-        c.periodic_gossip = None;
+        c.max_transmissions = max_transmissions(members);
+        c.periodic_gossip = Some(foca::PeriodicParams {
+            frequency: (period / 5).max(Duration::from_millis(1)),
+            num_members: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+        });
         c
     }
+}
+
+/// How many times each piece of news is passed on: `12 · log10(N + 1)`, three times foca's
+/// and memberlist's LAN multiplier. With theirs (6 sends at 50 members), a member now and then
+/// misses a crash's news and finds out only when its own turn comes to probe the crashed one —
+/// up to N periods later (measured in the simulator's scale scenario: the last survivor of 50
+/// dropped a crashed node after 49 periods, against 16 for the mean). More sends cost messages
+/// only while there is news: foca gossips nothing when its queue is empty.
+fn max_transmissions(members: usize) -> NonZeroU8 {
+    let tx = (members as f64 + 1.0).log10() * 12.0;
+    NonZeroU8::new(tx.clamp(1.0, 255.0) as u8).unwrap_or(NonZeroU8::MIN)
 }
 
 /// What SWIM asks of the node.

@@ -18,7 +18,7 @@ use http::{header, Method, Request, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::body::{full_body, Body};
 use crate::cluster_secret::Guard;
@@ -164,6 +164,9 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// How long a connection to a peer is kept open unused.
+const IDLE_CONNECTION: Duration = Duration::from_secs(10);
+
 async fn timed<T>(limit: Duration, what: String, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
     tokio::time::timeout(limit, f).await.unwrap_or_else(|_| Err(format!("{what} timed out after {limit:?}")))
 }
@@ -176,9 +179,17 @@ impl PeerClient {
 
     /// A client whose `https://` peers are verified as `tls` says (`--tls-ca`).
     pub fn with_tls(net: Arc<dyn Net>, tls: Arc<PeerTls>) -> PeerClient {
+        // Idle connections are closed after a few seconds, by the pool's own timer (without
+        // one, hyper only drops an expired connection when it would hand it out again, so every
+        // peer ever talked to kept one open): a node talks to most peers about once a minute
+        // (digests) or once every N probe periods (SWIM), so a connection kept longer is seldom
+        // used again, and in a cluster of 200 each kept connection of every pair is 40,000
+        // sockets open for nothing. A burst to one peer (greetings, an update and its answer,
+        // SWIM's probe and gossip) reuses them.
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(32)
+            .pool_idle_timeout(IDLE_CONNECTION)
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(8)
             .build(Connector { net: net.clone(), tls: tls.clone() });
         let client = CountingClient::new(client, Traffic::default());
         PeerClient { client, files: Pool::with_tls(net, tls), timeouts: Timeouts::default(), guard: None }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -40,6 +41,16 @@ pub struct Slots {
 impl Slots {
     pub fn new(max: u32) -> Slots {
         Slots { permits: Arc::new(Semaphore::new(max as usize)), max, last_warned: Arc::default() }
+    }
+
+    /// Whether fewer than an eighth of the slots are free: then each answer closes its
+    /// connection (`Connection: close`) instead of keeping it for the client's next request.
+    /// An idle kept-alive connection holds a slot as long as the client keeps it (up to
+    /// [`HEADER_TIMEOUT`]) while new clients wait in the kernel's queue: what happened when
+    /// 200 nodes joined at once and each kept a connection to each peer (their updates timed
+    /// out waiting). nginx likewise closes idle keep-alive connections when it runs out.
+    fn crowded(&self) -> bool {
+        self.permits.available_permits() < (self.max as usize / 8).max(1)
     }
 
     /// Waits for a free slot; says so in the log (at most once a minute) when there is none.
@@ -91,6 +102,7 @@ pub async fn serve(
                     let watcher = graceful.watcher();
                     let tls = tls.clone();
                     let mut shutdown = shutdown.clone();
+                    let slots = slots.clone();
                     tokio::spawn(async move {
                         let _slot = slot; // given back when the connection ends
                         let conn = match tls {
@@ -108,8 +120,14 @@ pub async fn serve(
                             if let Some(q) = &send_queue {
                                 req.extensions_mut().insert(q.clone());
                             }
-                            let h = h.clone();
-                            async move { Ok::<_, Infallible>(h(req, peer).await) }
+                            let (h, slots) = (h.clone(), slots.clone());
+                            async move {
+                                let mut resp = h(req, peer).await;
+                                if slots.crowded() {
+                                    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                                }
+                                Ok::<_, Infallible>(resp)
+                            }
                         });
                         let conn = http1::Builder::new()
                             .timer(TokioTimer::new())

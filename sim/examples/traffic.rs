@@ -9,7 +9,8 @@
 //!
 //! - `TRAFFIC_NODES`: the cluster sizes (default `20,50,100,200`);
 //! - `TRAFFIC_PROTOCOLS`: `name=flags` separated by `;`, the flags given to every node (default
-//!   `today=`: the daemon's defaults);
+//!   `old=--membership=ping --anti-entropy=full;new=--membership=swim --anti-entropy=digest`: the
+//!   original's full mesh beside ours, SWIM probing at the daemon's default 1 s);
 //! - `TRAFFIC_SEED`: the seed (0).
 //!
 //! The nodes run at the daemon's default intervals (ping 10 s, peer timeout 30 s, announcements
@@ -31,7 +32,7 @@ fn main() {
         .map(|n| n.trim().parse().expect("TRAFFIC_NODES: numbers separated by commas"))
         .collect();
     let protocols: Vec<(String, Vec<String>)> = std::env::var("TRAFFIC_PROTOCOLS")
-        .unwrap_or_else(|_| "today=".into())
+        .unwrap_or_else(|_| "old=--membership=ping --anti-entropy=full;new=--membership=swim --anti-entropy=digest".into())
         .split(';')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
@@ -57,8 +58,8 @@ fn main() {
     for &n in &nodes {
         for (name, flags) in &protocols {
             let started = Instant::now();
-            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            let s = Scale { files: 10, params: params.clone(), ..Scale::new(n).with_flags(&flags) };
+            let flags = flags.clone();
+            let s = Scale { nodes: n, flags, params: params.clone(), files: 10, seeds: 3 };
             let m = scale::measure(seed, &s, Duration::from_secs(60), Duration::from_secs(1));
             let wall = started.elapsed().as_secs_f64();
             for (changes, t) in [("none", &m.at_rest), ("1/s", &m.with_changes)] {

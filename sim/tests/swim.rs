@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use sim::cluster::Membership;
 use sim::{Cluster, NodeOpts, Outcome, Params};
 
 fn secs(s: f64) -> Duration {
@@ -17,7 +18,7 @@ fn secs(s: f64) -> Duration {
 /// declared within a few seconds; the peer timeout (the checks' stale bound, and SWIM's
 /// fallback for a peer it does not watch) is set just above that.
 fn params() -> Params {
-    Params { membership: "swim", peer_timeout: secs(3.0), ..Params::default() }
+    Params { membership: Membership::Swim { probe: secs(0.25) }, peer_timeout: secs(3.0), ..Params::default() }
 }
 
 fn opts(join: Vec<usize>, membership: &str, only_swim: bool) -> NodeOpts {
