@@ -187,7 +187,37 @@ fn validate(s: &str) -> Result<(), PathError> {
     if s.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong);
     }
+    if plain_segments(s.as_bytes()) {
+        return Ok(());
+    }
     s.split('/').try_for_each(check_segment)
+}
+
+/// Whether `s` is valid by a single pass over its bytes, for the common case of printable
+/// ASCII: each of the million paths of a full update is checked here, and the per-segment
+/// checks below (several scans of each segment, by `char`) were a fifth of applying one.
+/// `false` sends `s` to those checks, which also say why it is refused.
+fn plain_segments(s: &[u8]) -> bool {
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        match b {
+            b'/' => {
+                if !plain_segment(&s[start..i]) {
+                    return false;
+                }
+                start = i + 1;
+            }
+            // Controls (C0 and DEL), the backslash, and anything not ASCII (C1 controls are
+            // encoded there).
+            0..0x20 | 0x7f.. | b'\\' => return false,
+            _ => {}
+        }
+    }
+    plain_segment(&s[start..])
+}
+
+fn plain_segment(seg: &[u8]) -> bool {
+    !matches!(seg, b"" | b"." | b"..")
 }
 
 fn check_segment(seg: &str) -> Result<(), PathError> {
@@ -286,6 +316,21 @@ mod tests {
             assert!(!e.to_string().is_empty());
         }
         assert_eq!(DfsPath::parse(&"a".repeat(MAX_PATH_LEN + 1)), Err(PathError::TooLong));
+    }
+
+    proptest::proptest! {
+        /// The one-pass check of plain ASCII paths accepts only what the per-segment checks
+        /// accept (and sends the rest to them, for the reason).
+        #[test]
+        fn the_plain_check_agrees_with_the_segment_checks(s in "([a-c./\\\\\u{0}\n\u{7f}\u{85}é]{0,4}/?){0,4}") {
+            if plain_segments(s.as_bytes()) {
+                proptest::prop_assert!(s.split('/').try_for_each(check_segment).is_ok(), "{:?}", s);
+            }
+            proptest::prop_assert_eq!(
+                DfsPath::parse(&s).map(|p| p.as_str().to_string()),
+                if s.is_empty() { Err(PathError::Empty) } else { s.split('/').try_for_each(check_segment).map(|()| s.clone()) }
+            );
+        }
     }
 
     #[test]
