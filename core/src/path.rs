@@ -193,25 +193,37 @@ fn validate(s: &str) -> Result<(), PathError> {
     s.split('/').try_for_each(check_segment)
 }
 
-/// Whether `s` is valid by a single pass over its bytes, for the common case of printable
-/// ASCII: each of the million paths of a full update is checked here, and the per-segment
-/// checks below (several scans of each segment, by `char`) were a fifth of applying one.
-/// `false` sends `s` to those checks, which also say why it is refused.
+/// Whether `s` is valid, checked the fast way for the common case of printable ASCII: each of
+/// the million paths of a full update is checked here, and the per-segment checks below
+/// (several scans of each segment, by `char`) were a fifth of applying one. Eight bytes at a
+/// time for the characters, then the segments between the slashes. `false` sends `s` to the
+/// per-segment checks, which also say why it is refused.
 fn plain_segments(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `w` is zero (exactly).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    // Controls (C0 and DEL), the backslash, and anything not ASCII (C1 controls are encoded
+    // there).
+    let unusual = |w: u64| {
+        w & HIGH != 0
+            || w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            || has_zero(w ^ (ONES * 0x7f))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+    };
+    let mut words = s.chunks_exact(8);
+    if (&mut words).any(|c| unusual(u64::from_le_bytes(c.try_into().expect("eight bytes")))) {
+        return false;
+    }
+    if words.remainder().iter().any(|&b| b < 0x20 || b >= 0x7f || b == b'\\') {
+        return false;
+    }
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        match b {
-            b'/' => {
-                if !plain_segment(&s[start..i]) {
-                    return false;
-                }
-                start = i + 1;
-            }
-            // Controls (C0 and DEL), the backslash, and anything not ASCII (C1 controls are
-            // encoded there).
-            0..0x20 | 0x7f.. | b'\\' => return false,
-            _ => {}
+    for i in memchr::memchr_iter(b'/', s) {
+        if !plain_segment(&s[start..i]) {
+            return false;
         }
+        start = i + 1;
     }
     plain_segment(&s[start..])
 }
@@ -322,7 +334,13 @@ mod tests {
         /// The one-pass check of plain ASCII paths accepts only what the per-segment checks
         /// accept (and sends the rest to them, for the reason).
         #[test]
-        fn the_plain_check_agrees_with_the_segment_checks(s in "([a-c./\\\\\u{0}\n\u{7f}\u{85}é]{0,4}/?){0,4}") {
+        fn the_plain_check_agrees_with_the_segment_checks(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![40 => "[a-c]", 6 => "[./]", 1 => "[\\\\\u{0}\n\u{1f}\u{7f}\u{85}é]"],
+                0..40,
+            )
+        ) {
+            let s = chars.concat();
             if plain_segments(s.as_bytes()) {
                 proptest::prop_assert!(s.split('/').try_for_each(check_segment).is_ok(), "{:?}", s);
             }
