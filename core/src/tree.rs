@@ -36,7 +36,7 @@ use crate::wire::FileMode;
 
 mod key;
 
-use key::{Key, Parts, Probe};
+use key::{Dir, Key, Parts, Probe};
 
 /// A node, as an index into the tree's name table. Ids are local to one process: compare names,
 /// not ids, across nodes.
@@ -154,7 +154,7 @@ const _: () = assert!(std::mem::size_of::<(Key, Holders)>() == 64);
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct DirSummary {
     /// The directory's path, shared by the keys of the entries directly in it.
-    path: Arc<DfsPath>,
+    path: Arc<Dir>,
     /// Entries (files and announced directories) strictly below.
     below: u32,
     /// For files strictly below: how many each node wins. Sorted by id, counts > 0.
@@ -227,7 +227,7 @@ struct DirBatch {
     /// The parent directory of the paths entered so far ("" for the root).
     dir: String,
     /// Its shared path, once asked for.
-    shared: Option<Arc<DfsPath>>,
+    shared: Option<Arc<Dir>>,
     delta: DirDelta,
 }
 
@@ -246,7 +246,7 @@ impl DirBatch {
     }
 
     /// The shared path of the current directory, for a new key in it.
-    fn shared(&mut self, tree: &Tree, path: &DfsPath) -> Arc<DfsPath> {
+    fn shared(&mut self, tree: &Tree, path: &DfsPath) -> Arc<Dir> {
         self.shared.get_or_insert_with(|| tree.dir_of(path)).clone()
     }
 
@@ -325,7 +325,7 @@ pub struct Tree {
     /// How many paths each node holds, by id.
     counts: Vec<usize>,
     /// The root, the shared parent of top-level entries.
-    root: Arc<DfsPath>,
+    root: Arc<Dir>,
 }
 
 /// Ranks two holders: the greater `(info_updated, node name)` wins.
@@ -394,12 +394,12 @@ impl Tree {
 
     /// The shared path of `path`'s parent, for a new key: the one the entries beside it use, if
     /// any.
-    fn dir_of(&self, path: &DfsPath) -> Arc<DfsPath> {
+    fn dir_of(&self, path: &DfsPath) -> Arc<Dir> {
         match path.parent_str() {
             None | Some("") => self.root.clone(),
             Some(dir) => match self.dirs.get(dir) {
                 Some(summary) => summary.path.clone(),
-                None => Arc::new(path.parent().expect("not the root")),
+                None => Arc::new(Dir::new(path.parent().expect("not the root"))),
             },
         }
     }
@@ -778,7 +778,7 @@ impl Tree {
     /// Applies `delta` to the summaries of `dir` (a path's parent; "" for the root) and of
     /// every directory above it. A summary made for `dir` keeps `shared` (its entries' shared
     /// path), when given.
-    fn apply_dir_delta(&mut self, dir: &str, shared: Option<&Arc<DfsPath>>, delta: &DirDelta) {
+    fn apply_dir_delta(&mut self, dir: &str, shared: Option<&Arc<Dir>>, delta: &DirDelta) {
         if dir.is_empty() || delta.is_empty() {
             return;
         }
@@ -789,7 +789,7 @@ impl Tree {
                 None => {
                     let path = match shared.filter(|_| level == 0) {
                         Some(p) => p.clone(),
-                        None => Arc::new(DfsPath::parse(dir).expect("an ancestor of a valid path is valid")),
+                        None => Arc::new(Dir::new(DfsPath::parse(dir).expect("an ancestor of a valid path is valid"))),
                     };
                     let summary = DirSummary { path, below: 0, file_owners: SmallVec::new() };
                     self.dirs.entry(DfsPath::clone(&summary.path)).or_insert(summary)
@@ -924,7 +924,7 @@ impl Tree {
             last = Some(path);
         }
         for (path, summary) in &self.dirs {
-            if *summary.path != *path {
+            if **summary.path != *path {
                 return Err(format!("the summary of {path:?} names {:?}", summary.path));
             }
         }
