@@ -412,8 +412,9 @@ impl Tree {
     /// Records that `node` holds `path` with `meta`. Returns whether its view changed.
     pub fn upsert(&mut self, node: NodeId, path: DfsPath, meta: Meta) -> bool {
         let mut dirs = DirBatch::default();
-        dirs.enter(self, &path);
-        match self.set_holder(node, &path, meta, &mut dirs) {
+        let at = Probe::new(path.as_str());
+        dirs.enter_dir(self, at.dir());
+        match self.set_holder(node, &path, &at, meta, &mut dirs) {
             Some((old_winner, new_winner)) => {
                 dirs.note(old_winner, Some(new_winner));
                 dirs.flush(self);
@@ -425,18 +426,19 @@ impl Tree {
 
     /// [`Tree::upsert`] without the directory summaries: returns the old and new winners when
     /// `node`'s view changed, for the caller to pass on to the summaries. `dirs` has entered
-    /// `path`'s parent.
+    /// `path`'s parent; `at` is `path` split (its parent and name, found once per path).
     fn set_holder(
         &mut self,
         node: NodeId,
         path: &DfsPath,
+        at: &Probe,
         meta: Meta,
         dirs: &mut DirBatch,
     ) -> Option<(Option<Holder>, Holder)> {
         debug_assert!(!path.is_root());
         let new = Holder::new(node, meta);
-        let Some(current) = self.entries.get(&Probe::new(path.as_str()) as &dyn Parts) else {
-            let key = Key::new(dirs.shared(self, path), path.name());
+        let Some(current) = self.entries.get(at as &dyn Parts) else {
+            let key = Key::new(dirs.shared(self, path), at.name());
             self.entries.insert(key, Holders::One(new));
             self.counts[node.index()] += 1;
             return Some((None, new));
@@ -453,8 +455,7 @@ impl Tree {
         let new_winner = holders[0];
         // Looked up again to change it only now: `get_mut` copies the nodes on its way that a
         // snapshot shares, which an unchanged record (most of a repeated full update) must not.
-        *self.entries.get_mut(&Probe::new(path.as_str()) as &dyn Parts).expect("found above") =
-            Holders::from_slice(&holders);
+        *self.entries.get_mut(at as &dyn Parts).expect("found above") = Holders::from_slice(&holders);
         Some((Some(old_winner), new_winner))
     }
 
@@ -465,16 +466,19 @@ impl Tree {
         &mut self,
         node: NodeId,
         path: &DfsPath,
+        at: &Probe,
         meta: Meta,
         dirs: &mut DirBatch,
     ) -> (Option<Holder>, Holder) {
         debug_assert!(!path.is_root());
         let new = Holder::new(node, meta);
         self.counts[node.index()] += 1;
-        let key = Key::new(dirs.shared(self, path), path.name());
-        let Some(holders) = self.entries.insert(key.clone(), Holders::One(new)) else {
+        let key = Key::new(dirs.shared(self, path), at.name());
+        let Some(holders) = self.entries.insert(key, Holders::One(new)) else {
             return (None, new);
         };
+        // Someone else holds it (rare): the key again, rather than a copy for every path.
+        let key = Key::new(dirs.shared(self, path), at.name());
         let holders = holders.as_slice();
         debug_assert!(holders.iter().all(|h| h.node != node), "{path:?} is already held by {node:?}");
         let old_winner = holders[0];
@@ -589,11 +593,12 @@ impl Tree {
                 if !differs[i] {
                     continue;
                 }
-                dirs.enter(self, path);
+                let at = Probe::new(path.as_str());
+                dirs.enter_dir(self, at.dir());
                 let winners = if holds_none {
-                    Some(self.add_holder(node, path, *meta, &mut dirs))
+                    Some(self.add_holder(node, path, &at, *meta, &mut dirs))
                 } else {
-                    self.set_holder(node, path, *meta, &mut dirs)
+                    self.set_holder(node, path, &at, *meta, &mut dirs)
                 };
                 if let Some((old_winner, new_winner)) = winners {
                     changed[i] = true;

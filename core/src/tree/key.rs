@@ -135,6 +135,18 @@ impl<'a> Probe<'a> {
     }
 }
 
+impl<'a> Probe<'a> {
+    /// What comes before the last `/` ("" when none): a path's parent directory.
+    pub(super) fn dir(&self) -> &'a str {
+        self.dir
+    }
+
+    /// What follows the last `/`: a path's name.
+    pub(super) fn name(&self) -> &'a str {
+        self.name
+    }
+}
+
 impl Parts for Probe<'_> {
     fn parts(&self) -> (&str, &str) {
         (self.dir, self.name)
