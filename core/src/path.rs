@@ -212,10 +212,10 @@ fn plain_segments(s: &[u8]) -> bool {
             || has_zero(w ^ (ONES * u64::from(b'\\')))
     };
     let mut words = s.chunks_exact(8);
-    if (&mut words).any(|c| unusual(u64::from_le_bytes(c.try_into().expect("eight bytes")))) {
+    if words.any(|c| unusual(u64::from_le_bytes(c.try_into().expect("eight bytes")))) {
         return false;
     }
-    if words.remainder().iter().any(|&b| b < 0x20 || b >= 0x7f || b == b'\\') {
+    if words.remainder().iter().any(|&b| !(0x20..0x7f).contains(&b) || b == b'\\') {
         return false;
     }
     let mut start = 0;
