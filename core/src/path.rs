@@ -187,7 +187,49 @@ fn validate(s: &str) -> Result<(), PathError> {
     if s.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong);
     }
+    if plain_segments(s.as_bytes()) {
+        return Ok(());
+    }
     s.split('/').try_for_each(check_segment)
+}
+
+/// Whether `s` is valid, checked the fast way for the common case of printable ASCII: each of
+/// the million paths of a full update is checked here, and the per-segment checks below
+/// (several scans of each segment, by `char`) were a fifth of applying one. Eight bytes at a
+/// time for the characters, then the segments between the slashes. `false` sends `s` to the
+/// per-segment checks, which also say why it is refused.
+fn plain_segments(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `w` is zero (exactly).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    // Controls (C0 and DEL), the backslash, and anything not ASCII (C1 controls are encoded
+    // there).
+    let unusual = |w: u64| {
+        w & HIGH != 0
+            || w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            || has_zero(w ^ (ONES * 0x7f))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+    };
+    let mut words = s.chunks_exact(8);
+    if words.any(|c| unusual(u64::from_le_bytes(c.try_into().expect("eight bytes")))) {
+        return false;
+    }
+    if words.remainder().iter().any(|&b| !(0x20..0x7f).contains(&b) || b == b'\\') {
+        return false;
+    }
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'/', s) {
+        if !plain_segment(&s[start..i]) {
+            return false;
+        }
+        start = i + 1;
+    }
+    plain_segment(&s[start..])
+}
+
+fn plain_segment(seg: &[u8]) -> bool {
+    !matches!(seg, b"" | b"." | b"..")
 }
 
 fn check_segment(seg: &str) -> Result<(), PathError> {
@@ -286,6 +328,27 @@ mod tests {
             assert!(!e.to_string().is_empty());
         }
         assert_eq!(DfsPath::parse(&"a".repeat(MAX_PATH_LEN + 1)), Err(PathError::TooLong));
+    }
+
+    proptest::proptest! {
+        /// The one-pass check of plain ASCII paths accepts only what the per-segment checks
+        /// accept (and sends the rest to them, for the reason).
+        #[test]
+        fn the_plain_check_agrees_with_the_segment_checks(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![40 => "[a-c]", 6 => "[./]", 1 => "[\\\\\u{0}\n\u{1f}\u{7f}\u{85}é]"],
+                0..40,
+            )
+        ) {
+            let s = chars.concat();
+            if plain_segments(s.as_bytes()) {
+                proptest::prop_assert!(s.split('/').try_for_each(check_segment).is_ok(), "{:?}", s);
+            }
+            proptest::prop_assert_eq!(
+                DfsPath::parse(&s).map(|p| p.as_str().to_string()),
+                if s.is_empty() { Err(PathError::Empty) } else { s.split('/').try_for_each(check_segment).map(|()| s.clone()) }
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::wire::FileMode;
 
 mod key;
 
-use key::{Key, Parts, Probe};
+use key::{Dir, Key, Parts, Probe};
 
 /// A node, as an index into the tree's name table. Ids are local to one process: compare names,
 /// not ids, across nodes.
@@ -154,7 +154,7 @@ const _: () = assert!(std::mem::size_of::<(Key, Holders)>() == 64);
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct DirSummary {
     /// The directory's path, shared by the keys of the entries directly in it.
-    path: Arc<DfsPath>,
+    path: Arc<Dir>,
     /// Entries (files and announced directories) strictly below.
     below: u32,
     /// For files strictly below: how many each node wins. Sorted by id, counts > 0.
@@ -227,7 +227,7 @@ struct DirBatch {
     /// The parent directory of the paths entered so far ("" for the root).
     dir: String,
     /// Its shared path, once asked for.
-    shared: Option<Arc<DfsPath>>,
+    shared: Option<Arc<Dir>>,
     delta: DirDelta,
 }
 
@@ -246,7 +246,7 @@ impl DirBatch {
     }
 
     /// The shared path of the current directory, for a new key in it.
-    fn shared(&mut self, tree: &Tree, path: &DfsPath) -> Arc<DfsPath> {
+    fn shared(&mut self, tree: &Tree, path: &DfsPath) -> Arc<Dir> {
         self.shared.get_or_insert_with(|| tree.dir_of(path)).clone()
     }
 
@@ -325,7 +325,7 @@ pub struct Tree {
     /// How many paths each node holds, by id.
     counts: Vec<usize>,
     /// The root, the shared parent of top-level entries.
-    root: Arc<DfsPath>,
+    root: Arc<Dir>,
 }
 
 /// Ranks two holders: the greater `(info_updated, node name)` wins.
@@ -401,12 +401,12 @@ impl Tree {
 
     /// The shared path of `path`'s parent, for a new key: the one the entries beside it use, if
     /// any.
-    fn dir_of(&self, path: &DfsPath) -> Arc<DfsPath> {
+    fn dir_of(&self, path: &DfsPath) -> Arc<Dir> {
         match path.parent_str() {
             None | Some("") => self.root.clone(),
             Some(dir) => match self.dirs.get(dir) {
                 Some(summary) => summary.path.clone(),
-                None => Arc::new(path.parent().expect("not the root")),
+                None => Arc::new(Dir::new(path.parent().expect("not the root"))),
             },
         }
     }
@@ -419,8 +419,9 @@ impl Tree {
     /// Records that `node` holds `path` with `meta`. Returns whether its view changed.
     pub fn upsert(&mut self, node: NodeId, path: DfsPath, meta: Meta) -> bool {
         let mut dirs = DirBatch::default();
-        dirs.enter(self, &path);
-        match self.set_holder(node, &path, meta, &mut dirs) {
+        let at = Probe::new(path.as_str());
+        dirs.enter_dir(self, at.dir());
+        match self.set_holder(node, &path, &at, meta, &mut dirs) {
             Some((old_winner, new_winner)) => {
                 dirs.note(old_winner, Some(new_winner));
                 dirs.flush(self);
@@ -432,18 +433,19 @@ impl Tree {
 
     /// [`Tree::upsert`] without the directory summaries: returns the old and new winners when
     /// `node`'s view changed, for the caller to pass on to the summaries. `dirs` has entered
-    /// `path`'s parent.
+    /// `path`'s parent; `at` is `path` split (its parent and name, found once per path).
     fn set_holder(
         &mut self,
         node: NodeId,
         path: &DfsPath,
+        at: &Probe,
         meta: Meta,
         dirs: &mut DirBatch,
     ) -> Option<(Option<Holder>, Holder)> {
         debug_assert!(!path.is_root());
         let new = Holder::new(node, meta);
-        let Some(current) = self.entries.get(&Probe::new(path.as_str()) as &dyn Parts) else {
-            let key = Key::new(dirs.shared(self, path), path.name());
+        let Some(current) = self.entries.get(at as &dyn Parts) else {
+            let key = Key::new(dirs.shared(self, path), at.name());
             self.entries.insert(key, Holders::One(new));
             self.counts[node.index()] += 1;
             return Some((None, new));
@@ -460,8 +462,7 @@ impl Tree {
         let new_winner = holders[0];
         // Looked up again to change it only now: `get_mut` copies the nodes on its way that a
         // snapshot shares, which an unchanged record (most of a repeated full update) must not.
-        *self.entries.get_mut(&Probe::new(path.as_str()) as &dyn Parts).expect("found above") =
-            Holders::from_slice(&holders);
+        *self.entries.get_mut(at as &dyn Parts).expect("found above") = Holders::from_slice(&holders);
         Some((Some(old_winner), new_winner))
     }
 
@@ -472,16 +473,19 @@ impl Tree {
         &mut self,
         node: NodeId,
         path: &DfsPath,
+        at: &Probe,
         meta: Meta,
         dirs: &mut DirBatch,
     ) -> (Option<Holder>, Holder) {
         debug_assert!(!path.is_root());
         let new = Holder::new(node, meta);
         self.counts[node.index()] += 1;
-        let key = Key::new(dirs.shared(self, path), path.name());
-        let Some(holders) = self.entries.insert(key.clone(), Holders::One(new)) else {
+        let key = Key::new(dirs.shared(self, path), at.name());
+        let Some(holders) = self.entries.insert(key, Holders::One(new)) else {
             return (None, new);
         };
+        // Someone else holds it (rare): the key again, rather than a copy for every path.
+        let key = Key::new(dirs.shared(self, path), at.name());
         let holders = holders.as_slice();
         debug_assert!(holders.iter().all(|h| h.node != node), "{path:?} is already held by {node:?}");
         let old_winner = holders[0];
@@ -526,6 +530,28 @@ impl Tree {
             Some(rest[0])
         };
         Some((old_winner, new_winner))
+    }
+
+    /// [`Tree::unset_holder`] for a key of the map that `node` is known to hold (from
+    /// [`Tree::keys_of`] or [`Tree::diff_view`]): removes first, so that the common case (the
+    /// only holder) takes one walk of the map instead of a lookup and a removal; the rare
+    /// other holders are put back.
+    fn unset_held(&mut self, node: NodeId, key: &Key) -> Option<(Holder, Option<Holder>)> {
+        let (key, holders) = self.entries.remove_with_key(key)?;
+        let current = holders.as_slice();
+        if current.iter().all(|h| h.node != node) {
+            debug_assert!(false, "{:?} is not held by {node:?}", key.to_path());
+            self.entries.insert(key, holders);
+            return None;
+        }
+        let old_winner = current[0];
+        self.counts[node.index()] -= 1;
+        let rest: SmallVec<[Holder; 4]> = current.iter().copied().filter(|h| h.node != node).collect();
+        if rest.is_empty() {
+            return Some((old_winner, None));
+        }
+        self.entries.insert(key, Holders::from_slice(&rest));
+        Some((old_winner, Some(rest[0])))
     }
 
     /// Replaces `node`'s whole view (a full update or a full local scan): paths it no longer
@@ -574,11 +600,12 @@ impl Tree {
                 if !differs[i] {
                     continue;
                 }
-                dirs.enter(self, path);
+                let at = Probe::new(path.as_str());
+                dirs.enter_dir(self, at.dir());
                 let winners = if holds_none {
-                    Some(self.add_holder(node, path, *meta, &mut dirs))
+                    Some(self.add_holder(node, path, &at, *meta, &mut dirs))
                 } else {
-                    self.set_holder(node, path, *meta, &mut dirs)
+                    self.set_holder(node, path, &at, *meta, &mut dirs)
                 };
                 if let Some((old_winner, new_winner)) = winners {
                     changed[i] = true;
@@ -599,7 +626,7 @@ impl Tree {
         }
         if !stale.is_empty() {
             for key in stale {
-                if let Some((old_winner, new_winner)) = self.unset_holder(node, &key) {
+                if let Some((old_winner, new_winner)) = self.unset_held(node, &key) {
                     dirs.enter_dir(self, key.dir());
                     dirs.note(Some(old_winner), new_winner);
                 }
@@ -687,7 +714,7 @@ impl Tree {
         let held = self.keys_of(node);
         let mut dirs = DirBatch::default();
         for key in &held {
-            if let Some((old_winner, new_winner)) = self.unset_holder(node, key) {
+            if let Some((old_winner, new_winner)) = self.unset_held(node, key) {
                 dirs.enter_dir(self, key.dir());
                 dirs.note(Some(old_winner), new_winner);
             }
@@ -763,7 +790,7 @@ impl Tree {
     /// Applies `delta` to the summaries of `dir` (a path's parent; "" for the root) and of
     /// every directory above it. A summary made for `dir` keeps `shared` (its entries' shared
     /// path), when given.
-    fn apply_dir_delta(&mut self, dir: &str, shared: Option<&Arc<DfsPath>>, delta: &DirDelta) {
+    fn apply_dir_delta(&mut self, dir: &str, shared: Option<&Arc<Dir>>, delta: &DirDelta) {
         if dir.is_empty() || delta.is_empty() {
             return;
         }
@@ -774,7 +801,7 @@ impl Tree {
                 None => {
                     let path = match shared.filter(|_| level == 0) {
                         Some(p) => p.clone(),
-                        None => Arc::new(DfsPath::parse(dir).expect("an ancestor of a valid path is valid")),
+                        None => Arc::new(Dir::new(DfsPath::parse(dir).expect("an ancestor of a valid path is valid"))),
                     };
                     let summary = DirSummary { path, below: 0, file_owners: SmallVec::new() };
                     self.dirs.entry(DfsPath::clone(&summary.path)).or_insert(summary)
@@ -909,7 +936,7 @@ impl Tree {
             last = Some(path);
         }
         for (path, summary) in &self.dirs {
-            if *summary.path != *path {
+            if **summary.path != *path {
                 return Err(format!("the summary of {path:?} names {:?}", summary.path));
             }
         }

@@ -16,6 +16,8 @@ use smol_str::SmolStr;
 use crate::path::DfsPath;
 use crate::tree::Meta;
 
+mod record;
+
 /// Longest accepted node or cluster name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -314,6 +316,16 @@ impl UpdateParser {
                 (b']', Expect::Record) => return Err(WireError::Json("trailing comma in Files".into())),
                 (b',', _) => return Err(WireError::Json("expected a record before `,` in Files".into())),
                 _ => {
+                    // The common shape is read by hand; serde reads the rest (`wire/record.rs`).
+                    if let Some((f, len)) = record::read(chunk) {
+                        if !self.senders.admits(&f.owner_node) {
+                            return Err(WireError::Stranger(f.owner_node));
+                        }
+                        self.files.push(f);
+                        self.expect = Expect::Separator;
+                        chunk = &chunk[len..];
+                        continue;
+                    }
                     let mut stream = serde_json::Deserializer::from_slice(chunk).into_iter::<FileInfo>();
                     match stream.next() {
                         Some(Ok(f)) => {
