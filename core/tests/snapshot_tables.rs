@@ -10,12 +10,8 @@ fn addr(port: u16) -> PeerAddr {
 }
 
 fn greet(node: &mut Node, now: Time, name: &str, port: u16) {
-    let greeting = Greeting {
-        name: name.into(),
-        public_addr: addr(port),
-        mgmt_addr: addr(port + 1),
-        request_full_update: false,
-    };
+    let greeting =
+        Greeting { name: name.into(), public_addr: addr(port), mgmt_addr: addr(port + 1), request_full_update: false };
     node.handle(now, Event::GreetingReceived { greeting, from_host: None });
 }
 
@@ -38,7 +34,8 @@ fn an_update_shows_as_the_peers_last_update_in_the_same_second() {
     let t = Time::from_secs(1_800_000_000);
     let mut node = Node::new(Config::new("me", "c", addr(7040), addr(7041), 1), t);
     greet(&mut node, t, "b", 8000);
-    let last_in = |node: &Node| node.snapshot(t).members().iter().find(|m| m.name == "b").and_then(|m| m.last_update_in);
+    let last_in =
+        |node: &Node| node.snapshot(t).members().iter().find(|m| m.name == "b").and_then(|m| m.last_update_in);
     assert_eq!(last_in(&node), None);
     let update = Update {
         files: vec![],

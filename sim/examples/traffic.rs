@@ -32,7 +32,9 @@ fn main() {
         .map(|n| n.trim().parse().expect("TRAFFIC_NODES: numbers separated by commas"))
         .collect();
     let protocols: Vec<(String, Vec<String>)> = std::env::var("TRAFFIC_PROTOCOLS")
-        .unwrap_or_else(|_| "old=--membership=ping --anti-entropy=full;new=--membership=swim --anti-entropy=digest".into())
+        .unwrap_or_else(|_| {
+            "old=--membership=ping --anti-entropy=full;new=--membership=swim --anti-entropy=digest".into()
+        })
         .split(';')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {

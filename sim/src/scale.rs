@@ -310,7 +310,8 @@ pub fn run(seed: u64, s: &Scale) -> (Outcome, Report) {
     c.note("healed");
     // A lost peer is greeted again every ping interval (back within two of the repair, then a
     // full update each way); a crashed one is dropped within the stale bound.
-    let bound = crate::scenarios::convergence_bound(&p).max(p.stale_bound(s.nodes) + p.ping * 3) + Duration::from_secs(10);
+    let bound =
+        crate::scenarios::convergence_bound(&p).max(p.stale_bound(s.nodes) + p.ping * 3) + Duration::from_secs(10);
     report.times.push(("healed", c.converge(bound, p.ping * 2)));
     progress(&c, started, "healed, converged");
 
@@ -351,9 +352,8 @@ pub fn print(name: &str, seed: u64, s: &Scale, r: &Report) {
     );
     if !r.detection.is_empty() {
         let n = r.detection.len() as f64;
-        let mean = |f: fn(&(Duration, Duration)) -> Duration| {
-            r.detection.iter().map(|d| f(d).as_secs_f64()).sum::<f64>() / n
-        };
+        let mean =
+            |f: fn(&(Duration, Duration)) -> Duration| r.detection.iter().map(|d| f(d).as_secs_f64()).sum::<f64>() / n;
         let max = |f: fn(&(Duration, Duration)) -> Duration| {
             r.detection.iter().map(|d| f(d).as_secs_f64()).fold(0.0, f64::max)
         };

@@ -31,9 +31,7 @@ fn seeds() -> u64 {
 #[test]
 fn many_nodes_survive_a_partition_and_the_loss_of_a_fifth_with_swim_and_digests() {
     let name = "many_nodes_survive_a_partition_and_the_loss_of_a_fifth_with_swim_and_digests";
-    sim::run_seeds(name, seeds(), |seed| {
-        run(seed, Protocol::SwimDigest, env_usize("SIM_SCALE_NODES").unwrap_or(200))
-    });
+    sim::run_seeds(name, seeds(), |seed| run(seed, Protocol::SwimDigest, env_usize("SIM_SCALE_NODES").unwrap_or(200)));
 }
 
 #[test]

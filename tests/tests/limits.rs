@@ -232,3 +232,56 @@ fn updates_are_parsed_a_few_at_a_time() {
     let b = answer_within(&mut second, Duration::from_secs(20)).expect("then the second");
     assert!(b.starts_with("HTTP/1.1 200"), "{b}");
 }
+
+/// Sends a keep-alive GET on `conn` and returns the answer's head (lower-cased), with its body
+/// read, so that the connection can carry another request.
+fn keep_alive_get(conn: &mut TcpStream, path: &str) -> String {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = conn.read(&mut buf).expect("an answer");
+        assert!(n > 0, "closed before answering: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+    while got.len() < head_end + length {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed in the body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    head
+}
+
+#[test]
+fn a_crowded_interface_closes_each_connection_after_its_answer() {
+    let root = awkward_tempdir("crowded");
+    write_file(root.path(), "a.txt", b"a\n");
+    let node = Node::start(NodeOpts::new("crowded", root.path()).arg("--max-connections").arg("16"));
+
+    // Room to spare: a connection is kept for the client's next request.
+    let mut conn = TcpStream::connect(node.http).unwrap();
+    let head = keep_alive_get(&mut conn, "/fs/a.txt");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "closed with room to spare:\n{head}");
+    assert!(keep_alive_get(&mut conn, "/fs/a.txt").starts_with("http/1.1 200"), "the same connection serves again");
+    drop(conn);
+
+    // Fourteen silent clients and this one leave one slot of sixteen free (less than an
+    // eighth): an idle kept connection would hold a slot others wait for, so the answer closes
+    // the connection.
+    let idle: Vec<TcpStream> = (0..14).map(|_| TcpStream::connect(node.http).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut conn = TcpStream::connect(node.http).unwrap();
+    let head = keep_alive_get(&mut conn, "/fs/a.txt");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "kept open while crowded:\n{head}");
+    drop(idle);
+}
