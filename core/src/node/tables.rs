@@ -21,7 +21,6 @@ use crate::time::Time;
 use crate::wire::{ClusterInfo, PeerAddr};
 
 /// What of a peer the tables show.
-#[derive(Clone, PartialEq, Eq)]
 struct Shown {
     name: SmolStr,
     public_addr: PeerAddr,
@@ -64,11 +63,10 @@ impl Shown {
 
 /// What the tables were built from: this node's own row (its `LastAlive` is the second the
 /// table was built in, its `Seq` and SWIM renewal change) and every peer's.
-#[derive(Clone, PartialEq, Eq)]
 pub(super) struct Basis {
-    pub second: i64,
-    pub seq: u64,
-    pub swim_renewal: Option<u32>,
+    second: i64,
+    seq: u64,
+    swim_renewal: Option<u32>,
     peers: Vec<Shown>,
 }
 
